@@ -1,0 +1,362 @@
+//! The server side of one connection as a sans-I/O state machine.
+//!
+//! ```text
+//! CONNECTED --NAME--> NAMED --PASSWORD (verified)--> READY --MESSAGE--> READY ...
+//!    any state --CLOSE--> CLOSED (0x00)      any state --bad--> CLOSED (0xFF)
+//! ```
+//!
+//! The session never performs I/O. [`Session::receive`] turns a transaction
+//! into an [`Action`]: either an immediate [`Outcome`], or a request to verify
+//! credentials or to log a message, which the caller resolves (at once, or
+//! later from another thread) and reports back. [`Session::handle`] does the
+//! whole round trip with an [`Authenticator`] and a [`Sink`].
+
+use heapless::String;
+
+use crate::decode::{decode, Decoded, FrameError, Limits};
+use crate::wire::{Status, Tag, Transaction};
+
+/// Where a connection is in the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum State {
+    /// Waiting for NAME.
+    Connected,
+    /// Name accepted; waiting for PASSWORD.
+    Named,
+    /// PASSWORD received; waiting for the caller's verdict ([`Session::verified`]).
+    Verifying,
+    /// Authenticated; MESSAGE transactions are logged.
+    Ready,
+    /// Ended by CLOSE or by a rejection; nothing more is processed.
+    Closed,
+}
+
+impl State {
+    /// The tag this state accepts besides CLOSE (`None` once closed).
+    pub const fn expected(self) -> Option<Tag> {
+        match self {
+            State::Connected => Some(Tag::Name),
+            State::Named => Some(Tag::Password),
+            State::Verifying | State::Ready => Some(Tag::Message),
+            State::Closed => None,
+        }
+    }
+}
+
+/// Why a connection was rejected with 0xFF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Reject {
+    /// The bytes are not a valid transaction.
+    Frame(FrameError),
+    /// A valid tag, but not the one this state expects.
+    UnexpectedTag {
+        /// The tag the state machine expected (besides CLOSE).
+        expected: Tag,
+        /// The tag received.
+        received: Tag,
+    },
+    /// The name is not UTF-8, contains a control character or a bracket, or is too long.
+    InvalidName,
+    /// The authenticator refused the name and password.
+    AuthenticationFailed,
+    /// The message could not be written to the log.
+    SinkFailed,
+    /// A transaction did not complete in time, or the connection sat idle too long.
+    Timeout,
+    /// A transaction arrived after the session ended.
+    SessionEnded,
+    /// A transaction arrived before the caller reported the password's verdict.
+    VerificationPending,
+}
+
+impl Reject {
+    /// A short stable code for logs (`unknown-tag`, `auth-failed`, ...).
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Reject::Frame(FrameError::UnknownTag(_)) => "unknown-tag",
+            Reject::Frame(FrameError::ZeroLength(_)) => "zero-length",
+            Reject::Frame(FrameError::TooLong { .. }) => "too-long",
+            Reject::UnexpectedTag { .. } => "unexpected-tag",
+            Reject::InvalidName => "invalid-name",
+            Reject::AuthenticationFailed => "auth-failed",
+            Reject::SinkFailed => "write-failed",
+            Reject::Timeout => "timeout",
+            Reject::SessionEnded => "session-ended",
+            Reject::VerificationPending => "verification-pending",
+        }
+    }
+}
+
+impl core::fmt::Display for Reject {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Reject::Frame(e) => write!(f, "{e}"),
+            Reject::UnexpectedTag { expected, received } => {
+                write!(f, "expected {expected} or CLOSE, received {received}")
+            }
+            Reject::InvalidName => f.write_str("invalid name"),
+            Reject::AuthenticationFailed => f.write_str("authentication failed"),
+            Reject::SinkFailed => f.write_str("message could not be written"),
+            Reject::Timeout => f.write_str("timed out"),
+            Reject::SessionEnded => f.write_str("transaction after the session ended"),
+            Reject::VerificationPending => f.write_str("transaction before the password was verified"),
+        }
+    }
+}
+
+/// What a transaction did; each outcome is answered with [`Outcome::status`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Outcome {
+    /// The name was accepted.
+    Named,
+    /// The password was verified.
+    Authenticated,
+    /// The message was written by the sink.
+    Logged,
+    /// CLOSE: the session ended cleanly.
+    Closed,
+    /// The session ended with a rejection.
+    Rejected(Reject),
+}
+
+impl Outcome {
+    /// The status byte that answers this outcome.
+    pub const fn status(&self) -> Status {
+        match self {
+            Outcome::Rejected(_) => Status::Rejected,
+            _ => Status::Accepted,
+        }
+    }
+
+    /// Whether the connection ends after this outcome's status is sent.
+    pub const fn ends_session(&self) -> bool {
+        matches!(self, Outcome::Closed | Outcome::Rejected(_))
+    }
+}
+
+/// What the caller must do for a received transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Action<'s, 'i> {
+    /// Nothing to do but send `outcome.status()`.
+    Reply(Outcome),
+    /// Verify the credentials, then call [`Session::verified`] (before the next transaction).
+    Verify {
+        /// The session's name.
+        name: &'s str,
+        /// The password as received.
+        password: &'i [u8],
+    },
+    /// Write the message's record. If that succeeds the outcome is
+    /// [`Outcome::Logged`] (status 0x00, sent only once the record is
+    /// written); if it fails, call [`Session::fail`] with [`Reject::SinkFailed`].
+    Log {
+        /// The session's name.
+        name: &'s str,
+        /// The message as received.
+        message: &'i [u8],
+    },
+}
+
+/// Decides whether a name and password may log in.
+pub trait Authenticator {
+    /// `true` to accept. Implementations should take the same time for an
+    /// unknown name as for a wrong password.
+    fn verify(&mut self, name: &str, password: &[u8]) -> bool;
+}
+
+impl<F: FnMut(&str, &[u8]) -> bool> Authenticator for F {
+    fn verify(&mut self, name: &str, password: &[u8]) -> bool {
+        self(name, password)
+    }
+}
+
+/// Where accepted messages go; a sink that fails makes the server answer 0xFF.
+pub trait Sink {
+    /// Why a message could not be written.
+    type Error;
+
+    /// Write (and, if the sink promises durability, persist) one message.
+    /// Return `Ok` only once it is written: `Ok` is what lets the server answer 0x00.
+    fn append(&mut self, name: &str, message: &[u8]) -> Result<(), Self::Error>;
+}
+
+/// `name` as a session name, if it is one: UTF-8 with no control characters
+/// (C0, DEL, C1) and no `[` or `]`, so that a record's `[name]: ` prefix
+/// always parses back to the same name.
+pub fn valid_name(name: &[u8]) -> Option<&str> {
+    let name = core::str::from_utf8(name).ok()?;
+    if name.is_empty() || name.chars().any(|c| c.is_control() || c == '[' || c == ']') {
+        return None;
+    }
+    Some(name)
+}
+
+/// One connection's protocol state. Capacities are in bytes: `NAME` holds the
+/// name for the life of the session; `PASSWORD` and `MESSAGE` bound the
+/// fields, which are borrowed from the receive buffer and never copied.
+#[derive(Debug, Clone)]
+pub struct Session<const NAME: usize, const PASSWORD: usize, const MESSAGE: usize> {
+    name: String<NAME>,
+    state: State,
+}
+
+impl<const NAME: usize, const PASSWORD: usize, const MESSAGE: usize> Default
+    for Session<NAME, PASSWORD, MESSAGE>
+{
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const NAME: usize, const PASSWORD: usize, const MESSAGE: usize> Session<NAME, PASSWORD, MESSAGE> {
+    /// The decoder limits these capacities imply.
+    pub const LIMITS: Limits = Limits::from_capacities(NAME, PASSWORD, MESSAGE);
+
+    /// The smallest receive buffer that holds any transaction this session accepts.
+    pub const MAX_FRAME: usize = Self::LIMITS.max_frame();
+
+    /// A session for a new connection.
+    pub const fn new() -> Self {
+        Session {
+            name: String::new(),
+            state: State::Connected,
+        }
+    }
+
+    /// Where the connection is in the protocol.
+    pub const fn state(&self) -> State {
+        self.state
+    }
+
+    /// The accepted name, once NAME has been accepted.
+    pub fn name(&self) -> Option<&str> {
+        match self.state {
+            State::Connected => None,
+            _ if self.name.is_empty() => None,
+            _ => Some(self.name.as_str()),
+        }
+    }
+
+    /// Whether the session has ended (CLOSE or rejection).
+    pub const fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
+    /// Decode the next transaction from the bytes received so far, under
+    /// this session's limits. A tag this state does not accept is rejected
+    /// at its first byte, without waiting for the rest. On error the session
+    /// is closed and the caller answers 0xFF.
+    pub fn decode<'i>(&mut self, input: &'i [u8]) -> Result<Decoded<'i>, Reject> {
+        let Some(expected) = self.state.expected() else {
+            return Err(self.close_with(Reject::SessionEnded));
+        };
+        if let Some(received) = input.first().copied().and_then(Tag::from_byte) {
+            if received != expected && received != Tag::Close {
+                return Err(self.close_with(Reject::UnexpectedTag { expected, received }));
+            }
+        }
+        decode(input, &Self::LIMITS).map_err(|e| self.close_with(Reject::Frame(e)))
+    }
+
+    /// Apply one transaction to the state machine.
+    pub fn receive<'s, 'i>(&'s mut self, transaction: Transaction<'i>) -> Action<'s, 'i> {
+        let limit_exceeded = |tag: Tag, len: usize| {
+            let max = Self::LIMITS.max_len(tag);
+            (len > usize::from(max)).then(|| {
+                Reject::Frame(FrameError::TooLong {
+                    tag,
+                    length: u16::try_from(len).unwrap_or(u16::MAX),
+                    max,
+                })
+            })
+        };
+        if let Some(reject) = limit_exceeded(transaction.tag(), transaction.payload().len()) {
+            return Action::Reply(self.fail(reject));
+        }
+        match (self.state, transaction) {
+            (State::Closed, _) => Action::Reply(Outcome::Rejected(Reject::SessionEnded)),
+            (State::Verifying, _) => Action::Reply(self.fail(Reject::VerificationPending)),
+            (_, Transaction::Close) => {
+                self.state = State::Closed;
+                Action::Reply(Outcome::Closed)
+            }
+            (State::Connected, Transaction::Name(name)) => {
+                let mut stored = String::new();
+                match valid_name(name).map(|n| stored.push_str(n)) {
+                    Some(Ok(())) => {
+                        self.name = stored;
+                        self.state = State::Named;
+                        Action::Reply(Outcome::Named)
+                    }
+                    _ => Action::Reply(self.fail(Reject::InvalidName)),
+                }
+            }
+            (State::Named, Transaction::Password(password)) => {
+                self.state = State::Verifying;
+                Action::Verify {
+                    name: self.name.as_str(),
+                    password,
+                }
+            }
+            (State::Ready, Transaction::Message(message)) => Action::Log {
+                name: self.name.as_str(),
+                message,
+            },
+            (state, transaction) => {
+                let reject = match state.expected() {
+                    Some(expected) => Reject::UnexpectedTag {
+                        expected,
+                        received: transaction.tag(),
+                    },
+                    None => Reject::SessionEnded,
+                };
+                Action::Reply(self.fail(reject))
+            }
+        }
+    }
+
+    /// Report the verdict on the credentials of an [`Action::Verify`].
+    pub fn verified(&mut self, accepted: bool) -> Outcome {
+        match (self.state, accepted) {
+            (State::Verifying, true) => {
+                self.state = State::Ready;
+                Outcome::Authenticated
+            }
+            (State::Verifying, false) => self.fail(Reject::AuthenticationFailed),
+            _ => self.fail(Reject::VerificationPending),
+        }
+    }
+
+    /// End the session with a rejection (bad bytes, timeout, failed write).
+    pub fn fail(&mut self, reject: Reject) -> Outcome {
+        Outcome::Rejected(self.close_with(reject))
+    }
+
+    /// Receive a transaction and resolve its action at once.
+    pub fn handle<A, S>(&mut self, transaction: Transaction<'_>, auth: &mut A, sink: &mut S) -> Outcome
+    where
+        A: Authenticator + ?Sized,
+        S: Sink + ?Sized,
+    {
+        match self.receive(transaction) {
+            Action::Reply(outcome) => outcome,
+            Action::Verify { name, password } => {
+                let accepted = auth.verify(name, password);
+                self.verified(accepted)
+            }
+            Action::Log { name, message } => match sink.append(name, message) {
+                Ok(()) => Outcome::Logged,
+                Err(_) => self.fail(Reject::SinkFailed),
+            },
+        }
+    }
+
+    fn close_with(&mut self, reject: Reject) -> Reject {
+        self.state = State::Closed;
+        reject
+    }
+}
