@@ -46,7 +46,8 @@ impl Authenticator for StaticUsers<'_> {
     fn verify(&mut self, name: &str, password: &[u8]) -> bool {
         let mut matched = false;
         for (user, secret) in self.users {
-            matched |= constant_time_eq(user.as_bytes(), name.as_bytes()) & constant_time_eq(secret, password);
+            matched |= constant_time_eq(user.as_bytes(), name.as_bytes())
+                & constant_time_eq(secret, password);
         }
         matched
     }

@@ -138,8 +138,12 @@ impl<T: Read + Write> Client<T> {
         if self.sent != 0 {
             return Err(ClientError::AlreadyLoggedIn);
         }
-        Transaction::Name(name.as_bytes()).header().map_err(ClientError::Encode)?;
-        Transaction::Password(password).header().map_err(ClientError::Encode)?;
+        Transaction::Name(name.as_bytes())
+            .header()
+            .map_err(ClientError::Encode)?;
+        Transaction::Password(password)
+            .header()
+            .map_err(ClientError::Encode)?;
         self.submit(Transaction::Name(name.as_bytes()))?;
         self.submit(Transaction::Password(password))?;
         self.wait()
@@ -148,7 +152,9 @@ impl<T: Read + Write> Client<T> {
     /// Send one message, first waiting for a status if the window is full.
     /// An invalid message (empty or over 65535 bytes) is refused before anything is sent.
     pub fn send(&mut self, message: &[u8]) -> Result<(), ClientError<T::Error>> {
-        Transaction::Message(message).header().map_err(ClientError::Encode)?;
+        Transaction::Message(message)
+            .header()
+            .map_err(ClientError::Encode)?;
         self.submit(Transaction::Message(message))
     }
 
@@ -172,7 +178,9 @@ impl<T: Read + Write> Client<T> {
 
     /// Messages sent so far.
     pub fn messages_sent(&self) -> u64 {
-        self.sent.saturating_sub(2).saturating_sub(u64::from(self.close_index.is_some()))
+        self.sent
+            .saturating_sub(2)
+            .saturating_sub(u64::from(self.close_index.is_some()))
     }
 
     /// Messages the server has acknowledged (0x00) so far.
@@ -224,6 +232,17 @@ impl<T: Read + Write> Client<T> {
             .write_to(&mut self.io)
             .and_then(|()| self.io.flush().map_err(WriteError::Io));
         if let Err(e) = result {
+            // The server may have rejected an earlier transaction and closed:
+            // its 0xFF, if still readable, explains the failed write.
+            while self.answered < self.sent {
+                if let Err(reason @ ClientError::Rejected { .. }) = self.await_status() {
+                    self.ended = true;
+                    return Err(reason);
+                }
+                if self.ended {
+                    break;
+                }
+            }
             self.ended = true;
             return Err(e.into());
         }

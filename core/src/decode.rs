@@ -190,7 +190,10 @@ fn reject<T>(error: FrameError) -> IResult<&'static [u8], T, Failure> {
     Err(nom::Err::Failure(Failure::Frame(error)))
 }
 
-fn transaction<'a>(input: &'a [u8], limits: &Limits) -> IResult<&'a [u8], Transaction<'a>, Failure> {
+fn transaction<'a>(
+    input: &'a [u8],
+    limits: &Limits,
+) -> IResult<&'a [u8], Transaction<'a>, Failure> {
     let (rest, byte) = le_u8(input)?;
     let Some(tag) = Tag::from_byte(byte) else {
         return reject(FrameError::UnknownTag(byte));

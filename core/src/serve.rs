@@ -70,7 +70,11 @@ struct Replies {
 }
 
 impl Replies {
-    fn push<W: Write + ?Sized>(&mut self, io: &mut W, status: Status) -> Result<(), WriteError<W::Error>> {
+    fn push<W: Write + ?Sized>(
+        &mut self,
+        io: &mut W,
+        status: Status,
+    ) -> Result<(), WriteError<W::Error>> {
         if self.len == self.bytes.len() {
             self.send(io)?;
         }
@@ -116,7 +120,10 @@ where
     if buffer.len() < needed {
         return Err(ServeError::BufferTooSmall { needed });
     }
-    let mut replies = Replies { bytes: [0; 64], len: 0 };
+    let mut replies = Replies {
+        bytes: [0; 64],
+        len: 0,
+    };
     let mut served = Served {
         ended: Ended::Eof { partial: 0 },
         transactions: 0,
@@ -129,7 +136,10 @@ where
             let pending = buffer.get(start..filled).unwrap_or_default();
             let outcome = match session.decode(pending) {
                 Ok(Decoded::Partial { .. }) => break,
-                Ok(Decoded::Complete { transaction, consumed }) => {
+                Ok(Decoded::Complete {
+                    transaction,
+                    consumed,
+                }) => {
                     start += consumed;
                     session.handle(transaction, auth, sink)
                 }
@@ -139,7 +149,9 @@ where
             if outcome == Outcome::Logged {
                 served.messages += 1;
             }
-            replies.push(io, outcome.status()).map_err(ServeError::Write)?;
+            replies
+                .push(io, outcome.status())
+                .map_err(ServeError::Write)?;
             match outcome {
                 Outcome::Closed => served.ended = Ended::Closed,
                 Outcome::Rejected(reject) => served.ended = Ended::Rejected(reject),
@@ -163,7 +175,9 @@ where
                 let outcome = session.fail(Reject::Timeout);
                 served.ended = Ended::Rejected(Reject::Timeout);
                 // Best effort: the peer may be gone.
-                let _ = replies.push(io, outcome.status()).and_then(|()| replies.send(io));
+                let _ = replies
+                    .push(io, outcome.status())
+                    .and_then(|()| replies.send(io));
                 return Ok(served);
             }
             Err(e) => return Err(ServeError::Read(e)),

@@ -101,7 +101,9 @@ impl core::fmt::Display for Reject {
             Reject::SinkFailed => f.write_str("message could not be written"),
             Reject::Timeout => f.write_str("timed out"),
             Reject::SessionEnded => f.write_str("transaction after the session ended"),
-            Reject::VerificationPending => f.write_str("transaction before the password was verified"),
+            Reject::VerificationPending => {
+                f.write_str("transaction before the password was verified")
+            }
         }
     }
 }
@@ -212,7 +214,9 @@ impl<const NAME: usize, const PASSWORD: usize, const MESSAGE: usize> Default
     }
 }
 
-impl<const NAME: usize, const PASSWORD: usize, const MESSAGE: usize> Session<NAME, PASSWORD, MESSAGE> {
+impl<const NAME: usize, const PASSWORD: usize, const MESSAGE: usize>
+    Session<NAME, PASSWORD, MESSAGE>
+{
     /// The decoder limits these capacities imply.
     pub const LIMITS: Limits = Limits::from_capacities(NAME, PASSWORD, MESSAGE);
 
@@ -337,7 +341,12 @@ impl<const NAME: usize, const PASSWORD: usize, const MESSAGE: usize> Session<NAM
     }
 
     /// Receive a transaction and resolve its action at once.
-    pub fn handle<A, S>(&mut self, transaction: Transaction<'_>, auth: &mut A, sink: &mut S) -> Outcome
+    pub fn handle<A, S>(
+        &mut self,
+        transaction: Transaction<'_>,
+        auth: &mut A,
+        sink: &mut S,
+    ) -> Outcome
     where
         A: Authenticator + ?Sized,
         S: Sink + ?Sized,

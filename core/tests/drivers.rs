@@ -1,0 +1,624 @@
+//! The blocking drivers over in-memory transports: `serve`, `Client`, `stream_copy`.
+
+use std::collections::VecDeque;
+
+use msglog_core::embedded_io::{self, ErrorKind, ErrorType, Read, Write};
+use msglog_core::{
+    serve, stream_copy, AcceptAny, Client, ClientError, CopyError, Ended, LegacyParity,
+    RecordWriter, Reject, ServeError, Session, Stage, Transaction,
+};
+use proptest::prelude::*;
+
+type Small = Session<16, 16, 64>;
+
+/// A connection whose reads return scripted chunks and whose writes are recorded.
+struct Scripted {
+    chunks: VecDeque<Vec<u8>>,
+    /// What to return once the chunks run out.
+    then: Option<ErrorKind>,
+    written: Vec<u8>,
+    flushes: usize,
+}
+
+impl Scripted {
+    fn new(input: &[u8], sizes: &[usize]) -> Self {
+        let mut chunks = VecDeque::new();
+        let mut rest = input;
+        let mut sizes = sizes.iter().copied().cycle();
+        while !rest.is_empty() {
+            let n = sizes.next().unwrap_or(rest.len()).clamp(1, rest.len());
+            chunks.push_back(rest[..n].to_vec());
+            rest = &rest[n..];
+        }
+        Scripted {
+            chunks,
+            then: None,
+            written: Vec::new(),
+            flushes: 0,
+        }
+    }
+}
+
+impl ErrorType for Scripted {
+    type Error = ErrorKind;
+}
+
+impl Read for Scripted {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, ErrorKind> {
+        match self.chunks.pop_front() {
+            Some(mut chunk) => {
+                let n = chunk.len().min(buf.len());
+                buf[..n].copy_from_slice(&chunk[..n]);
+                if n < chunk.len() {
+                    self.chunks.push_front(chunk.split_off(n));
+                }
+                Ok(n)
+            }
+            None => self.then.map_or(Ok(0), Err),
+        }
+    }
+}
+
+impl Write for Scripted {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, ErrorKind> {
+        self.written.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> Result<(), ErrorKind> {
+        self.flushes += 1;
+        Ok(())
+    }
+}
+
+fn encode_all(txs: &[Transaction<'_>]) -> Vec<u8> {
+    let mut wire = Vec::new();
+    for tx in txs {
+        let mut buf = vec![0; tx.encoded_len()];
+        tx.encode(&mut buf).unwrap();
+        wire.extend(buf);
+    }
+    wire
+}
+
+fn run_serve(input: &[u8], sizes: &[usize]) -> (msglog_core::Served, Vec<u8>, Vec<u8>) {
+    let mut io = Scripted::new(input, sizes);
+    let mut log = Vec::new();
+    let mut sink = RecordWriter::new(&mut log);
+    let mut session = Small::new();
+    let mut buffer = [0u8; Small::MAX_FRAME];
+    let served = serve(
+        &mut io,
+        &mut buffer,
+        &mut session,
+        &mut AcceptAny,
+        &mut sink,
+    )
+    .unwrap();
+    (served, io.written, log)
+}
+
+#[test]
+fn serve_answers_a_whole_session() {
+    let input = encode_all(&[
+        Transaction::Name(b"MyUser"),
+        Transaction::Password(b"pw"),
+        Transaction::Message(b"one"),
+        Transaction::Message(b"two\nlines"),
+        Transaction::Close,
+    ]);
+    let (served, statuses, log) = run_serve(&input, &[input.len()]);
+    assert_eq!(served.ended, Ended::Closed);
+    assert_eq!(served.transactions, 5);
+    assert_eq!(served.messages, 2);
+    assert_eq!(statuses, [0, 0, 0, 0, 0]);
+    assert_eq!(log, b"[MyUser]: one\r\n[MyUser]: two\\nlines\r\n");
+}
+
+#[test]
+fn serve_answers_one_read_with_one_write() {
+    let input = encode_all(&[
+        Transaction::Name(b"u"),
+        Transaction::Password(b"p"),
+        Transaction::Message(b"a"),
+        Transaction::Message(b"b"),
+    ]);
+    let mut io = Scripted::new(&input, &[input.len()]);
+    let mut session = Small::new();
+    let mut buffer = [0u8; Small::MAX_FRAME];
+    let mut sink = RecordWriter::new(Vec::new());
+    serve(
+        &mut io,
+        &mut buffer,
+        &mut session,
+        &mut AcceptAny,
+        &mut sink,
+    )
+    .unwrap();
+    assert_eq!(io.written, [0, 0, 0, 0]);
+    assert_eq!(io.flushes, 1);
+}
+
+#[test]
+fn bytes_after_close_are_discarded() {
+    let mut input = encode_all(&[Transaction::Name(b"u"), Transaction::Close]);
+    input.extend_from_slice(b"\x03\x01\x00x garbage \xff");
+    let (served, statuses, log) = run_serve(&input, &[1]);
+    assert_eq!(served.ended, Ended::Closed);
+    assert_eq!(statuses, [0, 0]);
+    assert!(log.is_empty());
+}
+
+#[test]
+fn serve_rejects_and_stops_at_the_first_bad_transaction() {
+    let mut input = encode_all(&[Transaction::Name(b"u"), Transaction::Password(b"p")]);
+    input.extend_from_slice(&[0x03, 0x00, 0x00]); // zero-length MESSAGE
+    input.extend(encode_all(&[Transaction::Message(b"never")]));
+    let (served, statuses, log) = run_serve(&input, &[2]);
+    assert!(matches!(served.ended, Ended::Rejected(Reject::Frame(_))));
+    assert_eq!(statuses, [0, 0, 0xFF]);
+    assert!(log.is_empty());
+}
+
+#[test]
+fn serve_drops_a_partial_transaction_at_eof_without_answering_it() {
+    let mut input = encode_all(&[Transaction::Name(b"u")]);
+    input.extend_from_slice(b"\x02\x05\x00pa");
+    let (served, statuses, _) = run_serve(&input, &[3]);
+    assert_eq!(served.ended, Ended::Eof { partial: 5 });
+    assert_eq!(statuses, [0]);
+}
+
+#[test]
+fn serve_answers_a_transport_timeout_with_ff() {
+    let mut io = Scripted::new(b"\x01\x05\x00ab", &[10]);
+    io.then = Some(ErrorKind::TimedOut);
+    let mut session = Small::new();
+    let mut buffer = [0u8; Small::MAX_FRAME];
+    let mut sink = RecordWriter::new(Vec::new());
+    let served = serve(
+        &mut io,
+        &mut buffer,
+        &mut session,
+        &mut AcceptAny,
+        &mut sink,
+    )
+    .unwrap();
+    assert_eq!(served.ended, Ended::Rejected(Reject::Timeout));
+    assert_eq!(io.written, [0xFF]);
+
+    let mut io = Scripted::new(b"", &[1]);
+    io.then = Some(ErrorKind::ConnectionReset);
+    let mut session = Small::new();
+    assert_eq!(
+        serve(
+            &mut io,
+            &mut buffer,
+            &mut session,
+            &mut AcceptAny,
+            &mut sink
+        ),
+        Err(ServeError::Read(ErrorKind::ConnectionReset))
+    );
+}
+
+#[test]
+fn serve_needs_a_buffer_for_the_largest_transaction() {
+    let mut io = Scripted::new(b"", &[1]);
+    let mut session = Small::new();
+    let mut buffer = [0u8; 66];
+    let mut sink = RecordWriter::new(Vec::new());
+    assert_eq!(
+        serve(
+            &mut io,
+            &mut buffer,
+            &mut session,
+            &mut AcceptAny,
+            &mut sink
+        ),
+        Err(ServeError::BufferTooSmall { needed: 67 })
+    );
+}
+
+#[test]
+fn serve_refuses_a_bad_password_and_processes_nothing_after_it() {
+    let input = encode_all(&[
+        Transaction::Name(b"u"),
+        Transaction::Password(b"even"), // 'e' = 0x65 is odd: accepted by parity
+        Transaction::Message(b"m"),
+    ]);
+    let mut io = Scripted::new(&input, &[100]);
+    let mut session = Small::new();
+    let mut buffer = [0u8; Small::MAX_FRAME];
+    let mut sink = RecordWriter::new(Vec::new());
+    serve(
+        &mut io,
+        &mut buffer,
+        &mut session,
+        &mut LegacyParity,
+        &mut sink,
+    )
+    .unwrap();
+    assert_eq!(io.written, [0, 0, 0]);
+
+    let input = encode_all(&[
+        Transaction::Name(b"u"),
+        Transaction::Password(b"bad"), // 'b' = 0x62 is even
+        Transaction::Message(b"m"),
+    ]);
+    let mut io = Scripted::new(&input, &[100]);
+    let mut session = Small::new();
+    let mut sink = RecordWriter::new(Vec::new());
+    let served = serve(
+        &mut io,
+        &mut buffer,
+        &mut session,
+        &mut LegacyParity,
+        &mut sink,
+    )
+    .unwrap();
+    assert_eq!(served.ended, Ended::Rejected(Reject::AuthenticationFailed));
+    assert_eq!(io.written, [0, 0xFF]);
+    assert!(sink.get_ref().is_empty());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Any chunking of any stream gives the same statuses, records and ending.
+    #[test]
+    fn serve_is_independent_of_chunking(
+        messages in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..80), 0..8),
+        tail in proptest::collection::vec(any::<u8>(), 0..40),
+        sizes in proptest::collection::vec(1usize..70, 1..10),
+    ) {
+        let mut txs = vec![Transaction::Name(b"user"), Transaction::Password(b"pw")];
+        txs.extend(messages.iter().map(|m| Transaction::Message(m)));
+        let mut input = encode_all(&txs);
+        input.extend_from_slice(&tail);
+        let whole = run_serve(&input, &[input.len().max(1)]);
+        let split = run_serve(&input, &sizes);
+        prop_assert_eq!(&whole, &split);
+        // One status per transaction, never more.
+        prop_assert_eq!(whole.1.len() as u64, whole.0.transactions);
+    }
+}
+
+/// A transport connected to an in-memory server: what the client writes is
+/// served by the core's session, and the statuses come back on read.
+/// `frames_per_read` limits how many transactions are answered per read,
+/// like the original server (one per wake-up).
+struct Loopback {
+    session: Small,
+    to_server: Vec<u8>,
+    to_client: VecDeque<u8>,
+    writes: Vec<usize>,
+    records: Vec<Vec<u8>>,
+    reject_message: Option<usize>,
+    frames_per_read: usize,
+    closed: bool,
+}
+
+impl Loopback {
+    fn new(frames_per_read: usize) -> Self {
+        Loopback {
+            session: Small::new(),
+            to_server: Vec::new(),
+            to_client: VecDeque::new(),
+            writes: Vec::new(),
+            records: Vec::new(),
+            reject_message: None,
+            frames_per_read,
+            closed: false,
+        }
+    }
+
+    fn run_server(&mut self) {
+        let mut answered = 0;
+        while answered < self.frames_per_read && !self.closed {
+            let (outcome, consumed) = match self.session.decode(&self.to_server) {
+                Ok(msglog_core::Decoded::Complete {
+                    transaction,
+                    consumed,
+                }) => {
+                    let reject_at = self.reject_message;
+                    let records = &mut self.records;
+                    let mut sink = |_: &str, m: &[u8]| -> Result<(), ()> {
+                        if reject_at == Some(records.len()) {
+                            return Err(());
+                        }
+                        records.push(m.to_vec());
+                        Ok(())
+                    };
+                    let mut sink = FnSink(&mut sink);
+                    (
+                        self.session.handle(transaction, &mut AcceptAny, &mut sink),
+                        consumed,
+                    )
+                }
+                Ok(msglog_core::Decoded::Partial { .. }) => return,
+                Err(reject) => (msglog_core::Outcome::Rejected(reject), 0),
+            };
+            self.to_server.drain(..consumed);
+            self.to_client.push_back(outcome.status().as_byte());
+            answered += 1;
+            if outcome.ends_session() {
+                self.closed = true;
+            }
+        }
+    }
+}
+
+type SinkFn<'a> = dyn FnMut(&str, &[u8]) -> Result<(), ()> + 'a;
+
+struct FnSink<'a, 'f>(&'a mut SinkFn<'f>);
+
+impl msglog_core::Sink for FnSink<'_, '_> {
+    type Error = ();
+    fn append(&mut self, name: &str, message: &[u8]) -> Result<(), ()> {
+        (self.0)(name, message)
+    }
+}
+
+impl ErrorType for Loopback {
+    type Error = ErrorKind;
+}
+
+impl Read for Loopback {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, ErrorKind> {
+        if self.to_client.is_empty() {
+            self.run_server();
+        }
+        let n = buf.len().min(self.to_client.len());
+        for slot in &mut buf[..n] {
+            *slot = self.to_client.pop_front().unwrap();
+        }
+        Ok(n)
+    }
+}
+
+impl Write for Loopback {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, ErrorKind> {
+        if self.closed {
+            return Err(ErrorKind::BrokenPipe);
+        }
+        self.to_server.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> Result<(), ErrorKind> {
+        self.writes.push(self.to_server.len());
+        Ok(())
+    }
+}
+
+#[test]
+fn client_sends_a_session_with_every_window() {
+    for window in [1, 2, 16, 64] {
+        for frames_per_read in [1, 1000] {
+            let mut client = Client::new(Loopback::new(frames_per_read), window);
+            client.login("alice", b"pw").unwrap();
+            for i in 0..100u32 {
+                client.send(format!("message {i}").as_bytes()).unwrap();
+                assert!(client.in_flight() <= window);
+            }
+            client.close().unwrap();
+            assert_eq!(client.messages_sent(), 100);
+            assert_eq!(client.messages_acknowledged(), 100);
+            let io = client.into_inner();
+            assert_eq!(io.records.len(), 100);
+            assert_eq!(io.records[99], b"message 99");
+            assert!(io.closed);
+        }
+    }
+}
+
+#[test]
+fn client_reports_the_first_rejected_message() {
+    let mut io = Loopback::new(1000);
+    io.reject_message = Some(3);
+    let mut client = Client::new(io, 8);
+    client.login("alice", b"pw").unwrap();
+    let mut error = None;
+    for i in 0..10u32 {
+        if let Err(e) = client.send(format!("m{i}").as_bytes()) {
+            error = Some(e);
+            break;
+        }
+    }
+    let error = match error {
+        Some(e) => e,
+        None => client.close().unwrap_err(),
+    };
+    assert_eq!(
+        error,
+        ClientError::Rejected {
+            stage: Stage::Message(3)
+        }
+    );
+    assert_eq!(client.messages_acknowledged(), 3);
+    assert_eq!(client.send(b"more"), Err(ClientError::SessionEnded));
+}
+
+#[test]
+fn client_reports_a_rejected_password() {
+    let mut client = Client::new(Loopback::new(1), 4);
+    // Names with brackets are refused by the server's session.
+    assert_eq!(
+        client.login("bad]name", b"pw"),
+        Err(ClientError::Rejected { stage: Stage::Name })
+    );
+}
+
+#[test]
+fn client_refuses_unsendable_messages_before_sending() {
+    let mut client = Client::new(Loopback::new(1), 4);
+    client.login("alice", b"pw").unwrap();
+    let before = client.get_ref().to_server.len();
+    assert!(matches!(client.send(b""), Err(ClientError::Encode(_))));
+    assert!(matches!(
+        client.send(&vec![0u8; 70_000]),
+        Err(ClientError::Encode(_))
+    ));
+    assert_eq!(client.get_ref().to_server.len(), before);
+    client.send(b"still fine").unwrap();
+    client.close().unwrap();
+}
+
+#[test]
+fn client_flushes_once_per_transaction() {
+    let mut client = Client::new(Loopback::new(1000), 64);
+    client.login("alice", b"pw").unwrap();
+    client.send(b"abc").unwrap();
+    client.close().unwrap();
+    assert_eq!(client.get_ref().writes.len(), 4);
+}
+
+/// A server that closes the connection without answering.
+struct Silent;
+impl ErrorType for Silent {
+    type Error = ErrorKind;
+}
+impl Read for Silent {
+    fn read(&mut self, _: &mut [u8]) -> Result<usize, ErrorKind> {
+        Ok(0)
+    }
+}
+impl Write for Silent {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, ErrorKind> {
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> Result<(), ErrorKind> {
+        Ok(())
+    }
+}
+
+#[test]
+fn client_reports_a_lost_connection_with_its_stage() {
+    let mut client = Client::new(Silent, 4);
+    assert_eq!(
+        client.login("alice", b"pw"),
+        Err(ClientError::Disconnected { stage: Stage::Name })
+    );
+}
+
+#[test]
+fn close_answered_by_eof_or_ff_is_clean() {
+    // The original server answers a bare CLOSE with 0xFF.
+    struct AnswersFf(VecDeque<u8>);
+    impl ErrorType for AnswersFf {
+        type Error = ErrorKind;
+    }
+    impl Read for AnswersFf {
+        fn read(&mut self, buf: &mut [u8]) -> Result<usize, ErrorKind> {
+            match self.0.pop_front() {
+                Some(b) => {
+                    buf[0] = b;
+                    Ok(1)
+                }
+                None => Ok(0),
+            }
+        }
+    }
+    impl Write for AnswersFf {
+        fn write(&mut self, buf: &[u8]) -> Result<usize, ErrorKind> {
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> Result<(), ErrorKind> {
+            Ok(())
+        }
+    }
+    let mut client = Client::new(AnswersFf(VecDeque::from([0, 0, 0, 0xFF])), 1);
+    client.login("u", b"p").unwrap();
+    client.send(b"m").unwrap();
+    client.close().unwrap();
+    assert_eq!(client.messages_acknowledged(), 1);
+
+    let mut client = Client::new(AnswersFf(VecDeque::from([0, 0])), 1);
+    client.login("u", b"p").unwrap();
+    client.close().unwrap();
+}
+
+/// A writer that takes at most `max` bytes per call.
+struct Trickle {
+    out: Vec<u8>,
+    max: usize,
+    fail_after: Option<usize>,
+}
+
+impl ErrorType for Trickle {
+    type Error = ErrorKind;
+}
+
+impl Write for Trickle {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, ErrorKind> {
+        if self.fail_after.is_some_and(|limit| self.out.len() >= limit) {
+            return Err(ErrorKind::BrokenPipe);
+        }
+        let n = buf.len().min(self.max);
+        self.out.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> Result<(), ErrorKind> {
+        Ok(())
+    }
+}
+
+proptest! {
+    #[test]
+    fn stream_copy_is_exact_through_short_reads_and_writes(
+        data in proptest::collection::vec(any::<u8>(), 0..5000),
+        read_sizes in proptest::collection::vec(1usize..300, 1..8),
+        max_write in 1usize..100,
+        buffer_len in 1usize..512,
+    ) {
+        let mut reader = Scripted::new(&data, &read_sizes);
+        let mut writer = Trickle { out: Vec::new(), max: max_write, fail_after: None };
+        let mut buffer = vec![0u8; buffer_len];
+        let copied = stream_copy(&mut reader, &mut writer, &mut buffer).unwrap();
+        prop_assert_eq!(copied, data.len() as u64);
+        prop_assert_eq!(writer.out, data);
+    }
+}
+
+#[test]
+fn stream_copy_reports_errors() {
+    let mut reader = Scripted::new(&[1; 100], &[10]);
+    let mut writer = Trickle {
+        out: Vec::new(),
+        max: 7,
+        fail_after: Some(20),
+    };
+    let mut buffer = [0u8; 16];
+    assert_eq!(
+        stream_copy(&mut reader, &mut writer, &mut buffer),
+        Err(CopyError::Write(ErrorKind::BrokenPipe))
+    );
+    let mut reader = Scripted::new(&[], &[1]);
+    reader.then = Some(ErrorKind::ConnectionReset);
+    assert_eq!(
+        stream_copy(&mut reader, &mut writer, &mut buffer),
+        Err(CopyError::Read(ErrorKind::ConnectionReset))
+    );
+    assert_eq!(
+        stream_copy(&mut reader, &mut writer, &mut []),
+        Err(CopyError::EmptyBuffer)
+    );
+
+    struct Zero;
+    impl ErrorType for Zero {
+        type Error = ErrorKind;
+    }
+    impl Write for Zero {
+        fn write(&mut self, _: &[u8]) -> Result<usize, ErrorKind> {
+            Ok(0)
+        }
+        fn flush(&mut self) -> Result<(), ErrorKind> {
+            Ok(())
+        }
+    }
+    let mut reader = Scripted::new(&[1; 10], &[10]);
+    assert_eq!(
+        stream_copy(&mut reader, &mut Zero, &mut buffer),
+        Err(CopyError::WriteZero)
+    );
+    let _ = embedded_io::ErrorKind::Other;
+}
