@@ -1,0 +1,190 @@
+//! One authenticated session with a msglog server.
+
+use std::io;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+
+use msglog_core::{valid_name, Client, ClientError};
+
+use crate::connect::connect;
+use crate::transport::GatherStream;
+use crate::{Credentials, Error, Options};
+
+/// A connection to a msglog server in framed mode: NAME and PASSWORD, then
+/// messages, each acknowledged by the server, then CLOSE.
+///
+/// Up to [`Options::window`] transactions are in flight; statuses are
+/// matched in order by the core's [`Client`]. Each transaction reaches the
+/// socket in one write. After any error other than [`Error::Invalid`] the
+/// session is over: the connection must be dropped and a new one opened.
+///
+/// ```no_run
+/// use msglog_client::{Connection, Credentials, Options};
+///
+/// let credentials = Credentials::new("alice", "secret");
+/// let mut connection = Connection::open("127.0.0.1:5555", &credentials, &Options::default())?;
+/// connection.send(b"one message, acknowledged before send returns")?;
+/// let acknowledged = connection.send_pipelined(["two", "pipelined", "messages"])?;
+/// assert_eq!(acknowledged, 3);
+/// connection.close()?;
+/// # Ok::<(), msglog_client::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Connection {
+    client: Client<GatherStream<TcpStream>>,
+    peer: SocketAddr,
+    authenticated: bool,
+    ended: bool,
+}
+
+impl Connection {
+    /// Open a TCP connection to `server` (not yet authenticated), trying each
+    /// of its addresses with the options' connect timeout.
+    pub fn connect<A: ToSocketAddrs>(server: A, options: &Options) -> Result<Self, Error> {
+        let stream = connect(server, options)?;
+        // Each transaction is one write already; send it at once.
+        stream.set_nodelay(true).map_err(Error::Io)?;
+        let peer = stream.peer_addr().map_err(Error::Io)?;
+        Ok(Connection {
+            client: Client::new(GatherStream::new(stream), options.window),
+            peer,
+            authenticated: false,
+            ended: false,
+        })
+    }
+
+    /// Connect and authenticate.
+    pub fn open<A: ToSocketAddrs>(
+        server: A,
+        credentials: &Credentials,
+        options: &Options,
+    ) -> Result<Self, Error> {
+        let mut connection = Connection::connect(server, options)?;
+        connection.authenticate(credentials.user(), credentials.password())?;
+        Ok(connection)
+    }
+
+    /// Send NAME and PASSWORD and wait until both are accepted.
+    pub fn authenticate(&mut self, user: &str, password: &[u8]) -> Result<(), Error> {
+        if self.authenticated {
+            return Err(Error::AlreadyAuthenticated);
+        }
+        if valid_name(user.as_bytes()).is_none() {
+            return Err(Error::InvalidName);
+        }
+        let result = self.client.login(user, password);
+        self.track(result)?;
+        self.authenticated = true;
+        Ok(())
+    }
+
+    /// Send one message and wait until the server acknowledges it (and every
+    /// message submitted before it).
+    pub fn send(&mut self, message: &[u8]) -> Result<(), Error> {
+        self.submit(message)?;
+        self.wait()
+    }
+
+    /// Send every message of `messages`, keeping up to the window in flight,
+    /// and wait until all are acknowledged. Returns how many were sent.
+    ///
+    /// On [`Error::Rejected`] or [`Error::Disconnected`], the error's stage
+    /// names the first message not acknowledged (counted from the start of
+    /// the session); [`Connection::messages_acknowledged`] gives the count
+    /// after any error. An invalid message stops the sending: the messages
+    /// before it are awaited, then [`Error::Invalid`] is returned.
+    pub fn send_pipelined<I>(&mut self, messages: I) -> Result<u64, Error>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        let before = self.client.messages_sent();
+        for message in messages {
+            if let Err(error) = self.submit(message.as_ref()) {
+                if let Error::Invalid(_) = error {
+                    self.wait()?;
+                }
+                return Err(error);
+            }
+        }
+        self.wait()?;
+        Ok(self.client.messages_sent() - before)
+    }
+
+    /// Send one message without waiting for its status, unless the window is
+    /// full, in which case the oldest status is awaited first. An invalid
+    /// message is refused before anything is sent and ends nothing.
+    pub fn submit(&mut self, message: &[u8]) -> Result<(), Error> {
+        if !self.authenticated {
+            return Err(Error::NotAuthenticated);
+        }
+        let result = self.client.send(message);
+        self.track(result)
+    }
+
+    /// Wait until every message submitted so far is acknowledged.
+    pub fn wait(&mut self) -> Result<(), Error> {
+        let result = self.client.wait();
+        self.track(result)
+    }
+
+    /// Send CLOSE and wait for its answer, after the statuses of every
+    /// message in flight. Ends the session whatever the outcome.
+    pub fn close(&mut self) -> Result<(), Error> {
+        if self.ended {
+            return Err(Error::SessionEnded);
+        }
+        let result = self.client.close();
+        self.ended = true;
+        self.track(result)
+    }
+
+    /// Messages submitted in this session.
+    pub fn messages_sent(&self) -> u64 {
+        self.client.messages_sent()
+    }
+
+    /// Messages the server has acknowledged in this session; after an error,
+    /// the index of the first message not acknowledged.
+    pub fn messages_acknowledged(&self) -> u64 {
+        self.client.messages_acknowledged()
+    }
+
+    /// The server's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Whether the connection is authenticated and has not ended.
+    pub fn is_open(&self) -> bool {
+        self.authenticated && !self.ended
+    }
+
+    /// Whether the connection can take another message right now: it is
+    /// open, nothing is in flight, and the server has neither closed it nor
+    /// sent anything unasked (a server answers an idle timeout with 0xFF and
+    /// closes; that byte must not be mistaken for the status of a new message).
+    pub fn is_usable(&self) -> bool {
+        self.is_open() && self.client.in_flight() == 0 && self.socket_is_quiet()
+    }
+
+    fn socket_is_quiet(&self) -> bool {
+        let stream = self.client.get_ref().get_ref();
+        if stream.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let mut byte = [0u8; 1];
+        let quiet =
+            matches!(stream.peek(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+        stream.set_nonblocking(false).is_ok() && quiet
+    }
+
+    fn track(&mut self, result: Result<(), ClientError<io::Error>>) -> Result<(), Error> {
+        result.map_err(|error| {
+            let error = Error::from(error);
+            if !matches!(error, Error::Invalid(_)) {
+                self.ended = true;
+            }
+            error
+        })
+    }
+}

@@ -1,0 +1,128 @@
+//! The library's error type.
+
+use std::io;
+use std::net::SocketAddr;
+
+use msglog_core::{ClientError, EncodeError, Stage};
+
+/// Why a connection, a send or a raw stream failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The server address could not be resolved.
+    #[error("cannot resolve the server address: {0}")]
+    Resolve(#[source] io::Error),
+    /// No address of the server accepted the connection (refused,
+    /// unreachable, or the connect timeout expired); this is the last attempt.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// The address of the last attempt.
+        addr: SocketAddr,
+        /// Why it failed.
+        #[source]
+        source: io::Error,
+    },
+    /// Reading the input (raw mode) failed.
+    #[error("reading the input failed: {0}")]
+    Input(#[source] io::Error),
+    /// The server answered 0xFF.
+    #[error("the server rejected the {stage}")]
+    Rejected {
+        /// The transaction it rejected.
+        stage: Stage,
+    },
+    /// The server closed the connection while this transaction awaited its status.
+    #[error("the server closed the connection before the {stage} was acknowledged")]
+    Disconnected {
+        /// The first transaction left unanswered.
+        stage: Stage,
+    },
+    /// A read or write made no progress within the I/O timeout.
+    #[error("timed out: the server did not answer or take data in time")]
+    Timeout,
+    /// After the end of a raw stream, the server did not close the connection
+    /// within the I/O timeout, so it has not confirmed that it took every byte.
+    #[error("the server did not close the connection in time, so delivery is unconfirmed")]
+    Unconfirmed,
+    /// The connection failed (reset, broken pipe, ...).
+    #[error("connection failed: {0}")]
+    Io(#[source] io::Error),
+    /// The server sent a byte that is not a status.
+    #[error("protocol error: the server answered the {stage} with 0x{byte:02x}, not a status")]
+    Protocol {
+        /// The byte received.
+        byte: u8,
+        /// The transaction it was meant to answer.
+        stage: Stage,
+    },
+    /// The message, user name or password cannot be sent (empty, or too long
+    /// for the wire); nothing was sent for it.
+    #[error("cannot send: {0}")]
+    Invalid(#[source] EncodeError),
+    /// The user name is not valid UTF-8 without control characters and brackets.
+    #[error("invalid user name (it must be non-empty, without control characters or brackets)")]
+    InvalidName,
+    /// A message was sent before the connection was authenticated.
+    #[error("the connection is not authenticated")]
+    NotAuthenticated,
+    /// The connection is already authenticated.
+    #[error("the connection is already authenticated")]
+    AlreadyAuthenticated,
+    /// The session has ended (closed, rejected, or failed before).
+    #[error("the session has ended")]
+    SessionEnded,
+}
+
+impl Error {
+    /// An I/O error from a socket: timeouts become [`Error::Timeout`].
+    pub(crate) fn from_io(error: io::Error) -> Self {
+        match error.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Error::Timeout,
+            _ => Error::Io(error),
+        }
+    }
+
+    /// Whether the connection was lost (closed, reset, broken pipe) rather
+    /// than refused by the server: resending on a new connection may succeed.
+    pub fn is_connection_lost(&self) -> bool {
+        match self {
+            Error::Disconnected { .. } => true,
+            Error::Io(e) => matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::NotConnected
+                    | io::ErrorKind::UnexpectedEof
+                    | io::ErrorKind::WriteZero
+            ),
+            _ => false,
+        }
+    }
+
+    /// The transaction this error is about, when the server's answer (or its
+    /// absence) identifies one.
+    pub fn stage(&self) -> Option<Stage> {
+        match self {
+            Error::Rejected { stage }
+            | Error::Disconnected { stage }
+            | Error::Protocol { stage, .. } => Some(*stage),
+            _ => None,
+        }
+    }
+}
+
+impl From<ClientError<io::Error>> for Error {
+    fn from(error: ClientError<io::Error>) -> Self {
+        match error {
+            ClientError::Io(e) => Error::from_io(e),
+            ClientError::WriteZero => Error::Io(io::ErrorKind::WriteZero.into()),
+            ClientError::Rejected { stage } => Error::Rejected { stage },
+            ClientError::Disconnected { stage } => Error::Disconnected { stage },
+            ClientError::InvalidStatus { byte, stage } => Error::Protocol { byte, stage },
+            ClientError::Encode(e) => Error::Invalid(e),
+            ClientError::SessionEnded => Error::SessionEnded,
+            ClientError::AlreadyLoggedIn => Error::AlreadyAuthenticated,
+        }
+    }
+}
