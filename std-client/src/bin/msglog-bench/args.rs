@@ -1,0 +1,227 @@
+//! The command line.
+
+use std::time::Duration;
+
+use clap::Parser;
+use msglog_core::{DEFAULT_PORT, MAX_PAYLOAD};
+
+/// Raw mode's default stream size: 1 GiB.
+pub const DEFAULT_RAW_BYTES: u64 = 1 << 30;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "msglog-bench",
+    version,
+    about = "Load generator for msglog-server: msgs/s, MB/s and status latency",
+    after_help = "Examples:\n  \
+        msglog-bench -c 50 -n 100000 -s 64 -w 16\n  \
+        msglog-bench -c 10000 -w 16 --duration 10s --json\n  \
+        msglog-bench --raw --bytes 1G -p 6000\n\n\
+        Exit status: 0 when every message was acknowledged and no error happened,\n\
+        1 otherwise, 2 for a usage error, 3 when the benchmark could not start."
+)]
+pub struct Args {
+    /// Server host name or address.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+
+    /// Server port.
+    #[arg(short, long, default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+
+    /// Concurrent connections.
+    #[arg(short = 'c', long, default_value_t = 50, value_parser = parse_connections)]
+    pub connections: usize,
+
+    /// Messages per connection (framed mode; exclusive with --duration).
+    #[arg(
+        short = 'n',
+        long,
+        default_value_t = 10_000,
+        conflicts_with = "duration"
+    )]
+    pub messages: u64,
+
+    /// Message payload size in bytes (1..=65535).
+    #[arg(short = 's', long, default_value_t = 64, value_parser = parse_message_size)]
+    pub size: usize,
+
+    /// MESSAGE transactions in flight per connection.
+    #[arg(short = 'w', long, default_value_t = 1, value_parser = parse_window)]
+    pub window: usize,
+
+    /// Event-loop threads [default: 1; the server shares the machine's cores].
+    #[arg(long, value_parser = parse_threads)]
+    pub threads: Option<usize>,
+
+    /// Send for this long instead of -n messages (e.g. 10s, 500ms, 2m).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// User name sent in NAME.
+    #[arg(long, default_value = "bench")]
+    pub user: String,
+
+    /// Password sent in PASSWORD (the server's default authenticator accepts any non-empty one).
+    #[arg(long, default_value = "bench")]
+    pub password: String,
+
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Raw stream mode: send --bytes to `msglog-server --raw`.
+    #[arg(long)]
+    pub raw: bool,
+
+    /// Raw mode: total bytes to stream, split over the connections (suffixes K, M, G: powers of 1024) [default: 1G].
+    #[arg(long, requires = "raw", value_parser = parse_bytes)]
+    pub bytes: Option<u64>,
+
+    /// Give up when no connection makes progress for this long.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// Connections being opened or authenticated at once (keeps the server's accept backlog from overflowing).
+    #[arg(long, default_value_t = 256, value_parser = parse_connections)]
+    pub connect_batch: usize,
+}
+
+impl Args {
+    /// Parse the process arguments (clap exits with status 2 on a usage error).
+    pub fn from_command_line() -> Args {
+        let args = <Args as Parser>::parse();
+        if args.user.is_empty() || args.password.is_empty() {
+            clap_error("--user and --password must not be empty");
+        }
+        args
+    }
+}
+
+fn clap_error(message: &str) -> ! {
+    use clap::CommandFactory;
+    Args::command()
+        .error(clap::error::ErrorKind::InvalidValue, message)
+        .exit()
+}
+
+/// One event loop: on a two-core machine shared with the server, a second
+/// client thread takes CPU time from the server it is measuring.
+pub fn default_threads() -> usize {
+    1
+}
+
+fn parse_message_size(text: &str) -> Result<usize, String> {
+    let size: usize = text.parse().map_err(|e| format!("{e}"))?;
+    if (1..=MAX_PAYLOAD).contains(&size) {
+        Ok(size)
+    } else {
+        Err(format!("must be 1..={MAX_PAYLOAD}"))
+    }
+}
+
+fn parse_connections(text: &str) -> Result<usize, String> {
+    let count: usize = text.parse().map_err(|e| format!("{e}"))?;
+    if (1..=1_000_000).contains(&count) {
+        Ok(count)
+    } else {
+        Err("must be 1..=1000000".into())
+    }
+}
+
+fn parse_window(text: &str) -> Result<usize, String> {
+    let window: usize = text.parse().map_err(|e| format!("{e}"))?;
+    if (1..=65_536).contains(&window) {
+        Ok(window)
+    } else {
+        Err("must be 1..=65536".into())
+    }
+}
+
+fn parse_threads(text: &str) -> Result<usize, String> {
+    let threads: usize = text.parse().map_err(|e| format!("{e}"))?;
+    if (1..=1024).contains(&threads) {
+        Ok(threads)
+    } else {
+        Err("must be 1..=1024".into())
+    }
+}
+
+/// `10`, `10s`, `1.5s`, `500ms`, `2m`: seconds unless a unit is given.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (e.g. 10s, 500ms, 2m)"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "ms" => value / 1e3,
+        "us" => value / 1e6,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("unknown unit `{unit}` (use ms, s, m or h)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
+}
+
+/// `1000`, `64K`, `16M`, `1G` (powers of 1024; a trailing `B` or `iB` is allowed).
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a byte count (e.g. 1000, 64K, 1G)"))?;
+    let shift = match unit.trim_end_matches("iB").trim_end_matches('B') {
+        "" => 0,
+        "K" | "k" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return Err(format!("unknown unit `{unit}` (use K, M, G or T)")),
+    };
+    value
+        .checked_mul(1 << shift)
+        .filter(|&bytes| bytes > 0)
+        .ok_or_else(|| format!("`{text}` must be between 1 byte and 2^64"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5 days").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn byte_counts() {
+        assert_eq!(parse_bytes("1000"), Ok(1000));
+        assert_eq!(parse_bytes("64K"), Ok(64 << 10));
+        assert_eq!(parse_bytes("1G"), Ok(1 << 30));
+        assert_eq!(parse_bytes("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_bytes("16MB"), Ok(16 << 20));
+        assert!(parse_bytes("0").is_err());
+        assert!(parse_bytes("1X").is_err());
+        assert!(parse_bytes("99999999999T").is_err());
+    }
+
+    #[test]
+    fn command_line_is_consistent() {
+        use clap::CommandFactory;
+        Args::command().debug_assert();
+    }
+}

@@ -1,0 +1,909 @@
+//! Framed mode: a few `mio` event loops drive many authenticated connections.
+//!
+//! Each thread owns a share of the connections and runs two phases. First it
+//! opens them, at most `connect_batch` (split over the threads) being
+//! connected or authenticated at a time, so the server's accept backlog never
+//! overflows; NAME and PASSWORD are pipelined. When every thread's
+//! connections are authenticated, a barrier starts the clock and the message
+//! phase: each connection keeps up to `window` MESSAGE transactions in
+//! flight until it has sent its messages (or the duration is over), then
+//! sends CLOSE and awaits its status.
+//!
+//! Nothing is allocated per message: the frames are encoded once per thread
+//! with the core's encoder and every connection sends from that block; the
+//! send timestamps live in one preallocated ring per connection.
+
+use std::io::{self, ErrorKind, Read};
+use std::net::SocketAddr;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use msglog_core::{EncodeError, Status, Transaction};
+
+use crate::failure::{Failure, Failures};
+use crate::socket::{connected, write};
+
+/// When a connection stops sending messages.
+#[derive(Debug, Clone, Copy)]
+pub enum Stop {
+    /// After this many messages per connection.
+    Count(u64),
+    /// When this much time has passed since the message phase started.
+    After(Duration),
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The server.
+    pub addr: SocketAddr,
+    /// Connections, in total.
+    pub connections: usize,
+    /// When to stop sending.
+    pub stop: Stop,
+    /// Payload bytes per message.
+    pub size: usize,
+    /// MESSAGE transactions in flight per connection.
+    pub window: usize,
+    /// Event-loop threads.
+    pub threads: usize,
+    /// The NAME payload.
+    pub user: String,
+    /// The PASSWORD payload.
+    pub password: Vec<u8>,
+    /// A thread whose connections make no progress for this long fails them.
+    pub stall_timeout: Duration,
+    /// Connections being opened or authenticated at once, over all threads.
+    pub connect_batch: usize,
+}
+
+impl Plan {
+    /// Threads actually used: never more than connections.
+    pub fn threads_used(&self) -> usize {
+        self.threads.clamp(1, self.connections.max(1))
+    }
+}
+
+/// Why the benchmark could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// `epoll_create` failed.
+    #[error("cannot create an event loop: {0}")]
+    Poll(io::Error),
+    /// A worker thread could not be spawned.
+    #[error("cannot start a thread: {0}")]
+    Thread(io::Error),
+    /// A worker thread panicked (a bug).
+    #[error("a worker thread panicked")]
+    Panicked,
+    /// The NAME, PASSWORD or MESSAGE cannot be encoded.
+    #[error("cannot encode the {what}: {error}")]
+    Encode {
+        /// Which transaction.
+        what: &'static str,
+        /// Why.
+        error: EncodeError,
+    },
+    /// The timestamp rings do not fit in memory.
+    #[error("connections x window is too large to track")]
+    TooLarge,
+    /// The latency histogram could not be created.
+    #[error("cannot create the latency histogram: {0}")]
+    Histogram(String),
+}
+
+/// What a run measured.
+#[derive(Debug)]
+pub struct Report {
+    /// Status latency of every acknowledged message, in microseconds.
+    pub latency_us: Histogram<u64>,
+    /// Messages written whole to a socket.
+    pub sent: u64,
+    /// Messages answered 0x00.
+    pub acknowledged: u64,
+    /// Messages handed (whole or in part) to a connection that then failed before answering them.
+    pub lost_in_flight: u64,
+    /// Messages that should be acknowledged (count mode only).
+    pub expected: Option<u64>,
+    /// Failed connections.
+    pub failures: Failures,
+    /// Connections that authenticated and took part in the message phase.
+    pub authenticated: usize,
+    /// Time to open and authenticate every connection.
+    pub connect_elapsed: Duration,
+    /// The message phase: from the first message to the last connection closed.
+    pub elapsed: Duration,
+}
+
+impl Report {
+    /// No failure, and in count mode every message acknowledged.
+    pub fn is_clean(&self) -> bool {
+        self.failures.total() == 0 && self.expected.is_none_or(|e| e == self.acknowledged)
+    }
+
+    /// Messages not acknowledged: in count mode every expected message not acknowledged, else the ones lost in flight.
+    pub fn unacknowledged(&self) -> u64 {
+        match self.expected {
+            Some(expected) => expected.saturating_sub(self.acknowledged),
+            None => self.lost_in_flight,
+        }
+    }
+}
+
+/// Run the plan: open, authenticate, send, close; then merge the threads' figures.
+pub fn run(plan: &Plan) -> Result<Report, SetupError> {
+    let threads = plan.threads_used();
+    let batch = plan.connect_batch.div_ceil(threads).max(1);
+    let mut workers = Vec::with_capacity(threads);
+    for thread in 0..threads {
+        let share = plan.connections / threads + usize::from(thread < plan.connections % threads);
+        workers.push(Worker::new(plan, share, batch)?);
+    }
+    let barrier = Barrier::new(threads);
+    let results = std::thread::scope(|scope| {
+        let mut handles = Vec::with_capacity(threads);
+        for (index, worker) in workers.into_iter().enumerate() {
+            let barrier = &barrier;
+            let handle = std::thread::Builder::new()
+                .name(format!("bench-{index}"))
+                .spawn_scoped(scope, move || worker.run(barrier))
+                .map_err(SetupError::Thread)?;
+            handles.push(handle);
+        }
+        handles
+            .into_iter()
+            .map(|h| h.join().map_err(|_| SetupError::Panicked))
+            .collect::<Result<Vec<_>, _>>()
+    })?;
+    merge(plan, results)
+}
+
+fn merge(plan: &Plan, results: Vec<Outcome>) -> Result<Report, SetupError> {
+    let mut latency_us = new_histogram()?;
+    let mut failures = Failures::default();
+    let (mut sent, mut acknowledged, mut lost_in_flight, mut authenticated) = (0, 0, 0, 0);
+    let mut login_start: Option<Instant> = None;
+    let mut login_end: Option<Instant> = None;
+    let mut start: Option<Instant> = None;
+    let mut end: Option<Instant> = None;
+    for result in &results {
+        latency_us
+            .add(&result.latency_us)
+            .map_err(|e| SetupError::Histogram(e.to_string()))?;
+        failures.merge(&result.failures);
+        sent += result.sent;
+        acknowledged += result.acknowledged;
+        lost_in_flight += result.lost_in_flight;
+        authenticated += result.authenticated;
+        login_start = Some(login_start.map_or(result.login_start, |t| t.min(result.login_start)));
+        login_end = Some(login_end.map_or(result.login_end, |t| t.max(result.login_end)));
+        start = Some(start.map_or(result.start, |t| t.min(result.start)));
+        end = Some(end.map_or(result.end, |t| t.max(result.end)));
+    }
+    let span = |from: Option<Instant>, to: Option<Instant>| match (from, to) {
+        (Some(from), Some(to)) => to.saturating_duration_since(from),
+        _ => Duration::ZERO,
+    };
+    let connections = u64::try_from(plan.connections).unwrap_or(u64::MAX);
+    Ok(Report {
+        latency_us,
+        sent,
+        acknowledged,
+        lost_in_flight,
+        expected: match plan.stop {
+            Stop::Count(n) => Some(n.saturating_mul(connections)),
+            Stop::After(_) => None,
+        },
+        failures,
+        authenticated,
+        connect_elapsed: span(login_start, login_end),
+        elapsed: span(start, end),
+    })
+}
+
+fn new_histogram() -> Result<Histogram<u64>, SetupError> {
+    // Microseconds, up to an hour, three significant digits.
+    Histogram::new_with_bounds(1, 3_600_000_000, 3)
+        .map_err(|e| SetupError::Histogram(e.to_string()))
+}
+
+/// One thread's figures.
+struct Outcome {
+    latency_us: Histogram<u64>,
+    sent: u64,
+    acknowledged: u64,
+    lost_in_flight: u64,
+    authenticated: usize,
+    failures: Failures,
+    login_start: Instant,
+    login_end: Instant,
+    start: Instant,
+    end: Instant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Not opened yet.
+    Idle,
+    /// `connect` in progress.
+    Connecting,
+    /// NAME and PASSWORD sent (or being sent), statuses awaited.
+    LoggingIn,
+    /// Authenticated; waiting for the message phase.
+    Ready,
+    /// Sending messages.
+    Sending,
+    /// Every message acknowledged; CLOSE to send or its status awaited.
+    Closing,
+    /// Closed cleanly or failed.
+    Done,
+}
+
+/// What a connection's step changed, for the worker's bookkeeping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Progress {
+    Continue,
+    LoggedIn,
+    Closed,
+}
+
+/// One connection's state; its timestamps are in [`Buffers::sent_at`].
+#[derive(Debug)]
+struct Conn {
+    stream: Option<TcpStream>,
+    phase: Phase,
+    /// Bytes of the NAME + PASSWORD prelude written.
+    prelude_written: usize,
+    /// NAME and PASSWORD statuses still awaited.
+    login_pending: u8,
+    /// Messages this connection sends in all.
+    target: u64,
+    /// Messages written whole.
+    sent: u64,
+    /// Bytes of the next message already written.
+    partial: usize,
+    /// Messages answered 0x00.
+    acked: u64,
+    close_sent: bool,
+}
+
+impl Conn {
+    fn new() -> Conn {
+        Conn {
+            stream: None,
+            phase: Phase::Idle,
+            prelude_written: 0,
+            login_pending: 2,
+            target: 0,
+            sent: 0,
+            partial: 0,
+            acked: 0,
+            close_sent: false,
+        }
+    }
+
+    /// Messages handed to the socket (whole or in part) and not acknowledged.
+    fn unacknowledged(&self) -> u64 {
+        self.sent - self.acked + u64::from(self.partial > 0)
+    }
+
+    /// Read what has arrived if `readable`, then write what the window allows.
+    fn pump(
+        &mut self,
+        index: usize,
+        readable: bool,
+        buf: &mut Buffers,
+    ) -> Result<Progress, Failure> {
+        let before = self.phase;
+        if readable {
+            self.receive(index, buf)?;
+        }
+        if self.phase == Phase::Done {
+            return Ok(Progress::Closed);
+        }
+        self.transmit(index, buf)?;
+        if before != Phase::Ready && self.phase == Phase::Ready {
+            return Ok(Progress::LoggedIn);
+        }
+        Ok(Progress::Continue)
+    }
+
+    fn receive(&mut self, index: usize, buf: &mut Buffers) -> Result<(), Failure> {
+        loop {
+            let stream = self.stream.as_mut().ok_or(Failure::Reset)?;
+            match stream.read(&mut buf.inbox) {
+                Ok(0) => {
+                    return Err(if self.close_sent {
+                        Failure::Close
+                    } else {
+                        Failure::Eof
+                    })
+                }
+                Ok(n) => {
+                    let now = buf.now_ns();
+                    let statuses = buf.inbox.get(..n).unwrap_or_default();
+                    let ring = buf.ring(index);
+                    let ring = buf.sent_at.get(ring).unwrap_or_default();
+                    self.on_statuses(statuses, now, ring, &mut buf.latency_us)?;
+                    // A short read emptied the socket: the next arrival is a new edge.
+                    if self.phase == Phase::Done || n < buf.inbox.len() {
+                        return Ok(());
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) if self.close_sent => return Err(Failure::Close),
+                Err(_) => return Err(Failure::Reset),
+            }
+        }
+    }
+
+    /// Match status bytes to the transactions awaiting them, in order.
+    fn on_statuses(
+        &mut self,
+        statuses: &[u8],
+        now: u64,
+        sent_at: &[u64],
+        latency_us: &mut Histogram<u64>,
+    ) -> Result<(), Failure> {
+        for &byte in statuses {
+            let status = Status::from_byte(byte);
+            match self.phase {
+                Phase::LoggingIn if self.login_pending > 0 => match status {
+                    Some(Status::Accepted) => {
+                        self.login_pending -= 1;
+                        if self.login_pending == 0 {
+                            self.phase = Phase::Ready;
+                        }
+                    }
+                    Some(Status::Rejected) => return Err(Failure::Rejected),
+                    None => return Err(Failure::InvalidStatus),
+                },
+                Phase::Sending => match status {
+                    Some(Status::Accepted) if self.acked < self.sent => {
+                        let slot = ring_slot(self.acked, sent_at.len());
+                        let sent = sent_at.get(slot).copied().unwrap_or(now);
+                        latency_us.saturating_record(now.saturating_sub(sent).div_ceil(1000));
+                        self.acked += 1;
+                        if self.acked == self.target {
+                            self.phase = Phase::Closing;
+                        }
+                    }
+                    Some(Status::Accepted) => return Err(Failure::UnexpectedStatus),
+                    Some(Status::Rejected) => return Err(Failure::Rejected),
+                    None => return Err(Failure::InvalidStatus),
+                },
+                Phase::Closing if self.close_sent => {
+                    if status != Some(Status::Accepted) {
+                        return Err(Failure::Close);
+                    }
+                    self.phase = Phase::Done;
+                    self.stream = None;
+                    return Ok(());
+                }
+                _ => {
+                    return Err(match status {
+                        Some(Status::Rejected) => Failure::Rejected,
+                        Some(Status::Accepted) => Failure::UnexpectedStatus,
+                        None => Failure::InvalidStatus,
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn transmit(&mut self, index: usize, buf: &mut Buffers) -> Result<(), Failure> {
+        match self.phase {
+            Phase::LoggingIn => {
+                while let Some(rest) = buf
+                    .prelude
+                    .get(self.prelude_written..)
+                    .filter(|r| !r.is_empty())
+                {
+                    match write(&mut self.stream, rest)? {
+                        Some(n) => self.prelude_written += n,
+                        None => break,
+                    }
+                }
+                Ok(())
+            }
+            Phase::Sending => self.send_messages(index, buf),
+            Phase::Closing if !self.close_sent => {
+                if write(&mut self.stream, &buf.close)?.is_some() {
+                    self.close_sent = true;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Write as many message frames as the window and the target allow, from the shared block.
+    fn send_messages(&mut self, index: usize, buf: &mut Buffers) -> Result<(), Failure> {
+        let window = buf.window as u64;
+        loop {
+            let room = window.saturating_sub(self.sent - self.acked);
+            let to_complete = room
+                .min(self.target - self.sent)
+                .min(buf.block_frames as u64);
+            if to_complete == 0 {
+                return Ok(());
+            }
+            // The block holds whole frames, so frame boundaries fall at multiples of frame_len.
+            let end = to_complete as usize * buf.frame_len;
+            let bytes = buf.block.get(self.partial..end).unwrap_or_default();
+            let now = buf.now_ns();
+            let Some(written) = write(&mut self.stream, bytes)? else {
+                return Ok(());
+            };
+            let total = self.partial + written;
+            let completed = (total / buf.frame_len) as u64;
+            let ring = buf.ring(index);
+            if let Some(ring) = buf.sent_at.get_mut(ring) {
+                let len = ring.len();
+                for message in self.sent..self.sent + completed {
+                    if let Some(slot) = ring.get_mut(ring_slot(message, len)) {
+                        *slot = now;
+                    }
+                }
+            }
+            self.sent += completed;
+            self.partial = total % buf.frame_len;
+            if written < bytes.len() {
+                // The socket buffer is full; a writable edge will follow.
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn ring_slot(message: u64, len: usize) -> usize {
+    (message % len.max(1) as u64) as usize
+}
+
+/// A thread's shared, preallocated buffers.
+struct Buffers {
+    /// NAME then PASSWORD, encoded once.
+    prelude: Vec<u8>,
+    /// `block_frames` identical MESSAGE frames, encoded once.
+    block: Vec<u8>,
+    block_frames: usize,
+    frame_len: usize,
+    /// The CLOSE transaction.
+    close: [u8; 1],
+    window: usize,
+    /// Status bytes read.
+    inbox: Vec<u8>,
+    /// Per connection, `window` slots: when each in-flight message was handed to the socket (ns since `epoch`).
+    sent_at: Vec<u64>,
+    epoch: Instant,
+    latency_us: Histogram<u64>,
+}
+
+/// Largest block of pre-encoded frames a connection writes in one call.
+const BLOCK_BYTES: usize = 256 * 1024;
+
+impl Buffers {
+    fn new(plan: &Plan, connections: usize) -> Result<Buffers, SetupError> {
+        let encode = |what: &'static str, transaction: Transaction<'_>| {
+            let mut bytes = vec![0; transaction.encoded_len()];
+            transaction
+                .encode(&mut bytes)
+                .map_err(|error| SetupError::Encode { what, error })?;
+            Ok::<_, SetupError>(bytes)
+        };
+        let mut prelude = encode("NAME", Transaction::Name(plan.user.as_bytes()))?;
+        prelude.extend(encode("PASSWORD", Transaction::Password(&plan.password))?);
+
+        let payload = message_payload(plan.size);
+        let frame = encode("MESSAGE", Transaction::Message(&payload))?;
+        let block_frames = plan.window.min(BLOCK_BYTES / frame.len()).max(1);
+        let block = frame.repeat(block_frames);
+
+        let mut close = [0u8; 1];
+        Transaction::Close
+            .encode(&mut close)
+            .map_err(|error| SetupError::Encode {
+                what: "CLOSE",
+                error,
+            })?;
+
+        let slots = connections
+            .checked_mul(plan.window)
+            .ok_or(SetupError::TooLarge)?;
+        let mut sent_at = Vec::new();
+        sent_at
+            .try_reserve_exact(slots)
+            .map_err(|_| SetupError::TooLarge)?;
+        sent_at.resize(slots, 0);
+
+        Ok(Buffers {
+            prelude,
+            block,
+            block_frames,
+            frame_len: frame.len(),
+            close,
+            window: plan.window,
+            inbox: vec![0; 64 * 1024],
+            sent_at,
+            epoch: Instant::now(),
+            latency_us: new_histogram()?,
+        })
+    }
+
+    fn now_ns(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn ring(&self, index: usize) -> std::ops::Range<usize> {
+        index * self.window..(index + 1) * self.window
+    }
+}
+
+/// Printable ASCII, no control bytes: one record per line in `messages.log`, unescaped.
+fn message_payload(size: usize) -> Vec<u8> {
+    (b'a'..=b'z').cycle().take(size).collect()
+}
+
+/// One thread: its connections, its event loop and its counters.
+struct Worker {
+    poll: Poll,
+    addr: SocketAddr,
+    conns: Vec<Conn>,
+    buf: Buffers,
+    stop: Stop,
+    stall_timeout: Duration,
+    /// Connections that may be connecting or authenticating at once.
+    open_limit: usize,
+    next_to_open: usize,
+    /// Connections connecting or authenticating now.
+    opening: usize,
+    /// Connections not yet authenticated nor failed.
+    to_login: usize,
+    /// Connections authenticated and waiting for the message phase.
+    ready: usize,
+    /// Connections in the message phase, not yet closed.
+    live: usize,
+    failures: Failures,
+    lost_in_flight: u64,
+}
+
+impl Worker {
+    fn new(plan: &Plan, connections: usize, open_limit: usize) -> Result<Worker, SetupError> {
+        Ok(Worker {
+            poll: Poll::new().map_err(SetupError::Poll)?,
+            addr: plan.addr,
+            conns: (0..connections).map(|_| Conn::new()).collect(),
+            buf: Buffers::new(plan, connections)?,
+            stop: plan.stop,
+            stall_timeout: plan.stall_timeout,
+            open_limit,
+            next_to_open: 0,
+            opening: 0,
+            to_login: connections,
+            ready: 0,
+            live: 0,
+            failures: Failures::default(),
+            lost_in_flight: 0,
+        })
+    }
+
+    fn run(mut self, barrier: &Barrier) -> Outcome {
+        let mut events = Events::with_capacity(1024);
+        let login_start = Instant::now();
+        self.open_more();
+        self.event_loop(&mut events, None, |w| w.to_login == 0);
+        let login_end = Instant::now();
+        let authenticated = self.ready;
+
+        barrier.wait();
+        let start = Instant::now();
+        let deadline = match self.stop {
+            Stop::Count(n) => {
+                self.begin_messages(n);
+                None
+            }
+            Stop::After(duration) => {
+                self.begin_messages(u64::MAX);
+                Some(start + duration)
+            }
+        };
+        self.event_loop(&mut events, deadline, |w| w.live == 0);
+        let end = Instant::now();
+
+        let (mut sent, mut acknowledged) = (0, 0);
+        for conn in &self.conns {
+            sent += conn.sent;
+            acknowledged += conn.acked;
+        }
+        Outcome {
+            latency_us: self.buf.latency_us,
+            sent,
+            acknowledged,
+            lost_in_flight: self.lost_in_flight,
+            authenticated,
+            failures: self.failures,
+            login_start,
+            login_end,
+            start,
+            end,
+        }
+    }
+
+    /// Poll and dispatch until `finished`; after `deadline`, stop sending.
+    fn event_loop(
+        &mut self,
+        events: &mut Events,
+        mut deadline: Option<Instant>,
+        finished: impl Fn(&Worker) -> bool,
+    ) {
+        let mut last_progress = Instant::now();
+        while !finished(self) {
+            let now = Instant::now();
+            if deadline.is_some_and(|at| now >= at) {
+                deadline = None;
+                self.stop_sending();
+                continue;
+            }
+            let stall_left = self
+                .stall_timeout
+                .saturating_sub(now.saturating_duration_since(last_progress));
+            if stall_left.is_zero() {
+                self.fail_all(Failure::Timeout);
+                continue;
+            }
+            let timeout = deadline.map_or(stall_left, |at| {
+                stall_left.min(at.saturating_duration_since(now))
+            });
+            if let Err(e) = self.poll.poll(events, Some(timeout)) {
+                if e.kind() != ErrorKind::Interrupted {
+                    self.fail_all(Failure::EventLoop);
+                }
+                continue;
+            }
+            if events.is_empty() {
+                continue;
+            }
+            last_progress = Instant::now();
+            for event in events.iter() {
+                self.on_event(
+                    event.token().0,
+                    event.is_readable() || event.is_read_closed(),
+                );
+            }
+            if self.opening < self.open_limit {
+                self.open_more();
+            }
+        }
+    }
+
+    fn on_event(&mut self, index: usize, readable: bool) {
+        let Some(conn) = self.conns.get_mut(index) else {
+            return;
+        };
+        match conn.phase {
+            Phase::Idle | Phase::Done => return,
+            Phase::Connecting => match connected(&conn.stream) {
+                Ok(true) => conn.phase = Phase::LoggingIn,
+                Ok(false) => return,
+                Err(failure) => return self.fail(index, failure),
+            },
+            _ => {}
+        }
+        self.pump(index, readable);
+    }
+
+    fn pump(&mut self, index: usize, readable: bool) {
+        let Some(conn) = self.conns.get_mut(index) else {
+            return;
+        };
+        match conn.pump(index, readable, &mut self.buf) {
+            Ok(Progress::Continue) => {}
+            Ok(Progress::LoggedIn) => {
+                self.opening -= 1;
+                self.to_login -= 1;
+                self.ready += 1;
+            }
+            Ok(Progress::Closed) => self.live -= 1,
+            Err(failure) => self.fail(index, failure),
+        }
+    }
+
+    /// Start connecting the next connections, up to the open limit.
+    fn open_more(&mut self) {
+        while self.opening < self.open_limit && self.next_to_open < self.conns.len() {
+            let index = self.next_to_open;
+            self.next_to_open += 1;
+            let opened = TcpStream::connect(self.addr).and_then(|mut stream| {
+                stream.set_nodelay(true)?;
+                self.poll.registry().register(
+                    &mut stream,
+                    Token(index),
+                    Interest::READABLE | Interest::WRITABLE,
+                )?;
+                Ok(stream)
+            });
+            let Some(conn) = self.conns.get_mut(index) else {
+                break;
+            };
+            match opened {
+                Ok(stream) => {
+                    conn.stream = Some(stream);
+                    conn.phase = Phase::Connecting;
+                    self.opening += 1;
+                }
+                Err(_) => self.fail(index, Failure::Connect),
+            }
+        }
+    }
+
+    /// The barrier passed: every authenticated connection starts sending.
+    fn begin_messages(&mut self, target: u64) {
+        self.live = self.ready;
+        self.ready = 0;
+        for index in 0..self.conns.len() {
+            let Some(conn) = self.conns.get_mut(index) else {
+                break;
+            };
+            if conn.phase != Phase::Ready {
+                continue;
+            }
+            conn.target = target;
+            conn.phase = if target == 0 {
+                Phase::Closing
+            } else {
+                Phase::Sending
+            };
+            self.pump(index, false);
+        }
+    }
+
+    /// The duration is over: finish the message being written, await the in-flight ones, close.
+    fn stop_sending(&mut self) {
+        for index in 0..self.conns.len() {
+            let Some(conn) = self.conns.get_mut(index) else {
+                break;
+            };
+            if conn.phase != Phase::Sending {
+                continue;
+            }
+            conn.target = conn.sent + u64::from(conn.partial > 0);
+            if conn.acked == conn.target {
+                conn.phase = Phase::Closing;
+                self.pump(index, false);
+            }
+        }
+    }
+
+    fn fail(&mut self, index: usize, failure: Failure) {
+        let Some(conn) = self.conns.get_mut(index) else {
+            return;
+        };
+        let phase = conn.phase;
+        conn.phase = Phase::Done;
+        // Dropping the socket closes it and removes it from the poll set.
+        conn.stream = None;
+        self.lost_in_flight += conn.unacknowledged();
+        self.failures.add(failure);
+        match phase {
+            Phase::Idle => self.to_login -= 1,
+            Phase::Connecting | Phase::LoggingIn => {
+                self.opening -= 1;
+                self.to_login -= 1;
+            }
+            Phase::Ready => self.ready -= 1,
+            Phase::Sending | Phase::Closing => self.live -= 1,
+            Phase::Done => {}
+        }
+    }
+
+    /// Fail every connection that is still waiting on the server.
+    fn fail_all(&mut self, failure: Failure) {
+        for index in 0..self.conns.len() {
+            let waiting = self.conns.get(index).is_some_and(|c| {
+                matches!(
+                    c.phase,
+                    Phase::Idle
+                        | Phase::Connecting
+                        | Phase::LoggingIn
+                        | Phase::Sending
+                        | Phase::Closing
+                )
+            });
+            if waiting {
+                self.fail(index, failure);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sending_conn(window: usize, sent: u64) -> (Conn, Vec<u64>) {
+        let mut conn = Conn::new();
+        conn.phase = Phase::Sending;
+        conn.target = 10;
+        conn.sent = sent;
+        (conn, vec![0; window])
+    }
+
+    #[test]
+    fn statuses_acknowledge_in_order_and_record_latency() {
+        let (mut conn, ring) = sending_conn(4, 3);
+        let mut latency = new_histogram().unwrap();
+        conn.on_statuses(&[0, 0], 5_000, &ring, &mut latency)
+            .unwrap();
+        assert_eq!(conn.acked, 2);
+        assert_eq!(latency.len(), 2);
+        assert_eq!(latency.max(), 5);
+    }
+
+    #[test]
+    fn a_status_for_an_unsent_message_is_unexpected() {
+        let (mut conn, ring) = sending_conn(4, 1);
+        let mut latency = new_histogram().unwrap();
+        assert_eq!(
+            conn.on_statuses(&[0, 0], 0, &ring, &mut latency),
+            Err(Failure::UnexpectedStatus)
+        );
+    }
+
+    #[test]
+    fn rejected_and_invalid_statuses_fail() {
+        let mut latency = new_histogram().unwrap();
+        let (mut conn, ring) = sending_conn(4, 3);
+        assert_eq!(
+            conn.on_statuses(&[0, 0xFF], 0, &ring, &mut latency),
+            Err(Failure::Rejected)
+        );
+        assert_eq!(conn.acked, 1);
+        let (mut conn, ring) = sending_conn(4, 3);
+        assert_eq!(
+            conn.on_statuses(&[0x42], 0, &ring, &mut latency),
+            Err(Failure::InvalidStatus)
+        );
+    }
+
+    #[test]
+    fn login_then_last_ack_moves_to_closing() {
+        let mut latency = new_histogram().unwrap();
+        let ring = vec![0; 1];
+        let mut conn = Conn::new();
+        conn.phase = Phase::LoggingIn;
+        conn.on_statuses(&[0, 0], 0, &ring, &mut latency).unwrap();
+        assert_eq!(conn.phase, Phase::Ready);
+        // A status while waiting for the message phase answers nothing.
+        assert_eq!(
+            conn.on_statuses(&[0], 0, &ring, &mut latency),
+            Err(Failure::UnexpectedStatus)
+        );
+
+        let (mut conn, ring) = sending_conn(1, 10);
+        conn.acked = 9;
+        conn.on_statuses(&[0], 0, &ring, &mut latency).unwrap();
+        assert_eq!(conn.phase, Phase::Closing);
+        // CLOSE not yet written: nothing may answer it.
+        assert_eq!(
+            conn.on_statuses(&[0], 0, &ring, &mut latency),
+            Err(Failure::UnexpectedStatus)
+        );
+        conn.close_sent = true;
+        assert_eq!(
+            conn.on_statuses(&[0xFF], 0, &ring, &mut latency),
+            Err(Failure::Close)
+        );
+    }
+
+    #[test]
+    fn payload_is_printable() {
+        let payload = message_payload(100);
+        assert_eq!(payload.len(), 100);
+        assert!(payload.iter().all(u8::is_ascii_lowercase));
+    }
+}

@@ -1,0 +1,310 @@
+//! Raw mode: stream bytes to `msglog-server --raw` and time the transfer.
+//!
+//! The data is generated once (1 MiB) and written over and over. A
+//! connection is done when all its bytes are written, its write side shut
+//! down, and the server has closed the connection, i.e. after the server
+//! read everything and flushed it.
+
+use std::io::{self, ErrorKind, Read};
+use std::net::{Shutdown, SocketAddr};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+
+use crate::failure::{Failure, Failures};
+use crate::socket::{connected, write};
+
+/// Bytes handed to `write(2)` at most per call, and the size of the generated data.
+pub const CHUNK: usize = 1 << 20;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The raw server.
+    pub addr: SocketAddr,
+    /// Connections; the bytes are split evenly over them.
+    pub connections: usize,
+    /// Bytes to stream, in total.
+    pub bytes: u64,
+    /// Event-loop threads.
+    pub threads: usize,
+    /// A thread whose connections make no progress for this long fails them.
+    pub stall_timeout: Duration,
+}
+
+impl Plan {
+    /// Threads actually used: never more than connections.
+    pub fn threads_used(&self) -> usize {
+        self.threads.clamp(1, self.connections.max(1))
+    }
+}
+
+/// Why the benchmark could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// `epoll_create` failed.
+    #[error("cannot create an event loop: {0}")]
+    Poll(io::Error),
+    /// A worker thread could not be spawned.
+    #[error("cannot start a thread: {0}")]
+    Thread(io::Error),
+    /// A worker thread panicked (a bug).
+    #[error("a worker thread panicked")]
+    Panicked,
+}
+
+/// What a run measured.
+#[derive(Debug)]
+pub struct Report {
+    /// Bytes written to the sockets.
+    pub sent: u64,
+    /// Connections that delivered everything and saw the server close.
+    pub completed: usize,
+    /// Failed connections.
+    pub failures: Failures,
+    /// From the first connect to the last connection closed by the server.
+    pub elapsed: Duration,
+}
+
+impl Report {
+    /// Every byte sent on connections that completed, none failed.
+    pub fn is_clean(&self, plan: &Plan) -> bool {
+        self.failures.total() == 0 && self.sent == plan.bytes && self.completed == plan.connections
+    }
+}
+
+/// Stream the plan's bytes and report.
+pub fn run(plan: &Plan) -> Result<Report, SetupError> {
+    let data: Vec<u8> = (0..CHUNK).map(|i| (i % 251) as u8).collect();
+    let threads = plan.threads_used();
+    let connections = u64::try_from(plan.connections.max(1)).unwrap_or(u64::MAX);
+    let shares: Vec<u64> = (0..connections)
+        .map(|i| plan.bytes / connections + u64::from(i < plan.bytes % connections))
+        .collect();
+    let mut workers = Vec::with_capacity(threads);
+    for thread in 0..threads {
+        let mine = shares
+            .iter()
+            .skip(thread)
+            .step_by(threads)
+            .copied()
+            .collect();
+        workers.push(Worker::new(plan, mine)?);
+    }
+    let start = Instant::now();
+    let outcomes = std::thread::scope(|scope| {
+        let mut handles = Vec::with_capacity(threads);
+        for (index, worker) in workers.into_iter().enumerate() {
+            let data = &data;
+            let handle = std::thread::Builder::new()
+                .name(format!("bench-raw-{index}"))
+                .spawn_scoped(scope, move || worker.run(data))
+                .map_err(SetupError::Thread)?;
+            handles.push(handle);
+        }
+        handles
+            .into_iter()
+            .map(|h| h.join().map_err(|_| SetupError::Panicked))
+            .collect::<Result<Vec<_>, _>>()
+    })?;
+    let elapsed = start.elapsed();
+    let mut report = Report {
+        sent: 0,
+        completed: 0,
+        failures: Failures::default(),
+        elapsed,
+    };
+    for outcome in outcomes {
+        report.sent += outcome.sent;
+        report.completed += outcome.completed;
+        report.failures.merge(&outcome.failures);
+    }
+    Ok(report)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Connecting,
+    Sending,
+    /// Write side shut down; waiting for the server to close.
+    Draining,
+    Done,
+}
+
+struct Conn {
+    stream: Option<TcpStream>,
+    phase: Phase,
+    remaining: u64,
+    sent: u64,
+}
+
+struct Outcome {
+    sent: u64,
+    completed: usize,
+    failures: Failures,
+}
+
+struct Worker {
+    poll: Poll,
+    addr: SocketAddr,
+    conns: Vec<Conn>,
+    stall_timeout: Duration,
+    live: usize,
+    completed: usize,
+    failures: Failures,
+}
+
+impl Worker {
+    fn new(plan: &Plan, shares: Vec<u64>) -> Result<Worker, SetupError> {
+        Ok(Worker {
+            poll: Poll::new().map_err(SetupError::Poll)?,
+            addr: plan.addr,
+            conns: shares
+                .into_iter()
+                .map(|remaining| Conn {
+                    stream: None,
+                    phase: Phase::Connecting,
+                    remaining,
+                    sent: 0,
+                })
+                .collect(),
+            stall_timeout: plan.stall_timeout,
+            live: 0,
+            completed: 0,
+            failures: Failures::default(),
+        })
+    }
+
+    fn run(mut self, data: &[u8]) -> Outcome {
+        for index in 0..self.conns.len() {
+            let opened = TcpStream::connect(self.addr).and_then(|mut stream| {
+                self.poll.registry().register(
+                    &mut stream,
+                    Token(index),
+                    Interest::READABLE | Interest::WRITABLE,
+                )?;
+                Ok(stream)
+            });
+            match opened {
+                Ok(stream) => {
+                    if let Some(conn) = self.conns.get_mut(index) {
+                        conn.stream = Some(stream);
+                        self.live += 1;
+                    }
+                }
+                Err(_) => {
+                    self.failures.add(Failure::Connect);
+                    if let Some(conn) = self.conns.get_mut(index) {
+                        conn.phase = Phase::Done;
+                    }
+                }
+            }
+        }
+
+        let mut events = Events::with_capacity(256);
+        let mut sink = [0u8; 4096];
+        let mut last_progress = Instant::now();
+        while self.live > 0 {
+            let stall_left = self.stall_timeout.saturating_sub(last_progress.elapsed());
+            if stall_left.is_zero() {
+                self.fail_all(Failure::Timeout);
+                break;
+            }
+            if let Err(e) = self.poll.poll(&mut events, Some(stall_left)) {
+                if e.kind() != ErrorKind::Interrupted {
+                    self.fail_all(Failure::EventLoop);
+                }
+                continue;
+            }
+            if !events.is_empty() {
+                last_progress = Instant::now();
+            }
+            for event in events.iter() {
+                let index = event.token().0;
+                if let Err(failure) = self.step(index, data, &mut sink) {
+                    self.fail(index, failure);
+                }
+            }
+        }
+        Outcome {
+            sent: self.conns.iter().map(|c| c.sent).sum(),
+            completed: self.completed,
+            failures: self.failures,
+        }
+    }
+
+    /// Advance one connection as far as its socket allows.
+    fn step(&mut self, index: usize, data: &[u8], sink: &mut [u8]) -> Result<(), Failure> {
+        let Some(conn) = self.conns.get_mut(index) else {
+            return Ok(());
+        };
+        if conn.phase == Phase::Connecting {
+            if !connected(&conn.stream)? {
+                return Ok(());
+            }
+            conn.phase = Phase::Sending;
+        }
+        while conn.phase == Phase::Sending {
+            if conn.remaining == 0 {
+                let stream = conn.stream.as_ref().ok_or(Failure::Reset)?;
+                stream
+                    .shutdown(Shutdown::Write)
+                    .map_err(|_| Failure::Reset)?;
+                conn.phase = Phase::Draining;
+                break;
+            }
+            // The stream is the generated data repeated; continue where the last write stopped.
+            let offset = (conn.sent % data.len() as u64) as usize;
+            let len =
+                (data.len() - offset).min(usize::try_from(conn.remaining).unwrap_or(usize::MAX));
+            let chunk = data.get(offset..offset + len).unwrap_or_default();
+            match write(&mut conn.stream, chunk)? {
+                Some(n) => {
+                    conn.sent += n as u64;
+                    conn.remaining -= n as u64;
+                }
+                None => return Ok(()),
+            }
+        }
+        if conn.phase == Phase::Draining {
+            let stream = conn.stream.as_mut().ok_or(Failure::Reset)?;
+            loop {
+                match stream.read(sink) {
+                    Ok(0) => {
+                        conn.phase = Phase::Done;
+                        conn.stream = None;
+                        self.live -= 1;
+                        self.completed += 1;
+                        return Ok(());
+                    }
+                    // The raw server sends nothing; whatever comes is ignored.
+                    Ok(_) => {}
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(_) => return Err(Failure::Reset),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn fail(&mut self, index: usize, failure: Failure) {
+        let Some(conn) = self.conns.get_mut(index) else {
+            return;
+        };
+        if conn.phase == Phase::Done {
+            return;
+        }
+        conn.phase = Phase::Done;
+        conn.stream = None;
+        self.live -= 1;
+        self.failures.add(failure);
+    }
+
+    fn fail_all(&mut self, failure: Failure) {
+        for index in 0..self.conns.len() {
+            self.fail(index, failure);
+        }
+    }
+}

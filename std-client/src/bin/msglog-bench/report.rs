@@ -1,0 +1,241 @@
+//! The human table and the JSON object of a run. MB and GB are 10^6 and 10^9 bytes.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+
+use crate::failure::Failures;
+use crate::{framed, raw};
+
+/// Messages per second over the message phase.
+fn rate(count: u64, elapsed: Duration) -> f64 {
+    let seconds = elapsed.as_secs_f64();
+    if seconds > 0.0 {
+        count as f64 / seconds
+    } else {
+        0.0
+    }
+}
+
+fn error_kinds(failures: &Failures) -> Value {
+    let kinds: Map<String, Value> = failures
+        .iter()
+        .map(|(kind, count)| (kind.name().to_owned(), Value::from(count)))
+        .collect();
+    Value::Object(kinds)
+}
+
+/// `1234567` as `1,234,567`.
+fn grouped(value: u64) -> String {
+    let digits = value.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+fn errors_line(failures: &Failures) -> String {
+    let total = failures.total();
+    if total == 0 {
+        return "0".into();
+    }
+    let kinds: Vec<String> = failures
+        .iter()
+        .map(|(kind, count)| format!("{} {}", kind.name(), grouped(count)))
+        .collect();
+    format!(
+        "{} connections failed ({})",
+        grouped(total),
+        kinds.join(", ")
+    )
+}
+
+fn plural(count: usize, one: &str) -> String {
+    if count == 1 {
+        format!("{count} {one}")
+    } else {
+        format!("{} {one}s", grouped(count as u64))
+    }
+}
+
+/// The framed run as an aligned table.
+pub fn framed_table(plan: &framed::Plan, report: &framed::Report) -> String {
+    let latency = &report.latency_us;
+    let payload = report.acknowledged.saturating_mul(plan.size as u64);
+    let amount = match plan.stop {
+        framed::Stop::Count(n) => format!("{} per connection", grouped(n)),
+        framed::Stop::After(d) => format!("for {:.1} s", d.as_secs_f64()),
+    };
+    let acknowledged = match report.expected {
+        Some(expected) => format!("{} of {}", grouped(report.acknowledged), grouped(expected)),
+        None => format!(
+            "{} of {} sent",
+            grouped(report.acknowledged),
+            grouped(report.sent)
+        ),
+    };
+    let mut errors = errors_line(&report.failures);
+    if report.unacknowledged() > 0 {
+        let _ = write!(
+            errors,
+            "; {} messages not acknowledged ({} lost in flight)",
+            grouped(report.unacknowledged()),
+            grouped(report.lost_in_flight)
+        );
+    }
+    let rows = [
+        (
+            "connections",
+            format!(
+                "{} ({} authenticated in {:.3} s), {}",
+                grouped(plan.connections as u64),
+                grouped(report.authenticated as u64),
+                report.connect_elapsed.as_secs_f64(),
+                plural(plan.threads_used(), "thread")
+            ),
+        ),
+        (
+            "messages",
+            format!("{amount}, {} B, window {}", plan.size, plan.window),
+        ),
+        ("elapsed", format!("{:.3} s", report.elapsed.as_secs_f64())),
+        ("acknowledged", acknowledged),
+        ("errors", errors),
+        (
+            "throughput",
+            format!(
+                "{} msgs/s, {:.2} MB/s of payload",
+                grouped(rate(report.acknowledged, report.elapsed).round() as u64),
+                rate(payload, report.elapsed) / 1e6
+            ),
+        ),
+        (
+            "latency (us)",
+            format!(
+                "p50 {}, p99 {}, p99.9 {}, max {}",
+                latency.value_at_quantile(0.50),
+                latency.value_at_quantile(0.99),
+                latency.value_at_quantile(0.999),
+                latency.max()
+            ),
+        ),
+    ];
+    let mut text = format!("msglog-bench: framed mode, {}\n", plan.addr);
+    for (label, value) in rows {
+        let _ = writeln!(text, "  {label:<15} {value}");
+    }
+    text
+}
+
+/// The framed run as one JSON object.
+pub fn framed_json(plan: &framed::Plan, report: &framed::Report) -> Value {
+    let latency = &report.latency_us;
+    let (messages, duration) = match plan.stop {
+        framed::Stop::Count(n) => (Some(n), None),
+        framed::Stop::After(d) => (None, Some(d.as_secs_f64())),
+    };
+    let payload = report.acknowledged.saturating_mul(plan.size as u64);
+    json!({
+        "mode": "framed",
+        "server": plan.addr.to_string(),
+        "connections": plan.connections,
+        "authenticated": report.authenticated,
+        "threads": plan.threads_used(),
+        "messages_per_connection": messages,
+        "duration_s": duration,
+        "size": plan.size,
+        "window": plan.window,
+        "connect_s": report.connect_elapsed.as_secs_f64(),
+        "elapsed_s": report.elapsed.as_secs_f64(),
+        "sent": report.sent,
+        "acknowledged": report.acknowledged,
+        "expected": report.expected,
+        "unacknowledged": report.unacknowledged(),
+        "lost_in_flight": report.lost_in_flight,
+        "errors": report.failures.total(),
+        "error_kinds": error_kinds(&report.failures),
+        "msgs_per_s": rate(report.acknowledged, report.elapsed),
+        "mb_per_s": rate(payload, report.elapsed) / 1e6,
+        "latency_us": {
+            "p50": latency.value_at_quantile(0.50),
+            "p99": latency.value_at_quantile(0.99),
+            "p999": latency.value_at_quantile(0.999),
+            "max": latency.max(),
+            "mean": latency.mean(),
+        },
+        "clean": report.is_clean(),
+    })
+}
+
+/// The raw run as an aligned table.
+pub fn raw_table(plan: &raw::Plan, report: &raw::Report) -> String {
+    let bytes_per_s = rate(report.sent, report.elapsed);
+    let mut text = format!("msglog-bench: raw mode, {}\n", plan.addr);
+    let rows = [
+        (
+            "connections",
+            format!(
+                "{} ({} completed), {}",
+                grouped(plan.connections as u64),
+                grouped(report.completed as u64),
+                plural(plan.threads_used(), "thread")
+            ),
+        ),
+        (
+            "bytes",
+            format!("{} of {}", grouped(report.sent), grouped(plan.bytes)),
+        ),
+        ("elapsed", format!("{:.3} s", report.elapsed.as_secs_f64())),
+        ("errors", errors_line(&report.failures)),
+        (
+            "throughput",
+            format!(
+                "{:.1} MB/s ({:.3} GB/s)",
+                bytes_per_s / 1e6,
+                bytes_per_s / 1e9
+            ),
+        ),
+    ];
+    for (label, value) in rows {
+        let _ = writeln!(text, "  {label:<15} {value}");
+    }
+    text
+}
+
+/// The raw run as one JSON object.
+pub fn raw_json(plan: &raw::Plan, report: &raw::Report) -> Value {
+    let bytes_per_s = rate(report.sent, report.elapsed);
+    json!({
+        "mode": "raw",
+        "server": plan.addr.to_string(),
+        "connections": plan.connections,
+        "threads": plan.threads_used(),
+        "bytes": plan.bytes,
+        "sent": report.sent,
+        "completed": report.completed,
+        "errors": report.failures.total(),
+        "error_kinds": error_kinds(&report.failures),
+        "elapsed_s": report.elapsed.as_secs_f64(),
+        "mb_per_s": bytes_per_s / 1e6,
+        "gb_per_s": bytes_per_s / 1e9,
+        "clean": report.is_clean(plan),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_thousands() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(1000), "1,000");
+        assert_eq!(grouped(1_234_567), "1,234,567");
+    }
+}
