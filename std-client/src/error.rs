@@ -42,8 +42,11 @@ pub enum Error {
     Timeout,
     /// After the end of a raw stream, the server did not close the connection
     /// within the I/O timeout, so it has not confirmed that it took every byte.
-    #[error("the server did not close the connection in time, so delivery is unconfirmed")]
-    Unconfirmed,
+    #[error("sent {sent} bytes, but the server did not close the connection in time, so it has not confirmed receiving them")]
+    Unconfirmed {
+        /// Bytes sent before the end of input.
+        sent: u64,
+    },
     /// The connection failed (reset, broken pipe, ...).
     #[error("connection failed: {0}")]
     Io(#[source] io::Error),

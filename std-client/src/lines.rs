@@ -67,6 +67,29 @@ impl<R: Read> LineReader<R> {
     /// The next line, or `None` at end of input. A last line without a line
     /// ending counts; `\r` is removed only before `\n`.
     pub fn next_line(&mut self) -> Result<Option<Line<'_>>, LineError> {
+        let next = self.next_range()?;
+        Ok(next.map(|range| self.line_at(range)))
+    }
+
+    /// The next line that is not empty, or `None` at end of input.
+    pub fn next_nonempty_line(&mut self) -> Result<Option<Line<'_>>, LineError> {
+        loop {
+            match self.next_range()? {
+                Some((_, 0)) => continue,
+                next => return Ok(next.map(|range| self.line_at(range))),
+            }
+        }
+    }
+
+    fn line_at(&self, (start, len): (usize, usize)) -> Line<'_> {
+        Line {
+            number: self.line,
+            bytes: self.buffer.get(start..start + len).unwrap_or_default(),
+        }
+    }
+
+    /// Where the next line is in the buffer: its start and length.
+    fn next_range(&mut self) -> Result<Option<(usize, usize)>, LineError> {
         if self.skipping {
             self.skip_line()?;
         }
@@ -99,11 +122,7 @@ impl<R: Read> LineReader<R> {
         if len > MAX_PAYLOAD {
             return Err(LineError::TooLong { line: self.line });
         }
-        let bytes = self.buffer.get(start..start + len).unwrap_or_default();
-        Ok(Some(Line {
-            number: self.line,
-            bytes,
-        }))
+        Ok(Some((start, len)))
     }
 
     /// The underlying reader.
@@ -231,14 +250,18 @@ mod tests {
                 Ok(n)
             }
         }
-        let mut reader = LineReader::new(Trickle(b"hello\r\nworld\nx"));
+        let mut reader = LineReader::new(Trickle(b"hello\r\n\nworld\n\r\nx"));
         let mut got = Vec::new();
-        while let Some(line) = reader.next_line().unwrap() {
-            got.push(line.bytes.to_vec());
+        while let Some(line) = reader.next_nonempty_line().unwrap() {
+            got.push((line.number, line.bytes.to_vec()));
         }
         assert_eq!(
             got,
-            vec![b"hello".to_vec(), b"world".to_vec(), b"x".to_vec()]
+            vec![
+                (1, b"hello".to_vec()),
+                (3, b"world".to_vec()),
+                (5, b"x".to_vec())
+            ]
         );
     }
 }

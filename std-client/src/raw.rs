@@ -35,7 +35,10 @@ pub fn send_raw<R: Read + ?Sized>(
         )),
     })?;
     stream.shutdown(Shutdown::Write).map_err(Error::from_io)?;
-    await_close(stream, buffer)?;
+    await_close(stream, buffer).map_err(|e| match e {
+        Error::Timeout => Error::Unconfirmed { sent },
+        other => other,
+    })?;
     Ok(sent)
 }
 
@@ -52,12 +55,7 @@ fn await_close(mut stream: &TcpStream, buffer: &mut [u8]) -> Result<(), Error> {
             Ok(0) => return Ok(()),
             Ok(_) => continue,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return Err(match Error::from_io(e) {
-                    Error::Timeout => Error::Unconfirmed,
-                    other => other,
-                })
-            }
+            Err(e) => return Err(Error::from_io(e)),
         }
     }
 }

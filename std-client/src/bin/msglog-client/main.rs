@@ -1,1 +1,50 @@
-fn main() {}
+//! `msglog-client`: send stdin to a msglog server, raw or one message per
+//! line. Run with `--help` for the modes, options and exit codes.
+
+#![forbid(unsafe_code)]
+
+mod cli;
+mod exit;
+mod framed;
+mod input;
+mod progress;
+mod raw;
+mod report;
+
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
+use clap::Parser;
+
+use cli::Args;
+use exit::{say, Exit};
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(error)
+            if matches!(
+                error.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+            ) =>
+        {
+            let _ = error.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            say(cli::one_line(&error));
+            return Exit::Usage.code();
+        }
+    };
+    let outcome = match args.user.as_deref() {
+        Some(user) => framed::run(&args, user),
+        None => raw::run(&args),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            say(&failure);
+            failure.exit.code()
+        }
+    }
+}

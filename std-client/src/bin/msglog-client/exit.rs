@@ -1,0 +1,92 @@
+//! Exit codes and the one-line failure reports of the command line.
+
+use std::fmt;
+use std::process::ExitCode;
+
+/// Why the client failed; each reason has its own exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Bad arguments, or an invalid user name.
+    Usage = 2,
+    /// No password, or the password file cannot be read or is unusable.
+    Password = 3,
+    /// HOST cannot be resolved.
+    Resolve = 4,
+    /// No address of HOST accepted the connection.
+    Connect = 5,
+    /// Reading stdin failed.
+    Input = 6,
+    /// An input line is longer than a message can be.
+    TooLong = 7,
+    /// The server rejected the user name or password.
+    Auth = 8,
+    /// The server rejected a message.
+    Rejected = 9,
+    /// The connection was lost before everything was confirmed.
+    Lost = 10,
+    /// No progress within the timeout.
+    Timeout = 11,
+    /// The server sent something that is not a status byte.
+    Protocol = 12,
+}
+
+impl Exit {
+    /// Every code, in order, with its `--help` description.
+    pub const ALL: [(Exit, &'static str); 11] = [
+        (Exit::Usage, "bad arguments, or an invalid user name"),
+        (
+            Exit::Password,
+            "no password given, or the password file cannot be read",
+        ),
+        (Exit::Resolve, "HOST cannot be resolved"),
+        (
+            Exit::Connect,
+            "cannot connect (refused, unreachable, timed out)",
+        ),
+        (Exit::Input, "reading stdin failed"),
+        (Exit::TooLong, "an input line is longer than 65535 bytes"),
+        (Exit::Auth, "the server rejected the user name or password"),
+        (Exit::Rejected, "the server rejected a message"),
+        (
+            Exit::Lost,
+            "the connection was lost before everything was confirmed",
+        ),
+        (Exit::Timeout, "no progress within --timeout"),
+        (
+            Exit::Protocol,
+            "the server answered with a byte that is not a status",
+        ),
+    ];
+
+    pub fn code(self) -> ExitCode {
+        ExitCode::from(self as u8)
+    }
+}
+
+/// A failure: its exit code and the line printed on stderr.
+#[derive(Debug)]
+pub struct Failure {
+    pub exit: Exit,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(exit: Exit, message: impl Into<String>) -> Self {
+        Failure {
+            exit,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Print one line on stderr. A closed stderr is not worth a panic.
+pub fn say(line: impl fmt::Display) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "msglog-client: {line}");
+}

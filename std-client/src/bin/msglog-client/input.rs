@@ -1,0 +1,157 @@
+//! Where framed mode's messages come from: stdin lines or `--message` arguments.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, IsTerminal};
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStringExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use msglog_client::{LineError, LineReader};
+use msglog_core::MAX_PAYLOAD;
+
+/// Where a message came from, for reports: a stdin line or a `--message`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Line(u64),
+    Argument(u64),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Line(n) => write!(f, "line {n}"),
+            Origin::Argument(n) => write!(f, "--message #{n}"),
+        }
+    }
+}
+
+/// Why no next message could be read.
+#[derive(Debug)]
+pub enum InputError {
+    TooLong(Origin),
+    Read(io::Error),
+}
+
+/// How many messages were left unread after a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remaining {
+    Exactly(u64),
+    /// The input did not end in time (or is a terminal): this many were counted.
+    AtLeast(u64),
+}
+
+/// The messages to send, in order, empty ones skipped.
+pub enum Input {
+    Stdin(Option<LineReader<File>>),
+    Arguments { messages: Vec<Vec<u8>>, next: usize },
+}
+
+/// Counting the rest of stdin stops when it stalls this long...
+const DRAIN_STALL: Duration = Duration::from_secs(1);
+/// ...or after this long in all.
+const DRAIN_LIMIT: Duration = Duration::from_secs(10);
+
+impl Input {
+    /// `--message` arguments if any, else stdin.
+    pub fn new(arguments: &[OsString]) -> io::Result<Self> {
+        if arguments.is_empty() {
+            return Ok(Input::Stdin(Some(LineReader::new(stdin()?))));
+        }
+        Ok(Input::Arguments {
+            messages: arguments.iter().cloned().map(OsString::into_vec).collect(),
+            next: 0,
+        })
+    }
+
+    /// Arguments are all checked before anything is sent: the first too long.
+    pub fn first_too_long(&self) -> Option<Origin> {
+        match self {
+            Input::Stdin(_) => None,
+            Input::Arguments { messages, .. } => messages
+                .iter()
+                .position(|m| m.len() > MAX_PAYLOAD)
+                .map(|i| Origin::Argument(i as u64 + 1)),
+        }
+    }
+
+    /// The next non-empty message, or `None` at the end.
+    pub fn next_message(&mut self) -> Result<Option<(Origin, &[u8])>, InputError> {
+        match self {
+            Input::Stdin(None) => Ok(None),
+            Input::Stdin(Some(reader)) => match reader.next_nonempty_line() {
+                Ok(Some(line)) => Ok(Some((Origin::Line(line.number), line.bytes))),
+                Ok(None) => Ok(None),
+                Err(LineError::TooLong { line }) => Err(InputError::TooLong(Origin::Line(line))),
+                Err(LineError::Read(e)) => Err(InputError::Read(e)),
+            },
+            Input::Arguments { messages, next } => {
+                while let Some(message) = messages.get(*next) {
+                    *next += 1;
+                    if !message.is_empty() {
+                        return Ok(Some((Origin::Argument(*next as u64), message.as_slice())));
+                    }
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Count the messages not yet read. Stdin is read to its end in the
+    /// background, but not waited for forever, nor read at all from a terminal.
+    pub fn count_remaining(&mut self) -> Remaining {
+        match self {
+            Input::Arguments { messages, next } => Remaining::Exactly(
+                messages
+                    .iter()
+                    .skip(*next)
+                    .filter(|m| !m.is_empty())
+                    .count() as u64,
+            ),
+            Input::Stdin(reader) => {
+                let Some(reader) = reader.take() else {
+                    return Remaining::Exactly(0);
+                };
+                if io::stdin().is_terminal() {
+                    return Remaining::AtLeast(0);
+                }
+                drain(reader)
+            }
+        }
+    }
+}
+
+/// Count the non-empty lines left in `reader` on a helper thread.
+fn drain(mut reader: LineReader<File>) -> Remaining {
+    let counted = Arc::new(AtomicU64::new(0));
+    let (done, finished) = mpsc::channel();
+    let counter = Arc::clone(&counted);
+    thread::spawn(move || {
+        // A read error ends the count like the end of input does.
+        while let Ok(Some(_)) | Err(LineError::TooLong { .. }) = reader.next_nonempty_line() {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        let _ = done.send(());
+    });
+    let start = Instant::now();
+    let mut last = 0;
+    loop {
+        if finished.recv_timeout(DRAIN_STALL).is_ok() {
+            return Remaining::Exactly(counted.load(Ordering::Relaxed));
+        }
+        let now = counted.load(Ordering::Relaxed);
+        if now == last || start.elapsed() > DRAIN_LIMIT {
+            return Remaining::AtLeast(now);
+        }
+        last = now;
+    }
+}
+
+/// Stdin as an unbuffered file (a duplicate of descriptor 0).
+pub fn stdin() -> io::Result<File> {
+    Ok(File::from(io::stdin().as_fd().try_clone_to_owned()?))
+}

@@ -1,0 +1,79 @@
+//! Library errors as one-line reports with their exit codes.
+
+use msglog_client::{Error, Stage};
+
+use crate::cli::Args;
+use crate::exit::{Exit, Failure};
+use crate::input::Origin;
+
+/// `error` as a failure, with no message to name.
+pub fn failure(args: &Args, error: &Error) -> Failure {
+    describe(args, error, None)
+}
+
+/// `error` as a failure; `message` is where the message the error is about
+/// (the first not acknowledged) came from.
+pub fn describe(args: &Args, error: &Error, message: Option<Origin>) -> Failure {
+    let host = &args.host;
+    let port = args.port;
+    let user = args.user.as_deref().unwrap_or_default();
+    let what = |stage: &Stage| match (stage, message) {
+        (Stage::Name, _) => format!("the user name '{user}'"),
+        (Stage::Password, _) => format!("the password of user '{user}'"),
+        (Stage::Message(_), Some(origin)) => format!("the message from {origin}"),
+        (Stage::Message(i), None) => format!("message {}", i + 1),
+        (Stage::Close, _) => "CLOSE".to_owned(),
+    };
+    let timeout = match args.timeout.0 {
+        Some(t) => format!("{} s", t.as_secs_f64()),
+        None => "the timeout".to_owned(),
+    };
+    let (exit, text) = match error {
+        Error::Resolve(e) => (Exit::Resolve, format!("cannot resolve host '{host}': {e}")),
+        Error::Connect { addr, source } => (
+            Exit::Connect,
+            format!("cannot connect to {host} port {port} ({addr}): {source}"),
+        ),
+        Error::Input(e) => (Exit::Input, format!("reading stdin failed: {e}")),
+        Error::Rejected {
+            stage: stage @ (Stage::Name | Stage::Password),
+        } => (Exit::Auth, format!("the server rejected {}", what(stage))),
+        Error::Rejected { stage } => (
+            Exit::Rejected,
+            format!("the server rejected {}", what(stage)),
+        ),
+        Error::Disconnected { stage } => (
+            Exit::Lost,
+            format!(
+                "the server closed the connection before acknowledging {}",
+                what(stage)
+            ),
+        ),
+        Error::Timeout => (
+            Exit::Timeout,
+            format!("timed out: the server did not answer or take data within {timeout}"),
+        ),
+        Error::Unconfirmed { sent } => (
+            Exit::Timeout,
+            format!(
+                "sent {sent} bytes, but the server did not close the connection within {timeout}, \
+                 so it has not confirmed receiving them"
+            ),
+        ),
+        Error::Io(e) => (
+            Exit::Lost,
+            format!("connection to {host} port {port} lost: {e}"),
+        ),
+        Error::Protocol { byte, stage } => (
+            Exit::Protocol,
+            format!(
+                "protocol error: the server answered {} with 0x{byte:02x}, not a status byte",
+                what(stage)
+            ),
+        ),
+        Error::Invalid(e) => (Exit::TooLong, format!("cannot send: {e}")),
+        Error::InvalidName => (Exit::Usage, format!("invalid user name '{user}': {error}")),
+        other => (Exit::Lost, other.to_string()),
+    };
+    Failure::new(exit, text)
+}
