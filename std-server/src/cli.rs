@@ -1,0 +1,189 @@
+//! The command line.
+
+use std::net::IpAddr;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The msglog server: appends authenticated clients' messages to
+/// messages.log (framed mode), or copies raw client streams to stdout (--raw).
+#[derive(Debug, Parser)]
+#[command(
+    name = "msglog-server",
+    version,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print a `--users` file line (`NAME:$argon2id$...`) for a password read
+    /// from stdin (without echo on a terminal; one line when piped).
+    HashPassword(HashPasswordArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HashPasswordArgs {
+    /// The user name the line is for.
+    pub name: String,
+
+    /// Argon2 memory cost in KiB.
+    #[arg(long, default_value_t = argon2::Params::DEFAULT_M_COST)]
+    pub m_cost: u32,
+
+    /// Argon2 iterations.
+    #[arg(long, default_value_t = argon2::Params::DEFAULT_T_COST)]
+    pub t_cost: u32,
+
+    /// Argon2 parallelism (lanes).
+    #[arg(long, default_value_t = argon2::Params::DEFAULT_P_COST)]
+    pub p_cost: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TCP port to listen on; 0 picks a free port (the start-up line shows it).
+    #[arg(default_value_t = msglog_core::DEFAULT_PORT)]
+    pub port: u16,
+
+    /// Raw stream mode: write every byte of each client, one client after
+    /// another, to stdout (no framing, no status bytes, no logs).
+    #[arg(long)]
+    pub raw: bool,
+
+    /// Listen on this address only (default: [::] dual-stack, or 0.0.0.0 without IPv6).
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<IpAddr>,
+
+    /// Directory of messages.log and transactions.log.
+    #[arg(long, value_name = "DIR", default_value = ".", conflicts_with = "raw")]
+    pub dir: PathBuf,
+
+    /// Acknowledge a message only once its record is on disk (fdatasync,
+    /// one sync for every record written meanwhile).
+    #[arg(long, conflicts_with = "raw")]
+    pub fsync: bool,
+
+    /// Event-loop threads [default: number of CPUs].
+    #[arg(long, value_name = "N", conflicts_with = "raw")]
+    pub workers: Option<NonZeroUsize>,
+
+    /// Users file: lines `name:$argon2id$...` (see `msglog-server hash-password`).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["raw", "auth"])]
+    pub users: Option<PathBuf>,
+
+    /// Authentication without --users: `any` accepts any non-empty password;
+    /// `legacy-parity` is the original server's rule (first password byte odd).
+    #[arg(long, value_enum, value_name = "MODE", conflicts_with = "raw")]
+    pub auth: Option<AuthMode>,
+
+    /// Longest time a transaction may take from its first byte to its last.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration, conflicts_with = "raw")]
+    pub frame_timeout: Duration,
+
+    /// Longest time a connection may sit idle between transactions (in raw
+    /// mode: between two reads from a client).
+    #[arg(long, value_name = "DURATION", default_value = "600s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// On SIGINT/SIGTERM, how long connections get to finish the transaction in progress.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, conflicts_with = "raw")]
+    pub grace: Duration,
+
+    /// Connections served at once; more are accepted and closed at once (logged as overload).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 10_000,
+        conflicts_with = "raw"
+    )]
+    pub max_connections: usize,
+
+    /// More operator output on stderr (-v: statistics every 10 s; -vv: debugging).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only errors on stderr.
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthMode {
+    /// Any name with any non-empty password (trusted networks only).
+    Any,
+    /// The original C server's rule: the first password byte must be odd.
+    LegacyParity,
+}
+
+/// A duration such as `250ms`, `2s`, `5m`, `1h`, or a plain number of seconds; never zero.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (examples: 200ms, 2s, 5m)"))?;
+    let scale = match unit.trim() {
+        "ms" => 0.001,
+        "" | "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{text}` (use ms, s, m or h)"
+            ))
+        }
+    };
+    let duration = Duration::try_from_secs_f64(value * scale)
+        .map_err(|_| format!("`{text}` is out of range"))?;
+    if duration.is_zero() {
+        return Err("a duration must be positive".into());
+    }
+    Ok(duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("200ms"), Ok(Duration::from_millis(200)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("abc").is_err());
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn hash_password_is_a_subcommand_not_a_port() {
+        let cli = Cli::try_parse_from(["msglog-server", "hash-password", "alice"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::HashPassword(ref a)) if a.name == "alice"));
+        let cli = Cli::try_parse_from(["msglog-server", "--raw", "6000"]).unwrap();
+        assert!(cli.serve.raw && cli.serve.port == 6000 && cli.command.is_none());
+        assert!(Cli::try_parse_from(["msglog-server", "--raw", "--fsync", "1"]).is_err());
+        assert!(Cli::try_parse_from(["msglog-server", "70000"]).is_err());
+    }
+}

@@ -1,0 +1,280 @@
+//! `transactions.log`: one line per connection event and per transaction,
+//! in the format of PROTOCOL.md ("`transactions.log` format").
+//!
+//! Lines are built from structured values into a caller's buffer (no
+//! formatting machinery per line) and appended in blocks, one `write(2)` per
+//! event-loop iteration, under a lock: one writer owns the file.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use msglog_core::{Reject, Tag};
+
+use crate::message_log::{open_append, truncate_tail, write_counting};
+use crate::report::RateLimit;
+use crate::text::{push_hex_byte, push_quoted, push_u64};
+
+/// Why a connection ended (`event=close reason=...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// CLOSE received and answered.
+    Close,
+    /// The peer closed; `partial` bytes of an unfinished transaction were dropped.
+    Eof { partial: usize },
+    /// Frame or idle timeout.
+    Timeout,
+    /// Answered 0xFF.
+    Rejected,
+    /// A socket error (the text is logged as `error="..."`).
+    Error,
+    /// The server is stopping.
+    Shutdown,
+    /// Over `--max-connections` (or out of file descriptors): closed at once.
+    Overload,
+}
+
+impl CloseReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Close => "close",
+            CloseReason::Eof { .. } => "eof",
+            CloseReason::Timeout => "timeout",
+            CloseReason::Rejected => "rejected",
+            CloseReason::Error => "error",
+            CloseReason::Shutdown => "shutdown",
+            CloseReason::Overload => "overload",
+        }
+    }
+}
+
+/// One line's content after the timestamp and connection fields.
+#[derive(Debug, Clone, Copy)]
+pub enum Line<'a> {
+    Open,
+    Transaction {
+        /// The tag byte as received (an unknown one is shown as `0xNN`).
+        tag: u8,
+        /// The announced length, `None` when none was read (CLOSE, a tag rejected at once).
+        len: Option<u16>,
+        /// `None` for `ok`.
+        reject: Option<Reject>,
+        /// The name, on NAME lines only.
+        name: Option<&'a [u8]>,
+    },
+    Close {
+        reason: CloseReason,
+        error: Option<&'a str>,
+    },
+}
+
+/// The `conn=ID peer=ADDR` fields of a connection, formatted once.
+pub fn connection_fields(id: u64, peer: std::net::SocketAddr) -> Box<[u8]> {
+    let mut out = Vec::with_capacity(48);
+    out.extend_from_slice(b"conn=");
+    push_u64(&mut out, id);
+    out.extend_from_slice(b" peer=");
+    out.extend_from_slice(peer.to_string().as_bytes());
+    out.into_boxed_slice()
+}
+
+/// Append one line (with its `\n`).
+pub fn push_line(out: &mut Vec<u8>, timestamp: &[u8], connection: &[u8], line: Line<'_>) {
+    out.extend_from_slice(timestamp);
+    out.push(b' ');
+    out.extend_from_slice(connection);
+    match line {
+        Line::Open => out.extend_from_slice(b" event=open"),
+        Line::Transaction {
+            tag,
+            len,
+            reject,
+            name,
+        } => {
+            out.extend_from_slice(b" tag=");
+            match Tag::from_byte(tag) {
+                Some(tag) => out.extend_from_slice(tag.as_str().as_bytes()),
+                None => push_hex_byte(out, tag),
+            }
+            out.extend_from_slice(b" len=");
+            match len {
+                Some(len) => push_u64(out, u64::from(len)),
+                None => out.push(b'-'),
+            }
+            out.extend_from_slice(b" outcome=");
+            match reject {
+                None => out.extend_from_slice(b"ok"),
+                Some(reject) => out.extend_from_slice(reject.code().as_bytes()),
+            }
+            if let Some(name) = name {
+                out.extend_from_slice(b" name=");
+                push_quoted(out, name);
+            }
+        }
+        Line::Close { reason, error } => {
+            out.extend_from_slice(b" event=close reason=");
+            out.extend_from_slice(reason.as_str().as_bytes());
+            if let CloseReason::Eof { partial } = reason {
+                if partial > 0 {
+                    out.extend_from_slice(b" partial=");
+                    push_u64(out, partial as u64);
+                }
+            }
+            if let Some(error) = error {
+                out.extend_from_slice(b" error=");
+                push_quoted(out, error.as_bytes());
+            }
+        }
+    }
+    out.push(b'\n');
+}
+
+/// The transaction log shared by all threads.
+#[derive(Debug)]
+pub struct TransactionLog {
+    path: PathBuf,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    file: File,
+    errors: RateLimit,
+}
+
+impl TransactionLog {
+    /// Open (or create) the log at `path`.
+    pub fn open(path: PathBuf) -> io::Result<TransactionLog> {
+        let file = open_append(&path)?;
+        Ok(TransactionLog {
+            path,
+            inner: Mutex::new(Inner {
+                file,
+                errors: RateLimit::new(Duration::from_secs(10)),
+            }),
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Append whole lines with one write. A failure is reported on stderr
+    /// (rate-limited) and the torn tail removed; the service goes on.
+    pub fn append(&self, lines: &[u8]) {
+        if lines.is_empty() {
+            return;
+        }
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Err((e, partial)) = write_counting(&inner.file, lines) {
+            let _ = truncate_tail(&inner.file, partial);
+            if let Some(suppressed) = inner.errors.admit(Instant::now()) {
+                error!(
+                    "writing {} failed: {e} (lines lost; {suppressed} similar errors not shown)",
+                    self.path.display()
+                );
+            }
+        }
+    }
+
+    /// Reopen the file at its path (after logrotate moved it).
+    pub fn reopen(&self) -> io::Result<()> {
+        let file = open_append(&self.path)?;
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .file = file;
+        Ok(())
+    }
+
+    /// Flush to disk (at shutdown).
+    pub fn sync(&self) -> io::Result<()> {
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .file
+            .sync_data()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use msglog_core::FrameError;
+
+    const TS: &[u8] = b"2026-11-23T09:01:21.123Z";
+
+    fn line(line: Line<'_>) -> String {
+        let fields = connection_fields(17, "127.0.0.1:50312".parse().unwrap());
+        let mut out = Vec::new();
+        push_line(&mut out, TS, &fields, line);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn protocol_md_examples() {
+        assert_eq!(
+            line(Line::Open),
+            "2026-11-23T09:01:21.123Z conn=17 peer=127.0.0.1:50312 event=open\n"
+        );
+        assert_eq!(
+            line(Line::Transaction {
+                tag: 1,
+                len: Some(6),
+                reject: None,
+                name: Some(b"MyUser")
+            }),
+            "2026-11-23T09:01:21.123Z conn=17 peer=127.0.0.1:50312 tag=NAME len=6 outcome=ok name=\"MyUser\"\n"
+        );
+        let too_long = Reject::Frame(FrameError::TooLong {
+            tag: Tag::Message,
+            length: 65535,
+            max: 1000,
+        });
+        assert_eq!(
+            line(Line::Transaction {
+                tag: 3,
+                len: Some(65535),
+                reject: Some(too_long),
+                name: None
+            }),
+            "2026-11-23T09:01:21.123Z conn=17 peer=127.0.0.1:50312 tag=MESSAGE len=65535 outcome=too-long\n"
+        );
+        assert_eq!(
+            line(Line::Close {
+                reason: CloseReason::Rejected,
+                error: None
+            }),
+            "2026-11-23T09:01:21.123Z conn=17 peer=127.0.0.1:50312 event=close reason=rejected\n"
+        );
+    }
+
+    #[test]
+    fn unknown_tags_partial_eof_and_errors() {
+        assert!(line(Line::Transaction {
+            tag: 0x7f,
+            len: None,
+            reject: Some(Reject::Frame(FrameError::UnknownTag(0x7f))),
+            name: None
+        })
+        .ends_with("tag=0x7f len=- outcome=unknown-tag\n"));
+        assert!(line(Line::Close {
+            reason: CloseReason::Eof { partial: 3 },
+            error: None
+        })
+        .ends_with("event=close reason=eof partial=3\n"));
+        assert!(line(Line::Close {
+            reason: CloseReason::Eof { partial: 0 },
+            error: None
+        })
+        .ends_with("event=close reason=eof\n"));
+        assert!(line(Line::Close {
+            reason: CloseReason::Error,
+            error: Some("reset \"x\"")
+        })
+        .ends_with("event=close reason=error error=\"reset \\\"x\\\"\"\n"));
+    }
+}
