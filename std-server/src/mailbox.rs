@@ -1,0 +1,92 @@
+//! How other threads hand work to an event-loop thread: a locked inbox and
+//! a `mio::Waker` that interrupts its `poll`.
+
+use std::net::SocketAddr;
+use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
+
+use mio::net::TcpStream;
+use mio::Waker;
+
+/// A connection accepted for a worker.
+#[derive(Debug)]
+pub struct Accepted {
+    pub stream: TcpStream,
+    pub peer: SocketAddr,
+    pub id: u64,
+}
+
+/// The result of a password verification done off the event loop.
+#[derive(Debug, Clone, Copy)]
+pub struct Verdict {
+    pub slot: usize,
+    pub connection: u64,
+    pub accepted: bool,
+}
+
+/// What a worker finds when it wakes up.
+#[derive(Debug, Default)]
+pub struct Inbox {
+    pub accepted: Vec<Accepted>,
+    pub verdicts: Vec<Verdict>,
+    /// Stop: finish in-progress transactions until this deadline, then exit.
+    pub stop: Option<Instant>,
+}
+
+impl Inbox {
+    fn is_empty(&self) -> bool {
+        self.accepted.is_empty() && self.verdicts.is_empty() && self.stop.is_none()
+    }
+}
+
+/// The inbox of one worker.
+#[derive(Debug)]
+pub struct Mailbox {
+    waker: Waker,
+    inbox: Mutex<Inbox>,
+}
+
+impl Mailbox {
+    pub fn new(waker: Waker) -> Self {
+        Mailbox {
+            waker,
+            inbox: Mutex::new(Inbox::default()),
+        }
+    }
+
+    fn deliver(&self, put: impl FnOnce(&mut Inbox)) {
+        let was_empty = {
+            let mut inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
+            let was_empty = inbox.is_empty();
+            put(&mut inbox);
+            was_empty
+        };
+        // One wake-up per batch of deliveries; the worker takes them all.
+        if was_empty {
+            if let Err(e) = self.waker.wake() {
+                error!("cannot wake an event loop: {e}");
+            }
+        }
+    }
+
+    pub fn accept(&self, accepted: Accepted) {
+        self.deliver(|inbox| inbox.accepted.push(accepted));
+    }
+
+    pub fn verdict(&self, verdict: Verdict) {
+        self.deliver(|inbox| inbox.verdicts.push(verdict));
+    }
+
+    /// Ask the worker to stop by `deadline` (an earlier deadline replaces a later one).
+    pub fn stop(&self, deadline: Instant) {
+        self.deliver(|inbox| {
+            inbox.stop = Some(inbox.stop.map_or(deadline, |d| d.min(deadline)));
+        });
+    }
+
+    /// Take everything delivered so far, leaving `spare`'s (empty) vectors in its place.
+    pub fn take(&self, spare: &mut Inbox) {
+        let mut inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
+        std::mem::swap(&mut *inbox, spare);
+    }
+}

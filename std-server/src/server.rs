@@ -1,0 +1,455 @@
+//! The framed server: start-up, the accepting thread, signals, and the
+//! graceful stop. Connections are handed round-robin to the event-loop
+//! threads (`worker`); this thread only accepts and handles signals.
+
+use std::fs::File;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token, Waker};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+
+use crate::auth::{Policy, VerifierPool};
+use crate::backoff::Backoff;
+use crate::cli::AuthMode;
+use crate::error::Failure;
+use crate::listen::{canonical_peer, listen};
+use crate::mailbox::{Accepted, Mailbox};
+use crate::message_log::MessageLog;
+use crate::report::RateLimit;
+use crate::shared::{Limits, Shared, Stats};
+use crate::timestamp::Clock;
+use crate::transaction_log::{connection_fields, push_line, CloseReason, Line, TransactionLog};
+use crate::users::Users;
+use crate::worker::{Worker, WAKER};
+
+/// Pending connections the kernel keeps for us.
+const BACKLOG: i32 = 1024;
+/// Addresses remembered for authentication back-off.
+const BACKOFF_ADDRESSES: usize = 10_000;
+/// Pause before accepting again after an error that would recur at once.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+/// Interval of `-v` statistics.
+const STATS_INTERVAL: Duration = Duration::from_secs(10);
+
+const LISTENER: Token = Token(0);
+const SIGNALS: Token = Token(1);
+
+/// The framed server's settings.
+#[derive(Debug)]
+pub struct Config {
+    pub bind: Option<IpAddr>,
+    pub port: u16,
+    pub dir: PathBuf,
+    pub fsync: bool,
+    pub workers: usize,
+    pub users: Option<PathBuf>,
+    pub auth: Option<AuthMode>,
+    pub limits: Limits,
+    pub grace: Duration,
+    pub max_connections: usize,
+}
+
+struct WorkerHandle {
+    mailbox: Arc<Mailbox>,
+    thread: Option<JoinHandle<io::Result<()>>>,
+}
+
+/// Run until SIGINT/SIGTERM; Ok after a clean stop.
+pub fn run(config: Config) -> Result<(), Failure> {
+    match crate::system::raise_fd_limit() {
+        Ok(limit) => debug!("file descriptor limit: {limit}"),
+        Err(e) => warning!("cannot raise the file descriptor limit: {e}"),
+    }
+    crate::system::ignore_file_size_signal()
+        .map_err(|e| Failure::io("cannot ignore SIGXFSZ", e))?;
+
+    let policy = match (&config.users, config.auth) {
+        (Some(path), _) => {
+            let users = Users::load(path)?;
+            let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(2));
+            Policy::Users(
+                VerifierPool::start(users, threads)
+                    .map_err(|e| Failure::io("cannot start verifier threads", e))?,
+            )
+        }
+        (None, Some(AuthMode::LegacyParity)) => Policy::LegacyParity,
+        (None, Some(AuthMode::Any) | None) => Policy::AcceptAny,
+    };
+
+    let mut poll = Poll::new().map_err(|e| Failure::io("cannot create an event loop", e))?;
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .map_err(|e| Failure::io("cannot install signal handlers", e))?;
+    poll.registry()
+        .register(&mut signals, SIGNALS, Interest::READABLE)
+        .map_err(|e| Failure::io("cannot watch signals", e))?;
+
+    let listening = listen(config.bind, config.port, BACKLOG)?;
+    listening
+        .listener
+        .set_nonblocking(true)
+        .map_err(|e| Failure::io("cannot make the listener non-blocking", e))?;
+    let mut listener = TcpListener::from_std(listening.listener);
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)
+        .map_err(|e| Failure::io("cannot watch the listener", e))?;
+
+    let dir = config.dir.canonicalize().map_err(|source| Failure::Log {
+        path: config.dir.clone(),
+        source,
+    })?;
+    let messages_path = dir.join("messages.log");
+    let transactions_path = dir.join("transactions.log");
+    let messages =
+        MessageLog::open(messages_path.clone(), config.fsync).map_err(|source| Failure::Log {
+            path: messages_path,
+            source,
+        })?;
+    let transactions =
+        TransactionLog::open(transactions_path.clone()).map_err(|source| Failure::Log {
+            path: transactions_path,
+            source,
+        })?;
+
+    let auth_description = policy.describe();
+    let shared = Arc::new(Shared {
+        limits: config.limits,
+        messages,
+        transactions,
+        policy,
+        backoff: Mutex::new(Backoff::new(BACKOFF_ADDRESSES)),
+        open: AtomicUsize::new(0),
+        stats: Stats::default(),
+    });
+
+    let mut workers = Vec::with_capacity(config.workers);
+    for index in 0..config.workers {
+        let worker_poll = Poll::new().map_err(|e| Failure::io("cannot create an event loop", e))?;
+        let waker = Waker::new(worker_poll.registry(), WAKER)
+            .map_err(|e| Failure::io("cannot create a waker", e))?;
+        let mailbox = Arc::new(Mailbox::new(waker));
+        let worker = Worker::new(worker_poll, Arc::clone(&shared), Arc::clone(&mailbox));
+        let thread = std::thread::Builder::new()
+            .name(format!("worker-{index}"))
+            .spawn(move || worker.run())
+            .map_err(|e| Failure::io("cannot start an event-loop thread", e))?;
+        workers.push(WorkerHandle {
+            mailbox,
+            thread: Some(thread),
+        });
+    }
+
+    info!(
+        "listening on {} mode=framed{} workers={} auth={} fsync={} messages={} transactions={}",
+        listening.addr,
+        if listening.dual_stack {
+            " (dual-stack)"
+        } else {
+            ""
+        },
+        config.workers,
+        auth_description,
+        if config.fsync { "on" } else { "off" },
+        shared.messages.path().display(),
+        shared.transactions.path().display(),
+    );
+    if matches!(shared.policy, Policy::AcceptAny) {
+        warning!(
+            "no --users file: ANY name with ANY non-empty password is accepted. \
+             Use --users FILE (lines from `msglog-server hash-password NAME`) unless every client is trusted."
+        );
+    }
+
+    let mut acceptor = Acceptor {
+        shared: Arc::clone(&shared),
+        workers,
+        next_worker: 0,
+        next_id: 1,
+        max_connections: config.max_connections,
+        spare: File::open("/dev/null").ok(),
+        retry_at: None,
+        errors: RateLimit::new(Duration::from_secs(1)),
+    };
+    let started = Instant::now();
+    acceptor.serve(&mut poll, &mut listener, &mut signals, config.grace)?;
+    drop(listener);
+
+    if let Err(e) = shared.messages.sync() {
+        error!(
+            "{}: final sync failed: {e}",
+            shared.messages.path().display()
+        );
+    }
+    if let Err(e) = shared.transactions.sync() {
+        error!(
+            "{}: final sync failed: {e}",
+            shared.transactions.path().display()
+        );
+    }
+    info!("{}", summary(&shared, started.elapsed()));
+    Ok(())
+}
+
+fn summary(shared: &Shared, elapsed: Duration) -> String {
+    let stats = &shared.stats;
+    let mut text = format!(
+        "stopped after {:.1} s: {} connections ({} refused as overload), {} messages logged, \
+         {} not written, {} rejected, {} timed out",
+        elapsed.as_secs_f64(),
+        Stats::get(&stats.accepted),
+        Stats::get(&stats.overloaded),
+        Stats::get(&stats.messages),
+        Stats::get(&stats.write_failures),
+        Stats::get(&stats.rejected),
+        Stats::get(&stats.timeouts),
+    );
+    if shared.messages.fsync() {
+        let sync = shared.messages.sync_stats();
+        text.push_str(&format!(
+            "; fdatasync: {} syncs, mean batch {:.1} records per sync",
+            sync.syncs,
+            sync.mean_batch()
+        ));
+    }
+    text
+}
+
+struct Acceptor {
+    shared: Arc<Shared>,
+    workers: Vec<WorkerHandle>,
+    next_worker: usize,
+    next_id: u64,
+    max_connections: usize,
+    /// Kept open to be closed when descriptors run out, so one pending
+    /// connection can be accepted and closed instead of spinning on EMFILE.
+    spare: Option<File>,
+    retry_at: Option<Instant>,
+    errors: RateLimit,
+}
+
+impl Acceptor {
+    fn serve(
+        &mut self,
+        poll: &mut Poll,
+        listener: &mut TcpListener,
+        signals: &mut Signals,
+        grace: Duration,
+    ) -> Result<(), Failure> {
+        let mut events = Events::with_capacity(64);
+        let mut stopping = false;
+        let mut next_stats = Instant::now() + STATS_INTERVAL;
+        let mut last_messages = 0;
+        loop {
+            let mut timeout = if stopping {
+                Duration::from_millis(20)
+            } else {
+                next_stats.saturating_duration_since(Instant::now())
+            };
+            if let Some(retry) = self.retry_at {
+                timeout = timeout.min(retry.saturating_duration_since(Instant::now()));
+            }
+            if let Err(e) = poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(Failure::io("waiting for connections failed", e));
+                }
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER if !stopping => self.accept_all(listener),
+                    SIGNALS => {
+                        for signal in signals.pending() {
+                            match signal {
+                                SIGHUP => self.reopen_logs(),
+                                _ if stopping => {
+                                    info!("second stop signal: closing every connection now");
+                                    for worker in &self.workers {
+                                        worker.mailbox.stop(Instant::now());
+                                    }
+                                }
+                                _ => {
+                                    stopping = true;
+                                    let _ = poll.registry().deregister(listener);
+                                    info!(
+                                        "stopping: {} connections get up to {:.1} s to finish",
+                                        self.shared.open.load(Ordering::Relaxed),
+                                        grace.as_secs_f64()
+                                    );
+                                    let deadline = Instant::now() + grace;
+                                    for worker in &self.workers {
+                                        worker.mailbox.stop(deadline);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let now = Instant::now();
+            if !stopping && self.retry_at.is_some_and(|at| at <= now) {
+                self.retry_at = None;
+                self.accept_all(listener);
+            }
+            if !stopping && now >= next_stats {
+                next_stats = now + STATS_INTERVAL;
+                let messages = Stats::get(&self.shared.stats.messages);
+                verbose!(
+                    "{} connections open, {} messages logged ({:.0}/s)",
+                    self.shared.open.load(Ordering::Relaxed),
+                    messages,
+                    (messages - last_messages) as f64 / STATS_INTERVAL.as_secs_f64()
+                );
+                last_messages = messages;
+            }
+            if self.reap_workers()? && stopping {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Join finished workers. True when all have finished; an error if one
+    /// failed or ended on its own (the server cannot go on without it).
+    fn reap_workers(&mut self) -> Result<bool, Failure> {
+        let mut all_done = true;
+        for worker in &mut self.workers {
+            match worker.thread.take_if(|t| t.is_finished()) {
+                Some(thread) => match thread.join() {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(Failure::io("an event loop failed", e)),
+                    Err(_) => {
+                        return Err(Failure::io(
+                            "an event loop panicked",
+                            io::Error::other("panic"),
+                        ))
+                    }
+                },
+                None => all_done &= worker.thread.is_none(),
+            }
+        }
+        Ok(all_done)
+    }
+
+    fn accept_all(&mut self, listener: &TcpListener) {
+        loop {
+            match listener.accept() {
+                Ok((stream, peer)) => self.dispatch(stream, peer),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                // Errors of one pending connection: take the next.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted
+                            | io::ErrorKind::ConnectionAborted
+                            | io::ErrorKind::ConnectionReset
+                    ) || e.raw_os_error() == Some(libc::EPROTO) => {}
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+                    ) =>
+                {
+                    self.report(&format!(
+                        "cannot accept: {e}; refusing connections until descriptors are free"
+                    ));
+                    match self.spare.take() {
+                        Some(spare) => {
+                            drop(spare);
+                            if let Ok((stream, peer)) = listener.accept() {
+                                self.next_id += 1;
+                                self.overload(stream, canonical_peer(peer), self.next_id - 1);
+                            }
+                            self.spare = File::open("/dev/null").ok();
+                            if self.spare.is_none() {
+                                self.retry_at = Some(Instant::now() + ACCEPT_RETRY);
+                                return;
+                            }
+                        }
+                        None => {
+                            self.retry_at = Some(Instant::now() + ACCEPT_RETRY);
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    self.report(&format!("cannot accept: {e}"));
+                    self.retry_at = Some(Instant::now() + ACCEPT_RETRY);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn report(&mut self, message: &str) {
+        if let Some(suppressed) = self.errors.admit(Instant::now()) {
+            if suppressed > 0 {
+                error!("{message} ({suppressed} similar errors not shown)");
+            } else {
+                error!("{message}");
+            }
+        }
+    }
+
+    fn dispatch(&mut self, stream: mio::net::TcpStream, peer: SocketAddr) {
+        let peer = canonical_peer(peer);
+        let id = self.next_id;
+        self.next_id += 1;
+        if self.shared.open.load(Ordering::Relaxed) >= self.max_connections {
+            self.overload(stream, peer, id);
+            return;
+        }
+        self.shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        self.shared.open.fetch_add(1, Ordering::Relaxed);
+        let worker = &self.workers[self.next_worker];
+        self.next_worker = (self.next_worker + 1) % self.workers.len();
+        worker.mailbox.accept(Accepted { stream, peer, id });
+    }
+
+    /// Accept-and-close: log it, drop the socket.
+    fn overload(&mut self, stream: mio::net::TcpStream, peer: SocketAddr, id: u64) {
+        drop(stream);
+        self.shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        self.shared.stats.overloaded.fetch_add(1, Ordering::Relaxed);
+        let clock = Clock::new();
+        let fields = connection_fields(id, peer);
+        let mut lines = Vec::with_capacity(160);
+        push_line(&mut lines, clock.text(), &fields, Line::Open);
+        push_line(
+            &mut lines,
+            clock.text(),
+            &fields,
+            Line::Close {
+                reason: CloseReason::Overload,
+                error: None,
+            },
+        );
+        self.shared.transactions.append(&lines);
+    }
+
+    fn reopen_logs(&self) {
+        let mut ok = true;
+        if let Err(e) = self.shared.messages.reopen() {
+            error!(
+                "cannot reopen {}: {e} (still writing the old file)",
+                self.shared.messages.path().display()
+            );
+            ok = false;
+        }
+        if let Err(e) = self.shared.transactions.reopen() {
+            error!(
+                "cannot reopen {}: {e} (still writing the old file)",
+                self.shared.transactions.path().display()
+            );
+            ok = false;
+        }
+        if ok {
+            info!("SIGHUP: reopened messages.log and transactions.log");
+        }
+    }
+}

@@ -1,0 +1,988 @@
+//! One event-loop thread of the framed server.
+//!
+//! Each iteration: wait for readiness (or a timer, or mail); read every
+//! ready connection into one large buffer and hand every complete
+//! transaction to its session; escape each accepted MESSAGE's record into
+//! the iteration's batch while holding its status byte back; then
+//!
+//! 1. commit: write the whole batch to `messages.log` with one `write(2)`
+//!    (and, with `--fsync`, wait for the group commit),
+//! 2. send each connection's status bytes with one write (a failed batch
+//!    turns the first MESSAGE's 0x00 of each affected connection into 0xFF
+//!    and drops what followed),
+//! 3. write the iteration's `transactions.log` lines with one write,
+//! 4. drop the connections that ended.
+//!
+//! So a 0x00 never leaves before its record is written, and a log line says
+//! `ok` only for a record that was.
+
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use mio::{Events, Interest, Poll, Token};
+use msglog_core::{
+    write_record, Action, Decoded, FrameError, Outcome, Reject, Status, Tag, Transaction,
+};
+
+use crate::auth::{Job, Policy};
+use crate::connection::{BatchMark, Connection, Phase, ServerSession};
+use crate::mailbox::{Accepted, Inbox, Mailbox, Verdict};
+use crate::report::RateLimit;
+use crate::shared::{Counts, Shared};
+use crate::slab::Slab;
+use crate::timers::Timers;
+use crate::timestamp::Clock;
+use crate::transaction_log::{push_line, CloseReason, Line};
+
+/// Bytes read from a socket at once.
+const READ_BUFFER: usize = 256 * 1024;
+/// Records of one iteration; past this, connections wait for the next one.
+const MAX_BATCH: usize = 1024 * 1024;
+/// Unsent status bytes at which a connection is no longer read from.
+const MAX_UNSENT: usize = 64 * 1024;
+/// Reads of one connection per iteration, for fairness.
+const READS_PER_TURN: usize = 4;
+/// How long a closing connection may take to accept its last status bytes.
+const LINGER: Duration = Duration::from_secs(5);
+/// Bytes a closing connection may still send that are read and discarded
+/// (so the close is a FIN, not a reset that could destroy the last status).
+const DRAIN_LIMIT: usize = 1024 * 1024;
+/// Token of the mailbox's waker.
+pub const WAKER: Token = Token(usize::MAX);
+
+/// A transaction-log entry of this iteration, formatted after the commit.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    slot: usize,
+    kind: EntryKind,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum EntryKind {
+    Open,
+    Transaction {
+        tag: u8,
+        len: Option<u16>,
+        reject: Option<Reject>,
+        name: NameField,
+    },
+    Close,
+}
+
+/// Which name a NAME line shows.
+#[derive(Debug, Clone, Copy)]
+enum NameField {
+    None,
+    /// The session's (accepted) name.
+    Session,
+    /// A refused name, kept in `Turn::names`.
+    Refused(usize),
+}
+
+/// Everything an iteration produces before it is committed.
+#[derive(Debug, Default)]
+struct Turn {
+    batch: Vec<u8>,
+    batch_records: u64,
+    batch_slots: Vec<usize>,
+    entries: Vec<Entry>,
+    names: Vec<Box<[u8]>>,
+    /// Connections with status bytes to send or ending.
+    queued: Vec<usize>,
+    /// Connections to read again without waiting for an event.
+    ready: Vec<usize>,
+    dead: Vec<usize>,
+    text: Vec<u8>,
+    counts: Counts,
+}
+
+/// What the per-connection code needs from the worker.
+struct Env {
+    shared: Arc<Shared>,
+    mailbox: Arc<Mailbox>,
+    timers: Timers,
+    now: Instant,
+    iteration: u64,
+    /// Set once asked to stop: the grace deadline.
+    stopping: Option<Instant>,
+    clock: Clock,
+    write_errors: RateLimit,
+}
+
+pub struct Worker {
+    poll: Poll,
+    conns: Slab<Connection>,
+    buffer: Box<[u8]>,
+    turn: Turn,
+    env: Env,
+    inbox: Inbox,
+}
+
+impl Worker {
+    pub fn new(poll: Poll, shared: Arc<Shared>, mailbox: Arc<Mailbox>) -> Self {
+        Worker {
+            poll,
+            conns: Slab::default(),
+            buffer: vec![0; READ_BUFFER].into_boxed_slice(),
+            turn: Turn::default(),
+            env: Env {
+                shared,
+                mailbox,
+                timers: Timers::default(),
+                now: Instant::now(),
+                iteration: 0,
+                stopping: None,
+                clock: Clock::new(),
+                write_errors: RateLimit::new(Duration::from_secs(5)),
+            },
+            inbox: Inbox::default(),
+        }
+    }
+
+    /// Serve until asked to stop and every connection has ended.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            self.env.now = Instant::now();
+            self.env.clock.update(SystemTime::now());
+            self.env.iteration += 1;
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => self.take_mail(),
+                    Token(slot) => {
+                        let hangup = event.is_read_closed() || event.is_error();
+                        self.on_event(
+                            slot,
+                            event.is_readable() || hangup,
+                            event.is_writable(),
+                            hangup,
+                        );
+                    }
+                }
+            }
+            // Connections cut short last time; pumping may queue some again.
+            let mut ready = std::mem::take(&mut self.turn.ready);
+            for &slot in &ready {
+                self.pump(slot, false);
+            }
+            if self.turn.ready.is_empty() {
+                ready.clear();
+                self.turn.ready = ready;
+            }
+            self.expire_timers();
+            if self.env.stopping.is_some() {
+                self.close_for_shutdown();
+            }
+            self.commit();
+            self.send_statuses();
+            self.write_transactions();
+            self.remove_dead();
+            self.env.shared.stats.add(&mut self.turn.counts);
+            if self.env.stopping.is_some() && self.conns.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        if !self.turn.ready.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let next = match (self.env.timers.next(), self.env.stopping) {
+            (Some(timer), Some(stop)) => Some(timer.min(stop)),
+            (timer, stop) => timer.or(stop),
+        }?;
+        Some(next.saturating_duration_since(Instant::now()))
+    }
+
+    fn take_mail(&mut self) {
+        let mut inbox = std::mem::take(&mut self.inbox);
+        self.env.mailbox.take(&mut inbox);
+        for accepted in inbox.accepted.drain(..) {
+            self.register(accepted);
+        }
+        for verdict in inbox.verdicts.drain(..) {
+            self.on_verdict(verdict);
+        }
+        if let Some(deadline) = inbox.stop.take() {
+            if self.env.stopping.is_none() {
+                // Handle what has already arrived before closing at a transaction boundary.
+                for (slot, conn) in self.conns.iter_mut() {
+                    if conn.phase == Phase::Open {
+                        self.turn.ready.push(slot);
+                    }
+                }
+            }
+            self.env.stopping = Some(self.env.stopping.map_or(deadline, |d| d.min(deadline)));
+        }
+        self.inbox = inbox;
+    }
+
+    fn register(&mut self, accepted: Accepted) {
+        let Accepted {
+            mut stream,
+            peer,
+            id,
+        } = accepted;
+        let slot = self.conns.vacant_key();
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            Token(slot),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            error!("cannot watch connection {id} from {peer}: {e}");
+            self.env
+                .shared
+                .open
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            return;
+        }
+        // Status bytes are tiny and must not wait for Nagle's algorithm.
+        if let Err(e) = stream.set_nodelay(true) {
+            debug!("connection {id}: cannot set TCP_NODELAY: {e}");
+        }
+        let conn = Connection::new(id, stream, peer, self.env.now);
+        let slot = self.conns.insert(conn);
+        self.turn.entries.push(Entry {
+            slot,
+            kind: EntryKind::Open,
+        });
+        if let Some(conn) = self.conns.get_mut(slot) {
+            self.env.schedule(slot, conn);
+        }
+    }
+
+    fn on_event(&mut self, slot: usize, readable: bool, writable: bool, hangup: bool) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        match conn.phase {
+            Phase::Dead => {}
+            Phase::Closing { .. } => {
+                if writable || hangup {
+                    self.turn.queue(slot, conn);
+                }
+            }
+            Phase::Open | Phase::Verifying | Phase::VerifyDelayed { .. } => {
+                if writable && !conn.out.is_empty() {
+                    self.turn.queue(slot, conn);
+                }
+                if readable {
+                    // A short read drains the socket, unless the peer also
+                    // closed: then only reading on to EOF sees that.
+                    self.pump(slot, !hangup);
+                }
+            }
+        }
+    }
+
+    /// Read from a connection and handle what arrived, as far as its state,
+    /// its unsent statuses and this iteration's budget allow.
+    fn pump(&mut self, slot: usize, short_read_drains: bool) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let mut reads = 0;
+        loop {
+            if conn.phase != Phase::Open || conn.out.len() >= MAX_UNSENT {
+                return;
+            }
+            if self.turn.batch.len() >= MAX_BATCH {
+                self.turn.ready.push(slot);
+                return;
+            }
+            let kept = conn.leftover.len();
+            self.buffer[..kept].copy_from_slice(&conn.leftover);
+            let read = if conn.resume {
+                conn.resume = false;
+                None
+            } else {
+                match conn.stream.read(&mut self.buffer[kept..]) {
+                    Ok(0) => {
+                        let partial = conn.leftover.len();
+                        self.turn.begin_close(
+                            &mut self.env,
+                            slot,
+                            conn,
+                            CloseReason::Eof { partial },
+                            None,
+                        );
+                        return;
+                    }
+                    Ok(n) => Some(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        self.turn.begin_close(
+                            &mut self.env,
+                            slot,
+                            conn,
+                            CloseReason::Error,
+                            Some(e),
+                        );
+                        return;
+                    }
+                }
+            };
+            let filled = kept + read.unwrap_or(0);
+            let data = &self.buffer[..filled];
+            let consumed = self.turn.process(&mut self.env, slot, conn, data);
+            conn.leftover.clear();
+            match conn.phase {
+                Phase::Open => {
+                    conn.leftover.extend_from_slice(&data[consumed..]);
+                    if conn.leftover.is_empty() {
+                        conn.partial_since = None;
+                    } else if consumed > 0 || conn.partial_since.is_none() {
+                        // A new transaction began in this read.
+                        conn.partial_since = Some(self.env.now);
+                    }
+                }
+                Phase::Verifying | Phase::VerifyDelayed { .. } => {
+                    conn.leftover.extend_from_slice(&data[consumed..]);
+                    conn.partial_since = None;
+                }
+                Phase::Closing { .. } | Phase::Dead => {}
+            }
+            if conn.leftover.is_empty() && conn.leftover.capacity() > 4096 {
+                conn.leftover = Vec::new();
+            }
+            self.env.schedule(slot, conn);
+            let Some(n) = read else {
+                continue;
+            };
+            if short_read_drains && n < READ_BUFFER - kept {
+                return;
+            }
+            reads += 1;
+            if reads >= READS_PER_TURN {
+                self.turn.ready.push(slot);
+                return;
+            }
+        }
+    }
+
+    fn on_verdict(&mut self, verdict: Verdict) {
+        let Some(conn) = self.conns.get_mut(verdict.slot) else {
+            return;
+        };
+        if conn.id != verdict.connection || conn.phase != Phase::Verifying {
+            return;
+        }
+        self.turn
+            .finish_verification(&mut self.env, verdict.slot, conn, verdict.accepted);
+    }
+
+    fn expire_timers(&mut self) {
+        let now = self.env.now;
+        while let Some((at, slot, id)) = self.env.timers.pop_due(now) {
+            let Some(conn) = self.conns.get_mut(slot) else {
+                continue;
+            };
+            if conn.id != id || conn.timer_at != Some(at) {
+                continue;
+            }
+            conn.timer_at = None;
+            match self.env.deadline(conn) {
+                None => {}
+                Some(deadline) if deadline > now => self.env.schedule(slot, conn),
+                Some(_) => self.turn.expire(&mut self.env, slot, conn),
+            }
+        }
+    }
+
+    /// While stopping: end every connection at a transaction boundary, and
+    /// all of them once the grace period is over.
+    fn close_for_shutdown(&mut self) {
+        let Some(deadline) = self.env.stopping else {
+            return;
+        };
+        let over = self.env.now >= deadline;
+        for (slot, conn) in self.conns.iter_mut() {
+            match conn.phase {
+                Phase::Open if over || (conn.leftover.is_empty() && !conn.resume) => {
+                    self.turn
+                        .begin_close(&mut self.env, slot, conn, CloseReason::Shutdown, None);
+                }
+                Phase::Verifying | Phase::VerifyDelayed { .. } if over => {
+                    self.turn
+                        .begin_close(&mut self.env, slot, conn, CloseReason::Shutdown, None);
+                }
+                Phase::Closing { .. } if over => {
+                    conn.phase = Phase::Dead;
+                    self.turn.dead.push(slot);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Write the iteration's records; on failure take back their acknowledgements.
+    fn commit(&mut self) {
+        let turn = &mut self.turn;
+        if turn.batch_slots.is_empty() {
+            return;
+        }
+        let result = self
+            .env
+            .shared
+            .messages
+            .append(&turn.batch, turn.batch_records);
+        if let Err(e) = &result {
+            turn.counts.write_failures += turn.batch_records;
+            if let Some(suppressed) = self.env.write_errors.admit(self.env.now) {
+                error!(
+                    "{e}: {} messages of {} connections answered 0xFF ({suppressed} similar errors not shown)",
+                    turn.batch_records,
+                    turn.batch_slots.len()
+                );
+            }
+        } else {
+            turn.counts.messages += turn.batch_records;
+        }
+        let slots = std::mem::take(&mut turn.batch_slots);
+        for &slot in &slots {
+            let Some(conn) = self.conns.get_mut(slot) else {
+                continue;
+            };
+            let Some(mark) = conn.batch.take() else {
+                continue;
+            };
+            if result.is_err() {
+                turn.take_back(&mut self.env, slot, conn, mark);
+            }
+        }
+        turn.batch_slots = slots;
+        turn.batch_slots.clear();
+        turn.batch.clear();
+        turn.batch_records = 0;
+        if turn.batch.capacity() > 4 * MAX_BATCH {
+            turn.batch = Vec::new();
+        }
+    }
+
+    /// Send every queued connection's status bytes; finish closing connections.
+    fn send_statuses(&mut self) {
+        let queued = std::mem::take(&mut self.turn.queued);
+        for &slot in &queued {
+            let Some(conn) = self.conns.get_mut(slot) else {
+                continue;
+            };
+            conn.queued = false;
+            let was_full = conn.out.len() >= MAX_UNSENT;
+            let failure = flush(conn);
+            match conn.phase {
+                Phase::Closing { linger_until } => {
+                    if conn.out.is_empty() || failure.is_some() {
+                        finish_close(conn, &mut self.buffer);
+                        self.turn.dead.push(slot);
+                    } else if linger_until.is_none() {
+                        let mut until = self.env.now + LINGER;
+                        if let Some(stop) = self.env.stopping {
+                            until = until.min(stop);
+                        }
+                        conn.phase = Phase::Closing {
+                            linger_until: Some(until),
+                        };
+                        self.env.schedule(slot, conn);
+                    }
+                }
+                Phase::Dead => {}
+                Phase::Open | Phase::Verifying | Phase::VerifyDelayed { .. } => {
+                    if let Some(e) = failure {
+                        self.turn.begin_close(
+                            &mut self.env,
+                            slot,
+                            conn,
+                            CloseReason::Error,
+                            Some(e),
+                        );
+                        conn.queued = false;
+                        finish_close(conn, &mut self.buffer);
+                        self.turn.dead.push(slot);
+                    } else if was_full && conn.out.len() < MAX_UNSENT {
+                        // Reading was paused for this client; it reads again.
+                        self.turn.ready.push(slot);
+                    }
+                }
+            }
+        }
+        let mut queued = queued;
+        queued.clear();
+        // Connections queued while sending (none expected) go next time.
+        queued.append(&mut self.turn.queued);
+        self.turn.queued = queued;
+    }
+
+    fn write_transactions(&mut self) {
+        let turn = &mut self.turn;
+        if turn.entries.is_empty() {
+            return;
+        }
+        let timestamp = self.env.clock.text();
+        for (index, entry) in turn.entries.iter().enumerate() {
+            let Some(conn) = self.conns.get(entry.slot) else {
+                continue;
+            };
+            if let Some((iteration, cut)) = &conn.cut {
+                if *iteration == self.env.iteration && cut.contains(&index) {
+                    continue;
+                }
+            }
+            let line = match entry.kind {
+                EntryKind::Open => Line::Open,
+                EntryKind::Transaction {
+                    tag,
+                    len,
+                    reject,
+                    name,
+                } => Line::Transaction {
+                    tag,
+                    len,
+                    reject,
+                    name: match name {
+                        NameField::None => None,
+                        NameField::Session => conn.session.name().map(str::as_bytes),
+                        NameField::Refused(i) => turn.names.get(i).map(|n| &n[..]),
+                    },
+                },
+                EntryKind::Close => Line::Close {
+                    reason: conn.close_reason.unwrap_or(CloseReason::Error),
+                    error: conn.close_error.as_deref(),
+                },
+            };
+            push_line(&mut turn.text, timestamp, &conn.fields, line);
+        }
+        self.env.shared.transactions.append(&turn.text);
+        turn.text.clear();
+        turn.entries.clear();
+        turn.names.clear();
+        if turn.text.capacity() > 4 * MAX_BATCH {
+            turn.text = Vec::new();
+        }
+    }
+
+    fn remove_dead(&mut self) {
+        for slot in self.turn.dead.drain(..) {
+            if let Some(conn) = self.conns.get(slot) {
+                if conn.phase != Phase::Dead {
+                    continue;
+                }
+            }
+            if self.conns.remove(slot).is_some() {
+                self.env
+                    .shared
+                    .open
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Send as much of the connection's unsent status bytes as the socket takes.
+fn flush(conn: &mut Connection) -> Option<io::Error> {
+    let mut sent = 0;
+    let failure = loop {
+        if sent == conn.out.len() {
+            break None;
+        }
+        match conn.stream.write(&conn.out[sent..]) {
+            Ok(0) => break Some(io::ErrorKind::WriteZero.into()),
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break None,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break Some(e),
+        }
+    };
+    if failure.is_some() {
+        conn.out.clear();
+    } else {
+        conn.out.drain(..sent);
+    }
+    if conn.out.is_empty() && conn.out.capacity() > 4096 {
+        conn.out = Vec::new();
+    }
+    failure
+}
+
+/// Close the write side, discard what the peer still sends (bounded), and
+/// mark the connection dead: its socket is closed when it is removed.
+fn finish_close(conn: &mut Connection, scratch: &mut [u8]) {
+    let _ = conn.stream.shutdown(Shutdown::Write);
+    let mut discarded = 0;
+    while discarded < DRAIN_LIMIT {
+        match conn.stream.read(scratch) {
+            Ok(0) => break,
+            Ok(n) => discarded += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    conn.drop_password();
+    conn.leftover = Vec::new();
+    conn.phase = Phase::Dead;
+}
+
+impl Env {
+    fn deadline(&self, conn: &Connection) -> Option<Instant> {
+        let limits = self.shared.limits;
+        conn.deadline(limits.frame_timeout, limits.idle_timeout)
+    }
+
+    /// Make sure a timer fires no later than the connection's deadline.
+    fn schedule(&mut self, slot: usize, conn: &mut Connection) {
+        let Some(deadline) = self.deadline(conn) else {
+            return;
+        };
+        if conn.timer_at.is_none_or(|at| deadline < at) {
+            conn.timer_at = Some(deadline);
+            self.timers.push(deadline, slot, conn.id);
+        }
+    }
+}
+
+/// The announced length a rejection was about, for the log.
+fn rejected_len(reject: &Reject) -> Option<u16> {
+    match reject {
+        Reject::Frame(FrameError::ZeroLength(_)) => Some(0),
+        Reject::Frame(FrameError::TooLong { length, .. }) => Some(*length),
+        _ => None,
+    }
+}
+
+fn payload_len(transaction: &Transaction<'_>) -> Option<u16> {
+    match transaction {
+        Transaction::Close => None,
+        other => u16::try_from(other.payload().len()).ok(),
+    }
+}
+
+impl Turn {
+    /// Handle every complete transaction at the start of `data`; returns the
+    /// bytes consumed. Stops at an unfinished transaction, at the end of the
+    /// session, and while a password is being verified.
+    fn process(&mut self, env: &mut Env, slot: usize, conn: &mut Connection, data: &[u8]) -> usize {
+        let mut pos = 0;
+        while conn.phase == Phase::Open {
+            let Some(input) = data.get(pos..).filter(|rest| !rest.is_empty()) else {
+                break;
+            };
+            let first = input[0];
+            let (transaction, consumed) = match conn.session.decode(input) {
+                Ok(Decoded::Partial { .. }) => break,
+                Ok(Decoded::Complete {
+                    transaction,
+                    consumed,
+                }) => (transaction, consumed),
+                Err(reject) => {
+                    let len = rejected_len(&reject);
+                    self.reply(
+                        env,
+                        slot,
+                        conn,
+                        first,
+                        len,
+                        Outcome::Rejected(reject),
+                        NameField::None,
+                    );
+                    break;
+                }
+            };
+            pos += consumed;
+            conn.last_active = env.now;
+            let len = payload_len(&transaction);
+            let payload = transaction.payload();
+            match conn.session.receive(transaction) {
+                Action::Reply(outcome) => {
+                    let name = match outcome {
+                        Outcome::Named => NameField::Session,
+                        Outcome::Rejected(Reject::InvalidName) => {
+                            self.names.push(payload.into());
+                            NameField::Refused(self.names.len() - 1)
+                        }
+                        _ => NameField::None,
+                    };
+                    self.reply(env, slot, conn, first, len, outcome, name);
+                }
+                Action::Log { name, message } => {
+                    if conn.batch.is_none() {
+                        conn.batch = Some(BatchMark {
+                            status: conn.out.len(),
+                            entry: self.entries.len(),
+                        });
+                        self.batch_slots.push(slot);
+                    }
+                    // Writing to a Vec cannot fail.
+                    let _ = write_record(&mut self.batch, name, message);
+                    self.batch_records += 1;
+                    // Held back until the batch is written (see `commit`).
+                    self.push_status(slot, conn, Status::Accepted);
+                    self.entries.push(Entry {
+                        slot,
+                        kind: EntryKind::Transaction {
+                            tag: Tag::Message.as_byte(),
+                            len,
+                            reject: None,
+                            name: NameField::None,
+                        },
+                    });
+                }
+                Action::Verify { name, password } => {
+                    conn.password_len = len.unwrap_or(0);
+                    let wait = env.shared.backoff().wait(conn.ip, env.now);
+                    let verdict = if !wait.is_zero() {
+                        conn.password = Some(password.into());
+                        conn.phase = Phase::VerifyDelayed { at: env.now + wait };
+                        None
+                    } else {
+                        match env.shared.policy.verify_inline(name, password) {
+                            Some(accepted) => Some(accepted),
+                            None => {
+                                let job = Job {
+                                    name: name.to_owned(),
+                                    password: password.to_vec(),
+                                    mailbox: Arc::clone(&env.mailbox),
+                                    slot,
+                                    connection: conn.id,
+                                };
+                                submit(env, job, &mut conn.phase)
+                            }
+                        }
+                    };
+                    if let Some(accepted) = verdict {
+                        self.finish_verification(env, slot, conn, accepted);
+                    }
+                }
+            }
+        }
+        pos
+    }
+
+    /// Apply a password verdict and answer the PASSWORD.
+    fn finish_verification(
+        &mut self,
+        env: &mut Env,
+        slot: usize,
+        conn: &mut Connection,
+        accepted: bool,
+    ) {
+        {
+            let mut backoff = env.shared.backoff();
+            if accepted {
+                backoff.succeeded(conn.ip);
+            } else {
+                backoff.failed(conn.ip, env.now);
+            }
+        }
+        let waited = conn.phase != Phase::Open;
+        conn.phase = Phase::Open;
+        conn.drop_password();
+        conn.last_active = env.now;
+        let outcome = conn.session.verified(accepted);
+        let len = Some(conn.password_len);
+        self.reply(
+            env,
+            slot,
+            conn,
+            Tag::Password.as_byte(),
+            len,
+            outcome,
+            NameField::None,
+        );
+        if waited && conn.phase == Phase::Open {
+            // Handle what was pipelined behind the password, then read on.
+            conn.resume = !conn.leftover.is_empty();
+            self.ready.push(slot);
+        }
+        env.schedule(slot, conn);
+    }
+
+    /// Queue a status byte and log the transaction; end the session if the outcome does.
+    #[allow(clippy::too_many_arguments)]
+    fn reply(
+        &mut self,
+        env: &mut Env,
+        slot: usize,
+        conn: &mut Connection,
+        tag: u8,
+        len: Option<u16>,
+        outcome: Outcome,
+        name: NameField,
+    ) {
+        self.push_status(slot, conn, outcome.status());
+        let reject = match outcome {
+            Outcome::Rejected(reject) => Some(reject),
+            _ => None,
+        };
+        self.entries.push(Entry {
+            slot,
+            kind: EntryKind::Transaction {
+                tag,
+                len,
+                reject,
+                name,
+            },
+        });
+        match outcome {
+            Outcome::Closed => self.begin_close(env, slot, conn, CloseReason::Close, None),
+            Outcome::Rejected(Reject::Timeout) => {
+                self.counts.timeouts += 1;
+                self.begin_close(env, slot, conn, CloseReason::Timeout, None);
+            }
+            Outcome::Rejected(_) => {
+                self.counts.rejected += 1;
+                self.begin_close(env, slot, conn, CloseReason::Rejected, None);
+            }
+            Outcome::Named | Outcome::Authenticated | Outcome::Logged => {}
+        }
+    }
+
+    fn push_status(&mut self, slot: usize, conn: &mut Connection, status: Status) {
+        conn.out.push(status.as_byte());
+        self.queue(slot, conn);
+    }
+
+    fn queue(&mut self, slot: usize, conn: &mut Connection) {
+        if !conn.queued {
+            conn.queued = true;
+            self.queued.push(slot);
+        }
+    }
+
+    /// End the session (once): log why, and let `send_statuses` send what
+    /// is left and close.
+    fn begin_close(
+        &mut self,
+        env: &mut Env,
+        slot: usize,
+        conn: &mut Connection,
+        reason: CloseReason,
+        error: Option<io::Error>,
+    ) {
+        if matches!(conn.phase, Phase::Closing { .. } | Phase::Dead) {
+            return;
+        }
+        if let Some(e) = &error {
+            debug!("connection {}: {e}", conn.id);
+        }
+        conn.phase = Phase::Closing { linger_until: None };
+        conn.close_reason = Some(reason);
+        conn.close_error = error.map(|e| e.to_string().into_boxed_str());
+        conn.drop_password();
+        conn.leftover = Vec::new();
+        conn.partial_since = None;
+        self.entries.push(Entry {
+            slot,
+            kind: EntryKind::Close,
+        });
+        self.queue(slot, conn);
+        env.schedule(slot, conn);
+    }
+
+    /// The batch holding this connection's records was not written: its
+    /// first MESSAGE of the batch is answered 0xFF instead of 0x00, and
+    /// nothing after it is answered or logged.
+    fn take_back(&mut self, env: &mut Env, slot: usize, conn: &mut Connection, mark: BatchMark) {
+        conn.out.truncate(mark.status);
+        conn.out.push(Status::Rejected.as_byte());
+        if let Some(Entry {
+            kind: EntryKind::Transaction { reject, .. },
+            ..
+        }) = self.entries.get_mut(mark.entry)
+        {
+            *reject = Some(Reject::SinkFailed);
+        }
+        conn.cut = Some((env.iteration, mark.entry + 1..self.entries.len()));
+        conn.session.fail(Reject::SinkFailed);
+        self.counts.rejected += 1;
+        // Whatever ended the session before (a pipelined CLOSE, EOF) is superseded.
+        if conn.phase != Phase::Dead {
+            conn.phase = Phase::Open;
+        }
+        self.begin_close(env, slot, conn, CloseReason::Rejected, None);
+    }
+
+    /// A deadline passed.
+    fn expire(&mut self, env: &mut Env, slot: usize, conn: &mut Connection) {
+        match conn.phase {
+            Phase::Open => {
+                let outcome = conn.session.fail(Reject::Timeout);
+                if conn.leftover.is_empty() {
+                    // Idle: no transaction to log, only the close.
+                    self.counts.timeouts += 1;
+                    self.push_status(slot, conn, outcome.status());
+                    self.begin_close(env, slot, conn, CloseReason::Timeout, None);
+                } else {
+                    let tag = conn.leftover[0];
+                    let len = announced_len(conn);
+                    self.reply(env, slot, conn, tag, len, outcome, NameField::None);
+                }
+            }
+            Phase::VerifyDelayed { .. } => {
+                let password = conn.password.take().unwrap_or_default();
+                let name = conn.session.name().unwrap_or_default();
+                let verdict = match env.shared.policy.verify_inline(name, &password) {
+                    Some(accepted) => Some(accepted),
+                    None => {
+                        let job = Job {
+                            name: name.to_owned(),
+                            password: password.to_vec(),
+                            mailbox: Arc::clone(&env.mailbox),
+                            slot,
+                            connection: conn.id,
+                        };
+                        submit(env, job, &mut conn.phase)
+                    }
+                };
+                let mut password = password;
+                password.fill(0);
+                match verdict {
+                    Some(accepted) => self.finish_verification(env, slot, conn, accepted),
+                    None => conn.phase = Phase::Verifying,
+                }
+            }
+            Phase::Closing { .. } => {
+                conn.phase = Phase::Dead;
+                self.dead.push(slot);
+            }
+            Phase::Verifying | Phase::Dead => {}
+        }
+    }
+}
+
+/// The length announced by the unfinished transaction in `leftover`, once its header is in.
+fn announced_len(conn: &Connection) -> Option<u16> {
+    let kept = conn.leftover.len();
+    if kept < msglog_core::HEADER_LEN {
+        return None;
+    }
+    match msglog_core::decode(&conn.leftover, &ServerSession::LIMITS) {
+        Ok(Decoded::Partial { needed }) => {
+            u16::try_from(kept - msglog_core::HEADER_LEN + needed.get()).ok()
+        }
+        _ => None,
+    }
+}
+
+/// Hand a verification to the pool. `Some(false)` if the pool is gone.
+fn submit(env: &Env, job: Job, phase: &mut Phase) -> Option<bool> {
+    let Policy::Users(pool) = &env.shared.policy else {
+        return Some(false);
+    };
+    match pool.submit(job) {
+        Ok(()) => {
+            *phase = Phase::Verifying;
+            None
+        }
+        Err(_) => Some(false),
+    }
+}
