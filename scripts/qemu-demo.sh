@@ -93,7 +93,8 @@ for attempt in 1 2 3 4 5; do
     port=$(free_port)
     (
         cd "$work"
-        exec qemu-system-arm -machine lm3s6965evb -nographic -monitor none \
+        exec qemu-system-arm -machine lm3s6965evb -nographic \
+            -monitor "unix:$work/monitor.sock,server,nowait" \
             -semihosting-config enable=on,target=native \
             -serial "tcp:127.0.0.1:$port,server,nowait" \
             -kernel "$firmware" >"$work/qemu.out" 2>"$work/qemu.err"
@@ -220,5 +221,37 @@ if ! cmp "$expected" "$work/messages.log"; then
     fail "messages.log differs from the expected records"
 fi
 ok "messages.log holds exactly the expected records"
+
+step "Stack"
+# QEMU starts with RAM zeroed: the lowest non-zero byte between the end of
+# the static data and the top of RAM is how deep the stack has ever been.
+stack_end=$("$(dirname "$llvm_size")/llvm-nm" "$firmware" | awk '$3 == "_stack_end" { print $1 }')
+[[ -n $stack_end ]] || fail "no _stack_end symbol in the firmware"
+python3 - "$work/monitor.sock" "$work/ram.bin" "$stack_end" <<'EOF' || fail "stack measurement"
+import socket, sys
+
+monitor, dump, stack_end = sys.argv[1], sys.argv[2], int(sys.argv[3], 16)
+RAM, RAM_SIZE = 0x2000_0000, 64 * 1024
+
+def until_prompt(sock):
+    seen = b""
+    while not seen.endswith(b"(qemu) "):
+        chunk = sock.recv(4096)
+        if not chunk:
+            sys.exit("QEMU monitor closed")
+        seen += chunk
+
+with socket.socket(socket.AF_UNIX) as sock:
+    sock.settimeout(10)
+    sock.connect(monitor)
+    until_prompt(sock)
+    sock.sendall(f'pmemsave {RAM:#x} {RAM_SIZE} "{dump}"\n'.encode())
+    until_prompt(sock)
+ram = open(dump, "rb").read()
+if len(ram) != RAM_SIZE:
+    sys.exit(f"RAM dump has {len(ram)} bytes")
+deepest = next((i for i in range(stack_end - RAM, RAM_SIZE) if ram[i]), RAM_SIZE)
+print(f"stack high-water mark: {RAM_SIZE - deepest} bytes (static RAM ends at {stack_end:#x})")
+EOF
 
 printf '\nqemu-demo: %d passed, 0 failed\n' "$passed"
