@@ -40,17 +40,26 @@ fail() {
     exit 1
 }
 
+# apt_install PACKAGE...: another apt-get may hold the dpkg lock (e.g. a provisioning job): wait for it.
+apt_install() {
+    apt-get -o DPkg::Lock::Timeout=600 update
+    apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "$@"
+}
+
 step "Tools"
 rustup target add thumbv7m-none-eabi
-rustup component add llvm-tools
-if ! command -v qemu-system-arm >/dev/null; then
-    # Another apt-get may hold the dpkg lock (e.g. a provisioning job): wait for it.
-    apt-get -o DPkg::Lock::Timeout=600 update
-    apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends qemu-system-arm
-fi
+command -v qemu-system-arm >/dev/null || apt_install qemu-system-arm
 qemu-system-arm --version | head -n 1
-llvm_size="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/llvm-size"
-[[ -x $llvm_size ]] || fail "llvm-size not found at $llvm_size"
+# llvm-size and llvm-nm from rustup's llvm-tools, else GNU binutils for ARM.
+llvm_bin="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin"
+if rustup component add llvm-tools && [[ -x $llvm_bin/llvm-size ]]; then
+    size_tool=$llvm_bin/llvm-size
+    nm_tool=$llvm_bin/llvm-nm
+else
+    command -v arm-none-eabi-size >/dev/null || apt_install binutils-arm-none-eabi
+    size_tool=arm-none-eabi-size
+    nm_tool=arm-none-eabi-nm
+fi
 
 step "Build"
 # The defmt build only has to link; the plain build (last, same path) is the one booted.
@@ -64,8 +73,8 @@ client="${CARGO_TARGET_DIR:-$root/target}/debug/msglog-client"
 [[ -x $client ]] || fail "no client at $client"
 
 step "Size"
-"$llvm_size" -A "$firmware" | grep -E '^(section|\.vector_table|\.text|\.rodata|\.data|\.bss|\.uninit) '
-read -r text data bss < <("$llvm_size" "$firmware" | awk 'NR == 2 { print $1, $2, $3 }')
+"$size_tool" -A "$firmware" | grep -E '^(section|\.vector_table|\.text|\.rodata|\.data|\.bss|\.uninit) '
+read -r text data bss < <("$size_tool" "$firmware" | awk 'NR == 2 { print $1, $2, $3 }')
 flash=$((text + data))
 ram=$((data + bss))
 awk -v flash="$flash" -v ram="$ram" \
@@ -144,6 +153,13 @@ ok "a wrong password is rejected (exit 8) and nothing is logged"
 run_client 0 wonderland --user alice --message "served after a rejection"
 ok "the next connection after a rejection is served"
 
+too_long=$(printf 'z%.0s' {1..300})
+run_client 9 builder --user bob --message "before the long one" --message "$too_long" --message "after the long one"
+ok "a 300-byte message is rejected (exit 9); what was pipelined after it is ignored"
+
+run_client 0 builder --user bob --message "served after the leftovers"
+ok "the next connection after those leftovers is served"
+
 step "Raw bytes: split transactions, bytes after CLOSE, a stalled client"
 python3 - "$port" <<'EOF' || fail "raw-byte checks"
 import socket, struct, sys, time
@@ -183,7 +199,7 @@ print("ok: a MESSAGE split inside its header across two writes, 300 ms apart, is
 with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
     s.sendall(frame(1, b"bob") + frame(2, b"builder") + b"\x04" + frame(3, b"after CLOSE"))
     check("session before CLOSE", statuses(s, 3), b"\0\0\0")
-print("ok: a MESSAGE pipelined after CLOSE is not logged under the closed session")
+print("ok: a MESSAGE pipelined after CLOSE is ignored: not logged, not answered")
 
 # A client that stops mid-transaction is answered 0xFF after the silence timeout.
 with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
@@ -202,6 +218,25 @@ passed=$((passed + 3))
 run_client 0 builder --user bob --message "served after a stalled client"
 ok "the next connection after a stalled one is served"
 
+step "A client that vanishes without CLOSE"
+python3 - "$port" <<'EOF' || fail "vanishing client"
+import socket, struct, sys
+frame = lambda tag, payload: bytes([tag]) + struct.pack("<H", len(payload)) + payload
+with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10) as s:
+    s.sendall(frame(1, b"bob") + frame(2, b"builder"))
+    got = b""
+    while len(got) < 2 and (chunk := s.recv(2 - len(got))):
+        got += chunk
+    if got != b"\0\0":
+        sys.exit(f"bob's login got {got.hex() or 'nothing'}, expected 0000")
+EOF
+# Within the silence timeout the firmware is still in bob's session: the
+# next NAME is an unexpected tag there, so alice is refused, not logged as bob.
+run_client 8 wonderland --user alice --message "arrives while bob's session is open"
+ok "a client arriving while a vanished client's session is open is refused (exit 8)"
+run_client 0 wonderland --user alice --message "served after a vanished client"
+ok "the connection after that is served"
+
 step "Records"
 expected="$work/expected.log"
 {
@@ -211,8 +246,11 @@ expected="$work/expected.log"
     printf '[bob]: one at a time\r\n'
     printf '[bob]: second\r\n'
     printf '[alice]: served after a rejection\r\n'
+    printf '[bob]: before the long one\r\n'
+    printf '[bob]: served after the leftovers\r\n'
     printf '[bob]: sent in two writes, 300 ms apart\r\n'
     printf '[bob]: served after a stalled client\r\n'
+    printf '[alice]: served after a vanished client\r\n'
 } >"$expected"
 printf -- '--- messages.log (written by the firmware through semihosting) ---\n'
 cat -A "$work/messages.log" | cut -c 1-100
@@ -225,7 +263,7 @@ ok "messages.log holds exactly the expected records"
 step "Stack"
 # QEMU starts with RAM zeroed: the lowest non-zero byte between the end of
 # the static data and the top of RAM is how deep the stack has ever been.
-stack_end=$("$(dirname "$llvm_size")/llvm-nm" "$firmware" | awk '$3 == "_stack_end" { print $1 }')
+stack_end=$("$nm_tool" "$firmware" | awk '$3 == "_stack_end" { print $1 }')
 [[ -n $stack_end ]] || fail "no _stack_end symbol in the firmware"
 python3 - "$work/monitor.sock" "$work/ram.bin" "$stack_end" <<'EOF' || fail "stack measurement"
 import socket, sys

@@ -1,33 +1,44 @@
 //! Sessions on a serial line that cannot see connections.
 //!
 //! QEMU's `-serial tcp:...,server,nowait` accepts one TCP client at a time
-//! and feeds its bytes into UART0; when the client disconnects QEMU listens
-//! again, and the next client's bytes follow in the same byte stream, as
-//! soon as one millisecond after the previous session's last status byte
-//! (measured with clients started back to back). Nothing on the UART marks
-//! where one connection ends and the next begins, so sessions are delimited
-//! by the protocol and by time:
+//! (others wait in the listen backlog) and feeds its bytes into UART0. When
+//! the client disconnects QEMU accepts the next one, whose bytes follow in
+//! the same byte stream, as soon as a millisecond after the previous
+//! session's last status byte (measured with clients started back to back).
+//! Status bytes the firmware sends go to whichever client is connected at
+//! that moment. Nothing on the UART marks where one connection ends and the
+//! next begins, so the firmware delimits sessions itself:
 //!
 //! - A session ends when the protocol ends it: CLOSE (answered 0x00) or a
-//!   rejection (answered 0xFF). Bytes that came in the same read as the
-//!   ending transaction are dropped with it; the next byte after that
-//!   starts a new session in the initial state, which never inherits the
-//!   previous session's name or authentication.
-//! - A session that has started (received a byte) and then hears nothing
-//!   for the silence timeout is rejected as timed out (0xFF, to nobody if
-//!   the client is gone): that is how a client that vanished without CLOSE
-//!   is noticed. Until then the firmware is still in its session, and a new
-//!   client's bytes are read as that session's continuation.
+//!   rejection (answered 0xFF). Bytes in the same read as the ending
+//!   transaction are dropped with it.
+//! - Between sessions, a session starts only with a NAME header that a
+//!   fresh session accepts (tag, and a length within its limits); bytes
+//!   before one are ignored without an answer. They can only be leftovers
+//!   of the connection that just ended (transactions pipelined after its
+//!   CLOSE or after a rejected transaction, which a TCP server would drop by
+//!   closing the connection), and answering them would send status bytes to
+//!   the next client. The next session never inherits the previous one's
+//!   name or authentication.
+//! - A session that has started and then hears nothing for the silence
+//!   timeout is rejected as timed out (0xFF, to nobody if the client is
+//!   gone): that is how a client that vanished without CLOSE is noticed.
+//!   Until then the firmware is still in that session, and a new client's
+//!   bytes are read as its continuation (its NAME is refused as an
+//!   unexpected tag).
 //!
-//! There is deliberately no "discard until the line is quiet" step after a
-//! session: a new client's first transaction arrives within about a
-//! millisecond of the previous client's last status byte, and any quiet
-//! window long enough to catch stale bytes would swallow it.
+//! There is deliberately no "discard until the line is quiet" step: the next
+//! client's first bytes can arrive within a millisecond, and any quiet
+//! window long enough to catch leftovers would swallow them.
 
 use embedded_io::{ErrorKind, ErrorType, Read, Write};
+use msglog_core::HEADER_LEN;
 
 use crate::clock::Clock;
 use crate::uart::{LineError, Uart};
+
+/// Whether a transaction header may begin a session.
+pub type SessionStart = fn(&[u8; HEADER_LEN]) -> bool;
 
 /// Why reading or writing a connection failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,14 +83,20 @@ impl Line {
         Line { uart, clock }
     }
 
-    /// The next session's I/O: its first read waits for as long as it takes;
-    /// once a byte has arrived, a read that waits longer than `silence_ms`
-    /// fails with [`ConnectionError::Silent`].
-    pub fn connection(&mut self, silence_ms: u32) -> Connection<'_> {
+    /// The next session's I/O. Its first read waits, for as long as it takes,
+    /// for a header that `is_start` accepts, ignoring the bytes before it;
+    /// after that, a read that waits longer than `silence_ms` fails with
+    /// [`ConnectionError::Silent`].
+    pub fn connection(&mut self, silence_ms: u32, is_start: SessionStart) -> Connection<'_> {
         Connection {
             line: self,
             silence_ms,
+            is_start,
+            header: [0; HEADER_LEN],
+            header_len: 0,
+            header_sent: 0,
             started: false,
+            ignored: 0,
             deferred: None,
         }
     }
@@ -104,27 +121,58 @@ impl Line {
 pub struct Connection<'a> {
     line: &'a mut Line,
     silence_ms: u32,
+    is_start: SessionStart,
+    /// The last bytes seen while waiting for a session start; then that start,
+    /// handed to the reader before anything else.
+    header: [u8; HEADER_LEN],
+    header_len: usize,
+    header_sent: usize,
     started: bool,
+    ignored: usize,
     /// A receive error met after some bytes were already read; reported by the next read.
     deferred: Option<LineError>,
 }
 
-impl ErrorType for Connection<'_> {
-    type Error = ConnectionError;
-}
+impl Connection<'_> {
+    /// Bytes ignored before the session started.
+    pub fn ignored(&self) -> usize {
+        self.ignored
+    }
 
-impl Read for Connection<'_> {
-    /// Wait for at least one byte, then take what has arrived, up to `buf.len()`.
-    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
-        if buf.is_empty() {
-            return Ok(0);
+    /// Slide a header-sized window over the incoming bytes until it holds a session start.
+    fn await_start(&mut self) -> Result<(), ConnectionError> {
+        loop {
+            self.line.wait_readable(None)?;
+            loop {
+                let byte = match self.line.uart.read_byte() {
+                    Ok(Some(byte)) => byte,
+                    Ok(None) => break,
+                    // A byte lost to a line error cannot be part of a start.
+                    Err(_) => {
+                        self.ignored += self.header_len + 1;
+                        self.header_len = 0;
+                        continue;
+                    }
+                };
+                if self.header_len == HEADER_LEN {
+                    self.header.copy_within(1.., 0);
+                    self.header_len -= 1;
+                    self.ignored += 1;
+                }
+                if let Some(slot) = self.header.get_mut(self.header_len) {
+                    *slot = byte;
+                    self.header_len += 1;
+                }
+                if self.header_len == HEADER_LEN && (self.is_start)(&self.header) {
+                    self.started = true;
+                    return Ok(());
+                }
+            }
         }
-        if let Some(error) = self.deferred.take() {
-            return Err(ConnectionError::Line(error));
-        }
-        let limit = self.started.then_some(self.silence_ms);
-        self.line.wait_readable(limit)?;
-        self.started = true;
+    }
+
+    /// Copy what has arrived into `buf`, without waiting.
+    fn take_available(&mut self, buf: &mut [u8]) -> Result<usize, ConnectionError> {
         let mut filled = 0;
         for slot in buf.iter_mut() {
             match self.line.uart.read_byte() {
@@ -139,6 +187,45 @@ impl Read for Connection<'_> {
             filled += 1;
         }
         Ok(filled)
+    }
+}
+
+impl ErrorType for Connection<'_> {
+    type Error = ConnectionError;
+}
+
+impl Read for Connection<'_> {
+    /// Wait for at least one byte, then take what has arrived, up to `buf.len()`.
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if !self.started {
+            self.await_start()?;
+        }
+        let header = self
+            .header
+            .get(self.header_sent..self.header_len)
+            .unwrap_or_default();
+        if !header.is_empty() {
+            let n = header.len().min(buf.len());
+            let (head, rest) = buf.split_at_mut(n);
+            head.copy_from_slice(header.get(..n).unwrap_or_default());
+            self.header_sent += n;
+            return match self.take_available(rest) {
+                Ok(more) => Ok(n + more),
+                Err(ConnectionError::Line(error)) => {
+                    self.deferred = Some(error);
+                    Ok(n)
+                }
+                Err(error) => Err(error),
+            };
+        }
+        if let Some(error) = self.deferred.take() {
+            return Err(ConnectionError::Line(error));
+        }
+        self.line.wait_readable(Some(self.silence_ms))?;
+        self.take_available(buf)
     }
 }
 

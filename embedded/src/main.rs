@@ -20,7 +20,7 @@ mod uart;
 use core::mem::size_of;
 
 use cortex_m_rt::entry;
-use msglog_core::{serve, RecordWriter, Session, StaticUsers};
+use msglog_core::{serve, Decoded, RecordWriter, Session, StaticUsers, HEADER_LEN};
 use panic_halt as _;
 
 #[cfg(feature = "defmt")]
@@ -39,7 +39,10 @@ const RECEIVE_BUFFER: usize = ServerSession::MAX_FRAME;
 
 /// The session keeps only the name (32 bytes); password and message are
 /// borrowed from the receive buffer. Its bookkeeping must stay small.
-const _: () = assert!(size_of::<ServerSession>() <= 32 + 128);
+const _: () = assert!(
+    size_of::<ServerSession>() <= 32 + 128,
+    "Session<32, 32, 256> must fit in its 32-byte name plus 128 bytes"
+);
 
 /// A session that started and then hears nothing for this long is rejected
 /// (0xFF): the protocol's idle and transaction timeouts, in one.
@@ -69,8 +72,15 @@ fn main() -> ! {
     let mut sink = RecordWriter::new(messages);
     loop {
         let mut session = ServerSession::new();
-        let mut connection = line.connection(SILENCE_TIMEOUT_MS);
-        match serve(&mut connection, buffer, &mut session, &mut users, &mut sink) {
+        let mut connection = line.connection(SILENCE_TIMEOUT_MS, starts_session);
+        let result = serve(&mut connection, buffer, &mut session, &mut users, &mut sink);
+        if connection.ignored() > 0 {
+            info!(
+                "ignored {} bytes before the session started",
+                connection.ignored()
+            );
+        }
+        match result {
             Ok(served) => info!(
                 "session ended: {}, {} transactions, {} messages",
                 served.ended, served.transactions, served.messages
@@ -78,6 +88,15 @@ fn main() -> ! {
             Err(error) => warn!("session abandoned: {}", error),
         }
     }
+}
+
+/// A session starts with a NAME header that a fresh session accepts: the
+/// right tag and a length within its limits (the core's own rules).
+fn starts_session(header: &[u8; HEADER_LEN]) -> bool {
+    matches!(
+        ServerSession::new().decode(header),
+        Ok(Decoded::Partial { .. })
+    )
 }
 
 /// Say on the host's console that the firmware is up, with its figures.

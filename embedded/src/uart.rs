@@ -90,17 +90,17 @@ impl Uart {
         if TAKEN.swap(true, Ordering::AcqRel) {
             return None;
         }
-        let uart = Uart { _owned: () };
         write(reg::CR, 0);
         write(reg::ICR, ICR_ALL);
         write(reg::LCRH, LCRH_8_BITS | LCRH_FIFO_ENABLE);
         write(reg::IMSC, IMSC_RX | IMSC_RX_TIMEOUT);
         write(reg::CR, CR_UART_ENABLE | CR_TX_ENABLE | CR_RX_ENABLE);
-        // SAFETY: interrupts stay masked by PRIMASK for the firmware's whole
-        // life (see `clock`), so enabling the line only lets it pend and wake
-        // `wfi`; no handler ever runs, and no critical section is broken.
+        // The firmware never unmasks interrupts (see `clock`); make sure of it here.
+        cortex_m::interrupt::disable();
+        // SAFETY: with PRIMASK set the line can only pend and wake `wfi`; no
+        // handler ever runs, so no critical section or handler invariant is broken.
         unsafe { NVIC::unmask(Uart0Interrupt) };
-        Some(uart)
+        Some(Uart { _owned: () })
     }
 
     /// Whether a received byte (or error) is waiting.
