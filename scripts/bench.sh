@@ -1,0 +1,284 @@
+#!/usr/bin/env bash
+# msglog server benchmarks (issue 5): builds release binaries, runs every
+# scenario against a fresh msglog-server, checks messages.log after each
+# framed run, and prints one markdown table with the date and the machine.
+#
+#   scripts/bench.sh                  # medians of 5 runs (a few minutes)
+#   BENCH_QUICK=1 scripts/bench.sh    # 1 run each, small counts (CI smoke, ~1 min)
+#
+# Environment:
+#   BENCH_RUNS=N       runs per scenario (default 5; 1 in quick mode)
+#   BENCH_QUICK=1      small counts, one run each
+#   BENCH_DIR=DIR      where servers keep their logs and the raw input file
+#                      (default target/bench; must be a local disk, not tmpfs)
+#   BENCH_RAW_BYTES=N  raw-mode input size (default 1 GiB; 64 MiB in quick mode)
+#   BENCH_THREADS=N    msglog-bench --threads (default: msglog-bench's default)
+#   BENCH_OUT=FILE     also write the table to FILE
+#
+# Exit status: 0 when every run completed without errors and every framed
+# run's messages.log held exactly the acknowledged records; 1 otherwise.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+QUICK=${BENCH_QUICK:-0}
+if [[ $QUICK == 1 ]]; then
+    RUNS=${BENCH_RUNS:-1}
+    RAW_BYTES=${BENCH_RAW_BYTES:-$((64 << 20))}
+else
+    RUNS=${BENCH_RUNS:-5}
+    RAW_BYTES=${BENCH_RAW_BYTES:-$((1 << 30))}
+fi
+BENCH_DIR=${BENCH_DIR:-$ROOT/target/bench}
+THREADS_ARGS=()
+[[ -n ${BENCH_THREADS:-} ]] && THREADS_ARGS=(--threads "$BENCH_THREADS")
+
+die() { echo "bench.sh: $*" >&2; exit 1; }
+note() { echo "bench.sh: $*" >&2; }
+
+# ---------------------------------------------------------------- setup
+command -v python3 >/dev/null || die "python3 is needed to read msglog-bench's JSON"
+if ! command -v socat >/dev/null; then
+    note "installing socat"
+    SUDO=; [[ $(id -u) != 0 ]] && SUDO=sudo
+    $SUDO apt-get update -qq >/dev/null && $SUDO apt-get install -y -qq socat >/dev/null \
+        || die "cannot install socat"
+fi
+
+note "building release binaries"
+cargo build --release -q -p msglog-server -p msglog-client
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+SERVER=$TARGET_DIR/release/msglog-server
+CLIENT=$TARGET_DIR/release/msglog-client
+BENCH=$TARGET_DIR/release/msglog-bench
+for bin in "$SERVER" "$CLIENT" "$BENCH"; do [[ -x $bin ]] || die "missing $bin"; done
+
+mkdir -p "$BENCH_DIR"
+FS_TYPE=$(stat -f -c %T "$BENCH_DIR")
+case $FS_TYPE in
+    tmpfs|ramfs) die "$BENCH_DIR is on $FS_TYPE; set BENCH_DIR to a directory on a local disk" ;;
+esac
+WORK=$(mktemp -d "$BENCH_DIR/run.XXXXXX")
+
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+FAILED=0
+fail() { note "FAILED: $*"; FAILED=1; }
+
+# A free TCP port on 127.0.0.1 (for servers that cannot report the one they bound).
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# Wait (at most 10 s) until something listens on 127.0.0.1:$1, without connecting
+# (a probe connection would be socat's one and only client).
+wait_listening() {
+    local port=$1 i hex
+    hex=$(printf ':%04X' "$port")
+    for ((i = 0; i < 1000; i++)); do
+        grep -q "^ *[0-9]*: 0100007F$hex 00000000:0000 0A" /proc/net/tcp && return 0
+        sleep 0.01
+    done
+    return 1
+}
+
+# Start msglog-server with "$@"; sets SERVER_PID, SERVER_PORT, SERVER_ERR.
+start_server() {
+    SERVER_ERR=$(mktemp "$WORK/server.XXXXXX")
+    "$SERVER" "$@" 2>"$SERVER_ERR" &
+    SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
+    local i
+    SERVER_PORT=
+    for ((i = 0; i < 1000; i++)); do
+        SERVER_PORT=$(grep -oE '(127\.0\.0\.1|0\.0\.0\.0|\[::\]|\[::1\]):[0-9]+' "$SERVER_ERR" \
+            | grep -vE ':0$' | head -n1 | sed 's/.*://' || true)
+        [[ -n $SERVER_PORT ]] && return 0
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.01
+    done
+    cat "$SERVER_ERR" >&2
+    die "msglog-server $* did not report its address"
+}
+
+# Stop the server with SIGTERM (it flushes and prints its statistics) and reap it.
+stop_server() {
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+}
+
+# json FILE EXPR: evaluate a Python expression over the JSON object `r`.
+json() {
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+# median of the numbers on stdin
+median() {
+    python3 -c 'import sys,statistics; v=[float(x) for x in sys.stdin.read().split()]; print(statistics.median(v) if v else "nan")'
+}
+
+# ---------------------------------------------------------------- framed runs
+# framed NAME TARGET SERVER_ARGS -- BENCH_ARGS: RUNS runs, each on a fresh server and log directory.
+ROWS=()
+framed() {
+    local name=$1 target=$2; shift 2
+    local server_args=() bench_args=()
+    while [[ $1 != -- ]]; do server_args+=("$1"); shift; done
+    shift
+    bench_args=("$@")
+    local rates=() run results=()
+    note "$name: ${bench_args[*]} (${RUNS} runs)"
+    for ((run = 1; run <= RUNS; run++)); do
+        local dir out
+        dir=$(mktemp -d "$WORK/logs.XXXXXX")
+        out=$dir/bench.json
+        start_server 0 --bind 127.0.0.1 --dir "$dir" "${server_args[@]}" >/dev/null
+        local status=0
+        "$BENCH" -p "$SERVER_PORT" --timeout 60s "${THREADS_ARGS[@]}" "${bench_args[@]}" --json >"$out" || status=$?
+        stop_server
+        local acked records errors rate
+        acked=$(json "$out" 'r["acknowledged"]')
+        errors=$(json "$out" 'r["errors"]')
+        records=$(tr -cd '\n' <"$dir/messages.log" | wc -c)
+        rate=$(json "$out" 'round(r["msgs_per_s"])')
+        [[ $status == 0 ]] || fail "$name run $run: msglog-bench exited $status ($errors errors)"
+        [[ $records == "$acked" ]] || fail "$name run $run: messages.log has $records records, $acked acknowledged"
+        # mean records per fdatasync, if the server reported it (fsync mode)
+        local batch
+        batch=$(grep -ioE '[0-9]+(\.[0-9]+)? (records|messages) per (fdatasync|sync)' "$SERVER_ERR" \
+            | tail -n1 | grep -oE '^[0-9.]+' || true)
+        note "  run $run: $rate msgs/s, p50 $(json "$out" 'r["latency_us"]["p50"]') us, errors $errors, records $records/$acked${batch:+, $batch records per fdatasync}"
+        results+=("$rate $(json "$out" 'r["mb_per_s"]') $(json "$out" 'r["latency_us"]["p50"]') $(json "$out" 'r["latency_us"]["p99"]') $(json "$out" 'r["latency_us"]["p999"]') $(json "$out" 'r["latency_us"]["max"]') $errors $records $acked ${batch:--} $(json "$out" 'r["connect_s"]')")
+        rm -rf "$dir"
+    done
+    # The median run by msgs/s supplies the other columns.
+    local median_line
+    median_line=$(printf '%s\n' "${results[@]}" | sort -n -k1,1 | sed -n "$(((RUNS + 1) / 2))p")
+    local all_errors=0 all_ok=yes line
+    for line in "${results[@]}"; do
+        read -r _ _ _ _ _ _ e r a _ _ <<<"$line"
+        all_errors=$((all_errors + e))
+        [[ $r == "$a" ]] || all_ok=no
+    done
+    read -r rate mb p50 p99 p999 max _ _ _ batch _ <<<"$median_line"
+    local all_rates
+    all_rates=$(printf '%s\n' "${results[@]}" | awk '{print $1}' | paste -sd/ -)
+    ROWS+=("| $name | $(python3 -c "print(f'{int($rate):,}')") | $(printf '%.1f' "$mb") | $p50 / $p99 / $p999 / $max | $all_errors | $all_ok | $batch | $target | $all_rates |")
+}
+
+# ---------------------------------------------------------------- raw runs
+RAW_ROWS=()
+raw_input() {
+    RAW_FILE=$BENCH_DIR/raw-input-$RAW_BYTES.bin
+    if [[ ! -f $RAW_FILE || $(stat -c %s "$RAW_FILE") != "$RAW_BYTES" ]]; then
+        note "writing $RAW_BYTES random bytes to $RAW_FILE"
+        head -c "$RAW_BYTES" /dev/urandom >"$RAW_FILE.tmp"
+        mv "$RAW_FILE.tmp" "$RAW_FILE"
+    fi
+    cat "$RAW_FILE" >/dev/null # into the page cache, so the disk is not what is measured
+}
+
+# seconds since the epoch, nanosecond resolution
+now() { date +%s.%N; }
+
+raw_runs() {
+    raw_input
+    local msglog=() socat_rates=() bench_rates=() run
+    note "raw mode: $RAW_BYTES bytes from a file (${RUNS} runs)"
+    for ((run = 1; run <= RUNS; run++)); do
+        # msglog-client HOST PORT < file  ->  msglog-server --raw PORT > /dev/null
+        start_server --raw 0 --bind 127.0.0.1 >/dev/null
+        local t0 t1 status=0
+        t0=$(now)
+        "$CLIENT" 127.0.0.1 "$SERVER_PORT" <"$RAW_FILE" || status=$?
+        t1=$(now)
+        stop_server
+        [[ $status == 0 ]] || fail "raw run $run: msglog-client exited $status"
+        msglog+=("$(python3 -c "print($RAW_BYTES / ($t1 - $t0) / 1e9)")")
+
+        # socat -u FILE TCP:...  ->  socat -u TCP-LISTEN:... /dev/null
+        local port pid
+        port=$(free_port)
+        socat -u "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr" /dev/null &
+        pid=$!
+        PIDS+=("$pid")
+        wait_listening "$port" || die "socat did not listen on $port"
+        status=0
+        # Timed like msglog-client: until the sender exits.
+        t0=$(now)
+        socat -u "OPEN:$RAW_FILE,rdonly" "TCP:127.0.0.1:$port" || status=$?
+        t1=$(now)
+        wait "$pid" 2>/dev/null || status=$?
+        [[ $status == 0 ]] || fail "raw run $run: socat exited $status"
+        socat_rates+=("$(python3 -c "print($RAW_BYTES / ($t1 - $t0) / 1e9)")")
+
+        # msglog-bench --raw (data generated in memory, no file)
+        start_server --raw 0 --bind 127.0.0.1 >/dev/null
+        local out=$WORK/raw.json
+        status=0
+        "$BENCH" -p "$SERVER_PORT" --raw --bytes "$RAW_BYTES" --timeout 60s --json >"$out" || status=$?
+        stop_server
+        [[ $status == 0 ]] || fail "raw run $run: msglog-bench --raw exited $status"
+        bench_rates+=("$(json "$out" 'r["gb_per_s"]')")
+        note "  run $run: msglog-client ${msglog[-1]} GB/s, socat ${socat_rates[-1]} GB/s, msglog-bench --raw ${bench_rates[-1]} GB/s"
+    done
+    local m s b
+    m=$(printf '%s\n' "${msglog[@]}" | median)
+    s=$(printf '%s\n' "${socat_rates[@]}" | median)
+    b=$(printf '%s\n' "${bench_rates[@]}" | median)
+    RAW_ROWS+=("| msglog-client → msglog-server --raw | $(printf '%.2f' "$m") | $(python3 -c "print(f'{$m / $s:.2f}')")× socat | ≥ 2.5 GB/s, ≥ 2× socat |")
+    RAW_ROWS+=("| socat -u → socat -u | $(printf '%.2f' "$s") | 1.00× | (reference, ~1.1 GB/s) |")
+    RAW_ROWS+=("| msglog-bench --raw → msglog-server --raw | $(printf '%.2f' "$b") | $(python3 -c "print(f'{$b / $s:.2f}')")× socat | (no file read) |")
+}
+
+# ---------------------------------------------------------------- scenarios
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
+
+if [[ $QUICK == 1 ]]; then
+    N_W1=2000 N_W16=5000 N_1K=200 N_10K=10 N_FSYNC=1000
+else
+    N_W1=20000 N_W16=40000 N_1K=2000 N_10K=100 N_FSYNC=10000
+fi
+
+framed "50 conns, window 1, 64 B" "≥ 150,000" -- -c 50 -n "$N_W1" -s 64 -w 1
+framed "50 conns, window 16, 64 B" "≥ 1,200,000" -- -c 50 -n "$N_W16" -s 64 -w 16
+framed "1,000 conns, window 16, 64 B" "≥ 800,000" -- -c 1000 -n "$N_1K" -s 64 -w 16
+framed "10,000 conns, window 16, 64 B" "no errors" -- -c 10000 -n "$N_10K" -s 64 -w 16
+framed "--fsync, 50 conns, window 16, 64 B" "within 5× of no-fsync" --fsync -- -c 50 -n "$N_FSYNC" -s 64 -w 16
+raw_runs
+
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---------------------------------------------------------------- the table
+CPU=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
+REPORT=$(
+    echo "### msglog-server benchmarks"
+    echo
+    echo "$STARTED, $(nproc) × $CPU, Linux $(uname -r), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'),"
+    echo "load average $LOAD_BEFORE before, $LOAD_AFTER after; $RUNS run(s) per row (median), loopback, logs on $FS_TYPE."
+    echo "Command: \`$( [[ $QUICK == 1 ]] && printf 'BENCH_QUICK=1 ')scripts/bench.sh\`"
+    echo
+    echo "| framed scenario | msgs/s (median) | MB/s payload | latency µs p50 / p99 / p99.9 / max | errors | messages.log = acked | records per fdatasync | target | msgs/s of every run |"
+    echo "|---|---:|---:|---|---:|---|---:|---|---|"
+    printf '%s\n' "${ROWS[@]}"
+    echo
+    echo "| raw mode, $(python3 -c "print(f'{$RAW_BYTES / 2**30:g}')") GiB | GB/s (median) | ratio | target |"
+    echo "|---|---:|---:|---|"
+    printf '%s\n' "${RAW_ROWS[@]}"
+)
+echo "$REPORT"
+[[ -n ${BENCH_OUT:-} ]] && echo "$REPORT" >"$BENCH_OUT"
+if [[ $FAILED != 0 ]]; then
+    note "some runs failed (see above)"
+    exit 1
+fi
