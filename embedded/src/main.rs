@@ -4,8 +4,8 @@
 //!
 //! The protocol (framing, state machine, status bytes, record escaping) is
 //! entirely `msglog-core`'s `serve`; this crate adds the UART driver, the
-//! timing that turns a byte stream into sessions (see `line`), the users
-//! table and the host file.
+//! rules that cut the UART's byte stream into sessions (see `line`), the
+//! users table and the host file.
 #![no_std]
 #![no_main]
 
