@@ -1,0 +1,320 @@
+//! Framed mode against the real `msglog-server`: lines become records,
+//! pipelining, rejections reported by line, and `--retry` across a restart.
+
+mod common;
+
+use std::fs;
+use std::os::unix::process::CommandExt;
+
+use common::{record, records, run_client, wait_until, ClientProcess, Finished, Server};
+
+const USER: &str = "tester";
+const PASSWORD: (&str, &str) = ("MSGLOG_PASSWORD", "secret");
+
+fn framed_args<'a>(server: &'a Server, port: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let _ = server;
+    let mut args = vec!["--user", USER, "127.0.0.1", port];
+    args.extend_from_slice(extra);
+    args
+}
+
+fn send_lines(server: &Server, extra: &[&str], input: &[u8]) -> Finished {
+    let port = server.port.to_string();
+    run_client(
+        &framed_args(server, &port, extra),
+        &[PASSWORD],
+        input.to_vec(),
+    )
+}
+
+fn assert_success(finished: &Finished) {
+    assert_eq!(finished.code(), Some(0), "stderr: {}", finished.stderr);
+    assert!(finished.stderr.is_empty(), "stderr: {}", finished.stderr);
+}
+
+/// The records expected for `lines` (empty ones are not sent).
+fn expected_records(lines: &[&[u8]]) -> Vec<Vec<u8>> {
+    lines
+        .iter()
+        .filter(|l| !l.is_empty())
+        .map(|l| record(USER, l))
+        .collect()
+}
+
+#[test]
+fn lines_become_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::framed(dir.path());
+    let input =
+        b"first line\r\nsecond\tline\n\n  spaced  \r\n\xff binary \\ bytes\nno newline at the end";
+    assert_success(&send_lines(&server, &[], input));
+    let expected = expected_records(&[
+        b"first line",
+        b"second\tline",
+        b"  spaced  ",
+        b"\xff binary \\ bytes",
+        b"no newline at the end",
+    ]);
+    assert_eq!(records(dir.path()), expected);
+}
+
+#[test]
+fn message_arguments_are_sent_instead_of_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::framed(dir.path());
+    let port = server.port.to_string();
+    let args = framed_args(
+        &server,
+        &port,
+        &["-m", "one", "--message", "", "-m", "two words"],
+    );
+    let finished = run_client(&args, &[PASSWORD], b"stdin is not read\n".to_vec());
+    assert_success(&finished);
+    assert_eq!(
+        records(dir.path()),
+        expected_records(&[b"one", b"two words"])
+    );
+}
+
+#[test]
+fn the_password_can_come_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::framed(dir.path());
+    let password_file = dir.path().join("password");
+    fs::write(&password_file, "from a file\n").unwrap();
+    let port = server.port.to_string();
+    let file = password_file.to_str().unwrap();
+    let args = framed_args(&server, &port, &["--password-file", file, "-m", "hi"]);
+    assert_success(&run_client(&args, &[], Vec::new()));
+    assert_eq!(records(dir.path()), expected_records(&[b"hi"]));
+}
+
+#[test]
+fn pipelining_with_windows_1_and_64() {
+    for window in ["1", "64"] {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::framed(dir.path());
+        let lines: Vec<Vec<u8>> = (0..3000)
+            .map(|i: usize| format!("message {i} {}", "x".repeat(i % 300)).into_bytes())
+            .collect();
+        let input: Vec<u8> = lines
+            .iter()
+            .flat_map(|l| l.iter().chain(b"\n"))
+            .copied()
+            .collect();
+        let finished = send_lines(&server, &["--window", window], &input);
+        assert_success(&finished);
+        let expected: Vec<Vec<u8>> = lines.iter().map(|l| record(USER, l)).collect();
+        assert!(
+            records(dir.path()) == expected,
+            "window {window}: records differ"
+        );
+    }
+}
+
+#[test]
+fn the_longest_message_goes_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::framed(dir.path());
+    let longest = vec![b'L'; 65535];
+    let mut input = longest.clone();
+    input.extend_from_slice(b"\r\nafter\n");
+    assert_success(&send_lines(&server, &[], &input));
+    assert_eq!(records(dir.path()), expected_records(&[&longest, b"after"]));
+}
+
+#[test]
+fn a_line_too_long_is_named_and_nothing_from_it_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::framed(dir.path());
+    let mut input = b"one\ntwo\n\nthree\n".to_vec();
+    input.extend(std::iter::repeat_n(b'y', 70_000));
+    input.extend_from_slice(b"\nsix\nseven\n");
+    let finished = send_lines(&server, &[], &input);
+    assert_eq!(finished.code(), Some(7), "stderr: {}", finished.stderr);
+    assert!(
+        finished
+            .stderr
+            .contains("line 5 is longer than 65535 bytes"),
+        "{}",
+        finished.stderr
+    );
+    assert!(
+        finished.stderr.contains("3 of 6 messages not acknowledged"),
+        "{}",
+        finished.stderr
+    );
+    assert_eq!(finished.stderr.lines().count(), 1, "{}", finished.stderr);
+    // What came before the long line was delivered, and nothing after it.
+    assert_eq!(
+        records(dir.path()),
+        expected_records(&[b"one", b"two", b"three"])
+    );
+}
+
+/// A server whose `messages.log` cannot grow past `bytes` (RLIMIT_FSIZE;
+/// SIGXFSZ ignored so writes fail with EFBIG instead of killing it).
+fn server_with_file_limit(dir: &std::path::Path, bytes: u64) -> Server {
+    Server::framed_with(dir, 0, &[], move |command| {
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                let limit = libc::rlimit {
+                    rlim_cur: bytes,
+                    rlim_max: bytes,
+                };
+                if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+    })
+}
+
+/// 30 lines whose records are exactly 1000 bytes each (`[u]: ` and `\r\n` around 993 bytes).
+fn thousand_byte_lines() -> Vec<Vec<u8>> {
+    (1..=30)
+        .map(|i| format!("{i:04}{}", "m".repeat(989)).into_bytes())
+        .collect()
+}
+
+#[test]
+fn a_rejection_mid_stream_names_the_line() {
+    for window in ["1", "64"] {
+        let dir = tempfile::tempdir().unwrap();
+        // Ten 1000-byte records fit, the eleventh does not.
+        let server = server_with_file_limit(dir.path(), 10_500);
+        let lines = thousand_byte_lines();
+        let input: Vec<u8> = lines
+            .iter()
+            .flat_map(|l| l.iter().chain(b"\n"))
+            .copied()
+            .collect();
+        let port = server.port.to_string();
+        let args = ["--user", "u", "127.0.0.1", &port, "--window", window];
+        let finished = run_client(&args, &[PASSWORD], input);
+        assert_eq!(
+            finished.code(),
+            Some(9),
+            "window {window}: {}",
+            finished.stderr
+        );
+        assert_eq!(finished.stderr.lines().count(), 1, "{}", finished.stderr);
+
+        let logged = records(dir.path());
+        let expected: Vec<Vec<u8>> = lines.iter().map(|l| record("u", l)).collect();
+        assert!(
+            expected.starts_with(&logged),
+            "the log holds whole records in order"
+        );
+        // The line reported is the first not acknowledged: every line
+        // before it is in the log. The server may fail a whole batch.
+        let reported = (1..=11)
+            .find(|n| {
+                finished
+                    .stderr
+                    .contains(&format!("rejected the message from line {n};"))
+            })
+            .unwrap_or_else(|| panic!("no line 1..=11 reported: {}", finished.stderr));
+        assert!(
+            logged.len() >= reported - 1,
+            "line {reported} reported, {} logged",
+            logged.len()
+        );
+        let missing = 30 - (reported - 1);
+        let summary =
+            format!("{missing} of 30 messages not acknowledged, the first from line {reported}");
+        assert!(finished.stderr.contains(&summary), "{}", finished.stderr);
+        if window == "1" {
+            assert_eq!(reported, 11, "{}", finished.stderr);
+            assert_eq!(logged.len(), 10);
+        }
+    }
+}
+
+#[test]
+fn retry_after_a_server_restart_delivers_every_line() {
+    for window in ["1", "64"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = Server::framed(dir.path());
+        let port = server.port.to_string();
+        let args = [
+            "--user",
+            USER,
+            "127.0.0.1",
+            &port,
+            "--window",
+            window,
+            "--retry",
+            "30",
+        ];
+        let mut client = ClientProcess::start(&args, &[PASSWORD]);
+        let line = |i: usize| format!("line {i}");
+        for i in 1..=100 {
+            client.write(format!("{}\n", line(i)).as_bytes());
+        }
+        wait_until("the first 100 lines are logged", || {
+            records(dir.path()).len() >= 100
+        });
+        server.restart(&[]);
+        for i in 101..=200 {
+            client.write(format!("{}\n", line(i)).as_bytes());
+        }
+        let finished = client.finish();
+        assert_eq!(
+            finished.code(),
+            Some(0),
+            "window {window}: {}",
+            finished.stderr
+        );
+        assert!(
+            finished
+                .stderr
+                .contains("all 200 messages acknowledged after"),
+            "{}",
+            finished.stderr
+        );
+        assert!(
+            finished.stderr.contains("may have been logged twice"),
+            "{}",
+            finished.stderr
+        );
+
+        let logged = records(dir.path());
+        for i in 1..=200 {
+            let expected = record(USER, line(i).as_bytes());
+            assert!(
+                logged.contains(&expected),
+                "window {window}: line {i} is missing"
+            );
+        }
+        assert!(logged.len() >= 200);
+    }
+}
+
+#[test]
+fn a_rejected_password_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::framed_with(dir.path(), 0, &["--auth", "legacy-parity"], |_| {});
+    let port = server.port.to_string();
+    // The original server's rule: the first password byte must be odd ('b' is even).
+    let args = ["--user", USER, "127.0.0.1", &port, "-m", "never logged"];
+    let finished = run_client(&args, &[("MSGLOG_PASSWORD", "bad")], Vec::new());
+    assert_eq!(finished.code(), Some(8), "{}", finished.stderr);
+    assert!(
+        finished.stderr.contains("rejected the password"),
+        "{}",
+        finished.stderr
+    );
+    assert!(
+        finished.stderr.contains("1 of 1 messages not acknowledged"),
+        "{}",
+        finished.stderr
+    );
+    assert!(records(dir.path()).is_empty());
+
+    let finished = run_client(&args, &[("MSGLOG_PASSWORD", "a")], Vec::new());
+    assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+}

@@ -1,0 +1,209 @@
+//! Raw mode against the real `msglog-server --raw`: the classic five checks,
+//! a 100 MiB stream that pauses mid-way, and a server that dies mid-stream.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::thread;
+
+use rand::{Rng, RngCore, SeedableRng};
+
+use common::{run_client, wait_until, ClientProcess, Finished, Server};
+
+/// Send `input` with one client and return how it ended.
+fn send(server: &Server, input: Vec<u8>) -> Finished {
+    let port = server.port.to_string();
+    run_client(&["127.0.0.1", &port], &[], input)
+}
+
+fn assert_success(finished: &Finished) {
+    assert_eq!(finished.code(), Some(0), "stderr: {}", finished.stderr);
+    assert!(finished.stderr.is_empty(), "stderr: {}", finished.stderr);
+}
+
+/// Wait until the server has written `expected` to `output`, exactly.
+fn assert_output(output: &Path, expected: &[u8]) {
+    wait_until("the server wrote every byte", || {
+        fs::metadata(output).is_ok_and(|m| m.len() >= expected.len() as u64)
+    });
+    let written = fs::read(output).unwrap();
+    assert_eq!(written.len(), expected.len());
+    assert!(written == expected, "the output differs from the input");
+}
+
+#[test]
+fn short_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out");
+    let server = Server::raw(&output);
+    assert_success(&send(&server, b"hello, world\n".to_vec()));
+    assert_output(&output, b"hello, world\n");
+}
+
+#[test]
+fn alphanumeric_24_kb() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out");
+    let server = Server::raw(&output);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(24);
+    let input: Vec<u8> = (0..24_000)
+        .map(|_| rng.sample(rand::distributions::Alphanumeric))
+        .collect();
+    assert_success(&send(&server, input.clone()));
+    assert_output(&output, &input);
+}
+
+#[test]
+fn random_binary_100_kb() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out");
+    let server = Server::raw(&output);
+    let mut input = vec![0u8; 100_000];
+    rand::rngs::StdRng::seed_from_u64(100).fill_bytes(&mut input);
+    assert_success(&send(&server, input.clone()));
+    assert_output(&output, &input);
+}
+
+#[test]
+fn three_clients_in_a_row_keep_their_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out");
+    let server = Server::raw(&output);
+    let mut expected = Vec::new();
+    for client in 0..3u8 {
+        let input: Vec<u8> = (0..10_000u32)
+            .map(|i| (i as u8) ^ client.wrapping_mul(85))
+            .collect();
+        // A client exits 0 only once the server closed, i.e. took every byte.
+        assert_success(&send(&server, input.clone()));
+        expected.extend_from_slice(&input);
+    }
+    assert_output(&output, &expected);
+}
+
+#[test]
+fn ten_clients_at_once_each_arrive_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out");
+    let server = Server::raw(&output);
+    let port = server.port.to_string();
+    // Client k sends 50,000 bytes, all `b'A' + k`: interleaving would show.
+    let inputs: Vec<Vec<u8>> = (0..10u8).map(|k| vec![b'A' + k; 50_000]).collect();
+    let mut clients: Vec<ClientProcess> = (0..10)
+        .map(|_| ClientProcess::start(&["127.0.0.1", &port], &[]))
+        .collect();
+    thread::scope(|scope| {
+        for (client, input) in clients.iter_mut().zip(&inputs) {
+            scope.spawn(move || client.write(input));
+        }
+    });
+    for client in clients {
+        assert_success(&client.finish());
+    }
+    let total: usize = inputs.iter().map(Vec::len).sum();
+    wait_until("the server wrote every byte", || {
+        fs::metadata(&output).is_ok_and(|m| m.len() >= total as u64)
+    });
+    let written = fs::read(&output).unwrap();
+    assert_eq!(written.len(), total);
+    let mut seen = Vec::new();
+    for run in written.chunk_by(|a, b| a == b) {
+        assert_eq!(run.len(), 50_000, "client {} was split", run[0] as char);
+        seen.push(run[0]);
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (0..10u8).map(|k| b'A' + k).collect::<Vec<_>>());
+}
+
+/// Block `index` of a deterministic stream: one random block, rotated by
+/// an amount that depends on the index and stamped with it, so a lost,
+/// repeated or reordered block shows.
+fn block(base: &[u8], index: u64, out: &mut [u8]) {
+    out.copy_from_slice(base);
+    out.rotate_left((index as usize * 7919) % out.len());
+    out[..8].copy_from_slice(&index.to_le_bytes());
+}
+
+#[test]
+fn hundred_mib_through_a_pausing_pipe_byte_exact() {
+    const BLOCK: usize = 1 << 20;
+    const BLOCKS: u64 = 100;
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out");
+    let server = Server::raw(&output);
+    let port = server.port.to_string();
+    let mut client = ClientProcess::start(&["127.0.0.1", &port], &[]);
+    let mut base = vec![0u8; BLOCK];
+    rand::rngs::StdRng::seed_from_u64(1).fill_bytes(&mut base);
+    let mut buffer = vec![0u8; BLOCK];
+    for index in 0..BLOCKS {
+        if index == BLOCKS / 2 {
+            // Pause the pipe until the server has written the first half:
+            // the client forwards what it has without waiting for the end.
+            let half = BLOCK as u64 * BLOCKS / 2;
+            wait_until("the first half went through", || {
+                fs::metadata(&output).is_ok_and(|m| m.len() == half)
+            });
+        }
+        block(&base, index, &mut buffer);
+        client.write(&buffer);
+    }
+    assert_success(&client.finish());
+
+    wait_until("the server wrote every byte", || {
+        fs::metadata(&output).is_ok_and(|m| m.len() >= BLOCK as u64 * BLOCKS)
+    });
+    let written = fs::File::open(&output).unwrap();
+    assert_eq!(written.metadata().unwrap().len(), BLOCK as u64 * BLOCKS);
+    let mut reader = std::io::BufReader::new(written);
+    let mut got = vec![0u8; BLOCK];
+    for index in 0..BLOCKS {
+        std::io::Read::read_exact(&mut reader, &mut got).unwrap();
+        block(&base, index, &mut buffer);
+        assert!(got == buffer, "block {index} differs");
+    }
+}
+
+#[test]
+fn a_server_that_dies_mid_stream_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out");
+    let mut server = Server::raw(&output);
+    let port = server.port.to_string();
+    let mut client = ClientProcess::start(&["127.0.0.1", &port], &[]);
+    let chunk = vec![b'x'; 1 << 20];
+    client.write(&chunk);
+    wait_until("the server is receiving", || {
+        fs::metadata(&output).is_ok_and(|m| m.len() > 0)
+    });
+    server.kill();
+    // Keep sending until the client notices and stops reading its stdin.
+    let mut sent = 0;
+    let stdin_closed = loop {
+        if sent > 1 << 30 {
+            break false;
+        }
+        if client.try_write(&chunk).is_err() {
+            break true;
+        }
+        sent += chunk.len();
+    };
+    assert!(
+        stdin_closed,
+        "the client kept reading after the server died"
+    );
+    let finished = client.finish();
+    assert_eq!(finished.code(), Some(10), "stderr: {}", finished.stderr);
+    assert!(
+        finished.stderr.contains("lost"),
+        "stderr: {}",
+        finished.stderr
+    );
+    assert_eq!(
+        finished.stderr.lines().count(),
+        1,
+        "stderr: {}",
+        finished.stderr
+    );
+}
