@@ -784,6 +784,9 @@ impl Worker {
             return;
         };
         let phase = conn.phase;
+        if phase == Phase::Done {
+            return;
+        }
         conn.phase = Phase::Done;
         // Dropping the socket closes it and removes it from the poll set.
         conn.stream = None;
@@ -797,6 +800,7 @@ impl Worker {
             }
             Phase::Ready => self.ready -= 1,
             Phase::Sending | Phase::Closing => self.live -= 1,
+            // Returned above: a connection fails at most once.
             Phase::Done => {}
         }
     }
