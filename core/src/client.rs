@@ -1,6 +1,6 @@
 //! Blocking client driver over `embedded_io`, with optional pipelining.
 
-use embedded_io::{Read, Write};
+use embedded_io::{Read, ReadReady, Write};
 
 use crate::encode::EncodeError;
 use crate::io::WriteError;
@@ -310,5 +310,28 @@ impl<T: Read + Write> Client<T> {
         let byte = self.inbox.get(self.inbox_start).copied();
         self.inbox_start += 1;
         Ok(byte)
+    }
+}
+
+impl<T: Read + Write + ReadReady> Client<T> {
+    /// Read the statuses that have already arrived, without blocking: a
+    /// status is read only while one is buffered or the transport is
+    /// [`ReadReady`]. Lets a caller notice acknowledgements, a rejection or a
+    /// closed connection before it sends again, e.g. after a pause.
+    pub fn poll(&mut self) -> Result<(), ClientError<T::Error>> {
+        while self.answered < self.sent {
+            if self.inbox_start == self.inbox_end {
+                match self.io.read_ready() {
+                    Ok(true) => {}
+                    Ok(false) => return Ok(()),
+                    Err(e) => {
+                        self.ended = true;
+                        return Err(ClientError::Io(e));
+                    }
+                }
+            }
+            self.await_status()?;
+        }
+        Ok(())
     }
 }

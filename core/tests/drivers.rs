@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 
-use msglog_core::embedded_io::{self, ErrorKind, ErrorType, Read, Write};
+use msglog_core::embedded_io::{self, ErrorKind, ErrorType, Read, ReadReady, Write};
 use msglog_core::{
     serve, stream_copy, AcceptAny, Client, ClientError, CopyError, Ended, LegacyParity,
     RecordWriter, Reject, ServeError, Session, Stage, Transaction,
@@ -489,6 +489,95 @@ impl Write for Silent {
     fn flush(&mut self) -> Result<(), ErrorKind> {
         Ok(())
     }
+}
+
+/// Statuses arrive when the test pushes them; reading with none there
+/// (and the connection open) would block, which `poll` must never do.
+struct Arrivals {
+    arrived: VecDeque<u8>,
+    closed: bool,
+}
+
+impl ErrorType for Arrivals {
+    type Error = ErrorKind;
+}
+
+impl Read for Arrivals {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, ErrorKind> {
+        assert!(
+            !self.arrived.is_empty() || self.closed,
+            "a read that would block"
+        );
+        let n = buf.len().min(self.arrived.len());
+        for slot in &mut buf[..n] {
+            *slot = self.arrived.pop_front().unwrap();
+        }
+        Ok(n)
+    }
+}
+
+impl ReadReady for Arrivals {
+    fn read_ready(&mut self) -> Result<bool, ErrorKind> {
+        Ok(!self.arrived.is_empty() || self.closed)
+    }
+}
+
+impl Write for Arrivals {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, ErrorKind> {
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> Result<(), ErrorKind> {
+        Ok(())
+    }
+}
+
+#[test]
+fn client_poll_reads_only_statuses_that_arrived() {
+    let io = Arrivals {
+        arrived: VecDeque::from([0, 0]),
+        closed: false,
+    };
+    let mut client = Client::new(io, 8);
+    client.login("alice", b"pw").unwrap();
+    client.poll().unwrap();
+    for message in [&b"a"[..], b"b", b"c", b"d"] {
+        client.send(message).unwrap();
+    }
+    client.poll().unwrap();
+    assert_eq!((client.messages_acknowledged(), client.in_flight()), (0, 4));
+
+    client.get_mut().arrived.extend([0, 0]);
+    client.poll().unwrap();
+    assert_eq!((client.messages_acknowledged(), client.in_flight()), (2, 2));
+
+    client.get_mut().arrived.push_back(0xFF);
+    assert_eq!(
+        client.poll(),
+        Err(ClientError::Rejected {
+            stage: Stage::Message(2)
+        })
+    );
+    assert_eq!(client.messages_acknowledged(), 2);
+}
+
+#[test]
+fn client_poll_reports_a_closed_connection() {
+    let io = Arrivals {
+        arrived: VecDeque::from([0, 0, 0]),
+        closed: false,
+    };
+    let mut client = Client::new(io, 8);
+    client.login("alice", b"pw").unwrap();
+    client.send(b"acknowledged").unwrap();
+    client.send(b"lost").unwrap();
+    client.get_mut().closed = true;
+    assert_eq!(
+        client.poll(),
+        Err(ClientError::Disconnected {
+            stage: Stage::Message(1)
+        })
+    );
+    assert_eq!(client.messages_acknowledged(), 1);
 }
 
 #[test]
