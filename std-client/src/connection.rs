@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use msglog_core::{valid_name, Client, ClientError};
 
 use crate::connect::connect;
-use crate::transport::GatherStream;
+use crate::transport::{read_ready, GatherStream};
 use crate::{Credentials, Error, Options};
 
 /// A connection to a msglog server in framed mode: NAME and PASSWORD, then
@@ -121,6 +121,14 @@ impl Connection {
         self.track(result)
     }
 
+    /// Read the statuses that have already arrived, without blocking (see
+    /// [`Client::poll`]): acknowledgements are counted, and a rejection or a
+    /// closed connection is reported now rather than at the next send.
+    pub fn poll(&mut self) -> Result<(), Error> {
+        let result = self.client.poll();
+        self.track(result)
+    }
+
     /// Wait until every message submitted so far is acknowledged.
     pub fn wait(&mut self) -> Result<(), Error> {
         let result = self.client.wait();
@@ -149,6 +157,11 @@ impl Connection {
         self.client.messages_acknowledged()
     }
 
+    /// Transactions sent whose status has not been read yet.
+    pub fn in_flight(&self) -> usize {
+        self.client.in_flight()
+    }
+
     /// The server's address.
     pub fn peer_addr(&self) -> SocketAddr {
         self.peer
@@ -164,18 +177,9 @@ impl Connection {
     /// sent anything unasked (a server answers an idle timeout with 0xFF and
     /// closes; that byte must not be mistaken for the status of a new message).
     pub fn is_usable(&self) -> bool {
-        self.is_open() && self.client.in_flight() == 0 && self.socket_is_quiet()
-    }
-
-    fn socket_is_quiet(&self) -> bool {
-        let stream = self.client.get_ref().get_ref();
-        if stream.set_nonblocking(true).is_err() {
-            return false;
-        }
-        let mut byte = [0u8; 1];
-        let quiet =
-            matches!(stream.peek(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
-        stream.set_nonblocking(false).is_ok() && quiet
+        self.is_open()
+            && self.client.in_flight() == 0
+            && !read_ready(self.client.get_ref().get_ref())
     }
 
     fn track(&mut self, result: Result<(), ClientError<io::Error>>) -> Result<(), Error> {

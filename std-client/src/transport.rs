@@ -2,8 +2,11 @@
 //! drivers are written against.
 
 use std::io::{self, Read, Write};
+use std::mem::MaybeUninit;
+use std::net::TcpStream;
 
 use msglog_core::MAX_FRAME;
+use socket2::SockRef;
 
 /// Capacity of [`GatherStream`]'s write buffer: the largest transaction
 /// (header and a 65535-byte payload), so every transaction fits whole.
@@ -90,6 +93,27 @@ impl<S> embedded_io::ErrorType for GatherStream<S> {
 impl<S: Read> embedded_io::Read for GatherStream<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         retry_interrupted(|| self.stream.read(buf))
+    }
+}
+
+impl embedded_io::ReadReady for GatherStream<TcpStream> {
+    fn read_ready(&mut self) -> io::Result<bool> {
+        Ok(read_ready(&self.stream))
+    }
+}
+
+/// Whether a read from `stream` would return at once: bytes have arrived,
+/// the peer closed, or the socket has an error to report (which the read
+/// will return). One non-blocking peek.
+pub(crate) fn read_ready(stream: &TcpStream) -> bool {
+    let mut byte = [MaybeUninit::<u8>::uninit()];
+    let flags = libc::MSG_PEEK | libc::MSG_DONTWAIT;
+    loop {
+        match SockRef::from(stream).recv_with_flags(&mut byte, flags) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            _ => return true,
+        }
     }
 }
 

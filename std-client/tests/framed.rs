@@ -252,16 +252,21 @@ fn retry_after_a_server_restart_delivers_every_line() {
         ];
         let mut client = ClientProcess::start(&args, &[PASSWORD]);
         let line = |i: usize| format!("line {i}");
-        for i in 1..=100 {
-            client.write(format!("{}\n", line(i)).as_bytes());
-        }
+        let write_lines = |client: &mut ClientProcess, lines: std::ops::RangeInclusive<usize>| {
+            let text: String = lines.map(|i| line(i) + "\n").collect();
+            client.write(text.as_bytes());
+        };
+        write_lines(&mut client, 1..=100);
         wait_until("the first 100 lines are logged", || {
             records(dir.path()).len() >= 100
         });
+        // Freeze the server so that the next lines stay unacknowledged in
+        // flight, then crash it and start a new one on the same port.
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(server.pid() as i32, libc::SIGSTOP) }, 0);
+        write_lines(&mut client, 101..=150);
         server.restart(&[]);
-        for i in 101..=200 {
-            client.write(format!("{}\n", line(i)).as_bytes());
-        }
+        write_lines(&mut client, 151..=200);
         let finished = client.finish();
         assert_eq!(
             finished.code(),
@@ -295,6 +300,27 @@ fn retry_after_a_server_restart_delivers_every_line() {
 }
 
 #[test]
+fn a_restart_while_the_input_pauses_needs_no_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::framed(dir.path());
+    let port = server.port.to_string();
+    let mut client = ClientProcess::start(&["--user", USER, "127.0.0.1", &port], &[PASSWORD]);
+    client.write(b"first\n");
+    wait_until("the first line is logged", || {
+        records(dir.path()).len() == 1
+    });
+    // Nothing is in flight: the client notices the closed connection
+    // before sending the next line and simply connects again.
+    server.restart(&[]);
+    client.write(b"second\n");
+    assert_success(&client.finish());
+    assert_eq!(
+        records(dir.path()),
+        expected_records(&[b"first", b"second"])
+    );
+}
+
+#[test]
 fn a_rejected_password_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::framed_with(dir.path(), 0, &["--auth", "legacy-parity"], |_| {});
@@ -317,4 +343,24 @@ fn a_rejected_password_is_reported() {
 
     let finished = run_client(&args, &[("MSGLOG_PASSWORD", "a")], Vec::new());
     assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+}
+
+#[test]
+fn a_connection_the_server_timed_out_while_input_paused_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::framed_with(dir.path(), 0, &["--idle-timeout", "300ms"], |_| {});
+    let port = server.port.to_string();
+    let mut client = ClientProcess::start(&["--user", USER, "127.0.0.1", &port], &[PASSWORD]);
+    client.write(b"before the pause\n");
+    wait_until("the server timed the idle connection out", || {
+        fs::read_to_string(dir.path().join("transactions.log"))
+            .is_ok_and(|log| log.contains("reason=timeout"))
+    });
+    // No --retry: the server's goodbye (0xFF) is not taken for this message's status.
+    client.write(b"after the pause\n");
+    assert_success(&client.finish());
+    assert_eq!(
+        records(dir.path()),
+        expected_records(&[b"before the pause", b"after the pause"])
+    );
 }

@@ -271,6 +271,11 @@ impl ClientProcess {
         }
     }
 
+    /// Close stdin: end of input.
+    pub fn close_stdin(&mut self) {
+        drop(self.stdin.take());
+    }
+
     /// Close stdin and wait for the client to exit.
     pub fn finish(mut self) -> Finished {
         drop(self.stdin.take());

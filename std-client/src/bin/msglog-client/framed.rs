@@ -8,7 +8,7 @@ use std::io::{self, Read};
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use msglog_client::{Connection, Credentials, Error, Options};
 use msglog_core::{valid_name, MAX_PAYLOAD};
@@ -22,6 +22,11 @@ use crate::report::describe;
 /// First pause before reconnecting; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// A pause in the input at least this long makes the client check the
+/// connection before the next send (see [`Delivery::refresh`]); a check
+/// costs a system call or two, nothing next to such a pause.
+const IDLE_CHECK: Duration = Duration::from_millis(1);
 
 pub fn run(args: &Args, user: &str) -> Result<(), Failure> {
     if valid_name(user.as_bytes()).is_none() {
@@ -171,6 +176,8 @@ struct Delivery<'a> {
     unsent: u64,
     /// Messages resent after being sent, unacknowledged, on a failed connection.
     maybe_duplicates: u64,
+    /// When the last message was submitted.
+    last_submit: Instant,
 }
 
 impl<'a> Delivery<'a> {
@@ -195,6 +202,7 @@ impl<'a> Delivery<'a> {
             bytes_acknowledged: 0,
             unsent: 0,
             maybe_duplicates: 0,
+            last_submit: Instant::now(),
         }
     }
 
@@ -207,6 +215,8 @@ impl<'a> Delivery<'a> {
 
     /// Submit one message (pipelined).
     fn push(&mut self, origin: Origin, message: &[u8]) -> Result<(), Error> {
+        self.refresh()?;
+        self.last_submit = Instant::now();
         let mut bytes = self.spare.pop().unwrap_or_default();
         bytes.clear();
         bytes.extend_from_slice(message);
@@ -221,6 +231,36 @@ impl<'a> Delivery<'a> {
             Ok(()) => Ok(()),
             Err(error) => self.recover(error),
         }
+    }
+
+    /// Before sending after a pause in the input: read the statuses that
+    /// arrived meanwhile, and replace a connection the server has closed
+    /// (restarted, or timed out while idle; its 0xFF goodbye must not be
+    /// read as the next message's status). Streaming input skips this.
+    fn refresh(&mut self) -> Result<(), Error> {
+        if self.last_submit.elapsed() < IDLE_CHECK {
+            return Ok(());
+        }
+        let Some(connection) = self.connection.as_mut() else {
+            return Ok(());
+        };
+        let polled = connection.poll();
+        self.collect_acknowledged();
+        if let Err(error) = polled {
+            return self.recover(error);
+        }
+        let closed = self
+            .connection
+            .as_ref()
+            .is_some_and(|c| c.in_flight() == 0 && !c.is_usable());
+        if closed {
+            // Nothing is in flight, so nothing is lost or resent.
+            self.connection = None;
+            if let Err(error) = self.reopen() {
+                return self.recover(error);
+            }
+        }
+        Ok(())
     }
 
     /// Wait for every status, then CLOSE.
