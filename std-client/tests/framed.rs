@@ -4,7 +4,10 @@
 mod common;
 
 use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
+use std::thread;
 
 use common::{record, records, run_client, wait_until, ClientProcess, Finished, Server};
 
@@ -362,5 +365,64 @@ fn a_connection_the_server_timed_out_while_input_paused_is_replaced() {
     assert_eq!(
         records(dir.path()),
         expected_records(&[b"before the pause", b"after the pause"])
+    );
+}
+
+/// Like the original C server: one transaction per read, each of which must
+/// already be whole in the receive buffer when its tag is read, and a bare
+/// CLOSE answered 0xFF (it waits for a length that never comes).
+fn original_like_server(listener: TcpListener) -> Vec<Vec<u8>> {
+    let (mut stream, _) = listener.accept().unwrap();
+    let mut messages = Vec::new();
+    loop {
+        let mut tag = [0u8; 1];
+        stream.set_nonblocking(false).unwrap();
+        if stream.read(&mut tag).unwrap() == 0 {
+            return messages;
+        }
+        if tag[0] == 0x04 {
+            stream.write_all(&[0xFF]).unwrap();
+            return messages;
+        }
+        // The rest of the transaction must be there already.
+        stream.set_nonblocking(true).unwrap();
+        let mut length = [0u8; 2];
+        stream
+            .read_exact(&mut length)
+            .expect("the length arrived with the tag");
+        let mut payload = vec![0u8; u16::from_le_bytes(length).into()];
+        stream
+            .read_exact(&mut payload)
+            .expect("the payload arrived with the tag");
+        if tag[0] == 0x03 {
+            messages.push(payload);
+        }
+        stream.set_nonblocking(false).unwrap();
+        stream.write_all(&[0x00]).unwrap();
+    }
+}
+
+#[test]
+fn works_against_a_server_that_answers_one_transaction_at_a_time() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let server = thread::spawn(move || original_like_server(listener));
+    let lines: Vec<String> = (0..500)
+        .map(|i| format!("message {i} {}", "z".repeat(i % 150)))
+        .collect();
+    let input = lines
+        .iter()
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+        .into_bytes();
+    let finished = run_client(&["--user", USER, "127.0.0.1", &port], &[PASSWORD], input);
+    assert_success(&finished);
+    let received = server.join().unwrap();
+    assert_eq!(
+        received,
+        lines
+            .iter()
+            .map(|l| l.as_bytes().to_vec())
+            .collect::<Vec<_>>()
     );
 }

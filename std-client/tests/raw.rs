@@ -42,6 +42,21 @@ fn short_message() {
 }
 
 #[test]
+fn a_host_name_is_resolved_and_each_address_tried() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out");
+    let server = Server::raw(&output);
+    let port = server.port.to_string();
+    // `localhost` may resolve to ::1 first, where nothing listens here.
+    assert_success(&run_client(
+        &["localhost", &port],
+        &[],
+        b"by name\n".to_vec(),
+    ));
+    assert_output(&output, b"by name\n");
+}
+
+#[test]
 fn alphanumeric_24_kb() {
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("out");
