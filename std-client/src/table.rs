@@ -46,6 +46,9 @@ pub struct Endpoint {
 /// table.close_all()?;
 /// # Ok::<(), msglog_client::Error>(())
 /// ```
+///
+/// `examples/connection_table.rs` is this as a program (run by the tests):
+/// `cargo run -p msglog-client --example connection_table -- HOST:PORT HOST:PORT`.
 #[derive(Debug)]
 pub struct ConnectionTable {
     options: Options,

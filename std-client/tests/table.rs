@@ -3,6 +3,9 @@
 mod common;
 
 use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use msglog_client::{Connection, ConnectionTable, Credentials, Error, Options, Stage};
@@ -164,4 +167,67 @@ fn connection_errors_are_typed() {
     assert!(matches!(error, Error::Connect { .. }), "{error:?}");
     let error = Connection::open("nonexistent.invalid:5555", &alice, &options()).unwrap_err();
     assert!(matches!(error, Error::Resolve(_)), "{error:?}");
+}
+
+/// The `connection_table` example program, built once.
+fn example_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let out_dir = Path::new(common::CLIENT).parent().unwrap();
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.args([
+            "build",
+            "-p",
+            "msglog-client",
+            "--example",
+            "connection_table",
+        ]);
+        if out_dir.ends_with("release") {
+            build.arg("--release");
+        }
+        let status = build
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .unwrap();
+        assert!(status.success(), "building the example failed");
+        out_dir.join("examples").join("connection_table")
+    })
+}
+
+#[test]
+fn the_connection_table_example_sends_to_two_servers() {
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (Server::framed(dir_a.path()), Server::framed(dir_b.path()));
+    let output = Command::new(example_binary())
+        .args([a.address(), b.address()])
+        .env("MSGLOG_PASSWORD", "secret")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "2 connections, every message acknowledged\n"
+    );
+    for server in [&a, &b] {
+        let expected: Vec<Vec<u8>> = (1..=3)
+            .map(|round| {
+                record(
+                    "example",
+                    format!("round {round} to {}", server.address()).as_bytes(),
+                )
+            })
+            .collect();
+        assert_eq!(records(&server.dir), expected);
+        // One connection per server: one authentication, ended by CLOSE.
+        wait_until("the session closed with CLOSE", || {
+            closes(&server.dir, "close") == 1
+        });
+        let log = fs::read_to_string(server.dir.join("transactions.log")).unwrap();
+        assert_eq!(log.matches("event=open").count(), 1, "{log}");
+    }
 }
