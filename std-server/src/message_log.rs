@@ -62,6 +62,51 @@ pub fn truncate_tail(file: &File, partial: u64) -> io::Result<()> {
     file.set_len(len.saturating_sub(partial))
 }
 
+/// Longest record: `[`, a 255-byte name, `]: `, 65535 bytes escaped to 4 each, `\r\n`.
+pub const MAX_RECORD: u64 = 1 + 255 + 3 + 4 * 65_535 + 2;
+
+/// Remove an unfinished last line left by a crash (a `write(2)` cut short
+/// by SIGKILL, or a tail lost with the power), so that the next line does
+/// not continue it. A line is unfinished if it lacks `terminator`; one
+/// longer than `max_line` cannot be ours and is left alone. Returns the
+/// bytes removed. `file` is the append handle of `path`.
+pub fn remove_torn_tail(
+    path: &Path,
+    file: &File,
+    terminator: &[u8],
+    max_line: u64,
+) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let len = file.metadata()?.len();
+    let window = len.min(max_line + terminator.len() as u64);
+    let mut tail = vec![0; window as usize];
+    File::open(path)?.read_exact_at(&mut tail, len - window)?;
+    if tail.is_empty() || tail.ends_with(terminator) {
+        return Ok(0);
+    }
+    let keep = match tail
+        .windows(terminator.len())
+        .rposition(|w| w == terminator)
+    {
+        Some(end) => len - window + (end + terminator.len()) as u64,
+        None if window == len => 0,
+        None => {
+            warning!(
+                "{}: does not end with a whole line, and its last line is too long to be one of ours: left as it is",
+                path.display()
+            );
+            return Ok(0);
+        }
+    };
+    file.set_len(keep)?;
+    warning!(
+        "{}: removed an unfinished last line of {} bytes, left by a crash",
+        path.display(),
+        len - keep
+    );
+    Ok(len - keep)
+}
+
 /// The message log shared by all event-loop threads.
 #[derive(Debug)]
 pub struct MessageLog {
@@ -121,6 +166,7 @@ impl MessageLog {
     /// Open (or create) the log at `path`.
     pub fn open(path: PathBuf, fsync: bool) -> io::Result<MessageLog> {
         let file = open_append(&path)?;
+        remove_torn_tail(&path, &file, b"\r\n", MAX_RECORD)?;
         Ok(MessageLog {
             path,
             fsync,
@@ -278,6 +324,27 @@ mod tests {
         let stats = log.sync_stats();
         assert_eq!(stats.records, 200);
         assert!(stats.syncs >= 1 && stats.syncs <= 200);
+    }
+
+    #[test]
+    fn open_removes_a_record_torn_by_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("messages.log");
+        for (before, after) in [
+            (&b""[..], &b""[..]),
+            (b"[a]: 1\r\n", b"[a]: 1\r\n"),
+            (b"[a]: 1\r\n[a]: 2\r", b"[a]: 1\r\n"),
+            (b"[a]: 1\r\n[a", b"[a]: 1\r\n"),
+            (b"[a]: tor", b""),
+        ] {
+            std::fs::write(&path, before).unwrap();
+            let log = MessageLog::open(path.clone(), false).unwrap();
+            log.append(b"[b]: next\r\n", 1).unwrap();
+            assert_eq!(
+                std::fs::read(&path).unwrap(),
+                [after, b"[b]: next\r\n"].concat()
+            );
+        }
     }
 
     #[test]

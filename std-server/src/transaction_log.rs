@@ -13,9 +13,12 @@ use std::time::{Duration, Instant};
 
 use msglog_core::{Reject, Tag};
 
-use crate::message_log::{open_append, truncate_tail, write_counting};
+use crate::message_log::{open_append, remove_torn_tail, truncate_tail, write_counting};
 use crate::report::RateLimit;
 use crate::text::{push_hex_byte, push_quoted, push_u64};
+
+/// Longest line worth repairing after a crash (names and error texts are bounded).
+const MAX_LINE: u64 = 64 * 1024;
 
 /// Why a connection ended (`event=close reason=...`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +151,7 @@ impl TransactionLog {
     /// Open (or create) the log at `path`.
     pub fn open(path: PathBuf) -> io::Result<TransactionLog> {
         let file = open_append(&path)?;
+        remove_torn_tail(&path, &file, b"\n", MAX_LINE)?;
         Ok(TransactionLog {
             path,
             inner: Mutex::new(Inner {
