@@ -178,8 +178,7 @@ pub fn run(config: Config) -> Result<(), Failure> {
         errors: RateLimit::new(Duration::from_secs(1)),
     };
     let started = Instant::now();
-    acceptor.serve(&mut poll, &mut listener, &mut signals, config.grace)?;
-    drop(listener);
+    acceptor.serve(&mut poll, listener, &mut signals, config.grace)?;
 
     if let Err(e) = shared.messages.sync() {
         error!(
@@ -238,10 +237,12 @@ impl Acceptor {
     fn serve(
         &mut self,
         poll: &mut Poll,
-        listener: &mut TcpListener,
+        listener: TcpListener,
         signals: &mut Signals,
         grace: Duration,
     ) -> Result<(), Failure> {
+        // Closed when stopping, so that new connections are refused at once.
+        let mut listener = Some(listener);
         let mut events = Events::with_capacity(64);
         let mut stopping = false;
         let mut next_stats = Instant::now() + STATS_INTERVAL;
@@ -262,7 +263,11 @@ impl Acceptor {
             }
             for event in events.iter() {
                 match event.token() {
-                    LISTENER if !stopping => self.accept_all(listener),
+                    LISTENER => {
+                        if let Some(listener) = &listener {
+                            self.accept_all(listener);
+                        }
+                    }
                     SIGNALS => {
                         for signal in signals.pending() {
                             match signal {
@@ -275,7 +280,9 @@ impl Acceptor {
                                 }
                                 _ => {
                                     stopping = true;
-                                    let _ = poll.registry().deregister(listener);
+                                    if let Some(mut listener) = listener.take() {
+                                        let _ = poll.registry().deregister(&mut listener);
+                                    }
                                     info!(
                                         "stopping: {} connections get up to {:.1} s to finish",
                                         self.shared.open.load(Ordering::Relaxed),
@@ -293,9 +300,11 @@ impl Acceptor {
                 }
             }
             let now = Instant::now();
-            if !stopping && self.retry_at.is_some_and(|at| at <= now) {
+            if self.retry_at.is_some_and(|at| at <= now) {
                 self.retry_at = None;
-                self.accept_all(listener);
+                if let Some(listener) = &listener {
+                    self.accept_all(listener);
+                }
             }
             if !stopping && now >= next_stats {
                 next_stats = now + STATS_INTERVAL;
@@ -337,6 +346,9 @@ impl Acceptor {
     }
 
     fn accept_all(&mut self, listener: &TcpListener) {
+        if self.spare.is_none() {
+            self.spare = File::open("/dev/null").ok();
+        }
         loop {
             match listener.accept() {
                 Ok((stream, peer)) => self.dispatch(stream, peer),
@@ -358,23 +370,30 @@ impl Acceptor {
                     self.report(&format!(
                         "cannot accept: {e}; refusing connections until descriptors are free"
                     ));
-                    match self.spare.take() {
-                        Some(spare) => {
-                            drop(spare);
-                            if let Ok((stream, peer)) = listener.accept() {
-                                self.next_id += 1;
-                                self.overload(stream, canonical_peer(peer), self.next_id - 1);
-                            }
-                            self.spare = File::open("/dev/null").ok();
-                            if self.spare.is_none() {
-                                self.retry_at = Some(Instant::now() + ACCEPT_RETRY);
-                                return;
-                            }
-                        }
-                        None => {
+                    // accept(2) reserves a descriptor before it looks for a
+                    // connection, so EMFILE does not mean one is waiting.
+                    let Some(spare) = self.spare.take() else {
+                        self.retry_at = Some(Instant::now() + ACCEPT_RETRY);
+                        return;
+                    };
+                    drop(spare);
+                    let accepted = listener.accept();
+                    if let Ok((stream, peer)) = accepted {
+                        // Closed before the spare is reopened in its place.
+                        let id = self.next_id;
+                        self.next_id += 1;
+                        self.overload(stream, canonical_peer(peer), id);
+                    } else {
+                        self.spare = File::open("/dev/null").ok();
+                        if !matches!(&accepted, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
                             self.retry_at = Some(Instant::now() + ACCEPT_RETRY);
-                            return;
                         }
+                        return;
+                    }
+                    self.spare = File::open("/dev/null").ok();
+                    if self.spare.is_none() {
+                        self.retry_at = Some(Instant::now() + ACCEPT_RETRY);
+                        return;
                     }
                 }
                 Err(e) => {
