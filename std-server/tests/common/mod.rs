@@ -1,0 +1,431 @@
+//! Helpers shared by the integration tests: start the real binary on port 0
+//! in a temp directory, learn its port from the start-up line, talk raw
+//! protocol bytes to it, and wait for conditions with deadlines.
+#![allow(dead_code)]
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_msglog-server");
+
+/// Generous bound for anything that should happen "at once".
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Poll `condition` every few milliseconds until it holds or `within` passes.
+pub fn wait_until(within: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// How to start a server.
+#[derive(Default)]
+pub struct Options {
+    pub args: Vec<String>,
+    /// RLIMIT_FSIZE in bytes.
+    pub file_size_limit: Option<u64>,
+    /// RLIMIT_NOFILE (soft and hard).
+    pub open_files_limit: Option<u64>,
+    /// Raw mode: stdout is piped to the test.
+    pub raw: bool,
+    /// Run in this directory instead of a fresh temp dir.
+    pub dir: Option<PathBuf>,
+    /// Listen on the default (all interfaces) instead of `--bind 127.0.0.1`.
+    pub all_interfaces: bool,
+}
+
+pub fn options(args: &[&str]) -> Options {
+    Options {
+        args: args.iter().map(|s| s.to_string()).collect(),
+        ..Options::default()
+    }
+}
+
+/// Everything the server wrote to stderr so far, and a signal for new lines.
+#[derive(Default)]
+struct Stderr {
+    text: Mutex<String>,
+    changed: Condvar,
+}
+
+/// A running server; killed on drop if still running.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    stderr: Arc<Stderr>,
+    pub stdout: Option<ChildStdout>,
+}
+
+impl Server {
+    /// A framed server on 127.0.0.1, port 0, in a temp dir.
+    pub fn start(args: &[&str]) -> Server {
+        Server::start_with(options(args))
+    }
+
+    pub fn start_with(options: Options) -> Server {
+        let (temp, dir) = match options.dir {
+            Some(dir) => (None, dir),
+            None => {
+                let temp = tempfile::tempdir().expect("temp dir");
+                let dir = temp.path().to_owned();
+                (Some(temp), dir)
+            }
+        };
+        let mut command = Command::new(BIN);
+        command.current_dir(&dir);
+        if !options.all_interfaces {
+            command.args(["--bind", "127.0.0.1"]);
+        }
+        if options.raw {
+            command.arg("--raw");
+        }
+        command.args(&options.args).arg("0");
+        command
+            .stdin(Stdio::null())
+            .stdout(if options.raw {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stderr(Stdio::piped());
+        let limits = (options.file_size_limit, options.open_files_limit);
+        // SAFETY: only async-signal-safe calls (setrlimit) between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                if let Some(bytes) = limits.0 {
+                    set_limit(libc::RLIMIT_FSIZE, bytes)?;
+                }
+                if let Some(files) = limits.1 {
+                    set_limit(libc::RLIMIT_NOFILE, files)?;
+                }
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().expect("start msglog-server");
+        let stderr = Arc::new(Stderr::default());
+        {
+            let pipe = child.stderr.take().expect("stderr pipe");
+            let stderr = Arc::clone(&stderr);
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(pipe);
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                    stderr.text.lock().unwrap().push_str(&line);
+                    stderr.changed.notify_all();
+                    line.clear();
+                }
+            });
+        }
+        let stdout = child.stdout.take();
+        let mut server = Server {
+            child,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            dir,
+            _temp: temp,
+            stderr,
+            stdout,
+        };
+        let line = server
+            .wait_stderr(|text| text.contains("listening on "))
+            .unwrap_or_else(|| panic!("no start-up line; stderr: {}", server.stderr_text()));
+        let start = line.find("listening on ").unwrap() + "listening on ".len();
+        let addr = line[start..].split_whitespace().next().unwrap();
+        let listening: SocketAddr = addr.parse().expect("start-up line address");
+        // Connect over IPv4 loopback whatever the server listens on.
+        server.addr = SocketAddr::from(([127, 0, 0, 1], listening.port()));
+        server
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn stderr_text(&self) -> String {
+        self.stderr.text.lock().unwrap().clone()
+    }
+
+    /// Wait until stderr satisfies `condition`; returns the text.
+    pub fn wait_stderr(&self, condition: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = Instant::now() + PATIENCE;
+        let mut text = self.stderr.text.lock().unwrap();
+        loop {
+            if condition(&text) {
+                return Some(text.clone());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            text = self
+                .stderr
+                .changed
+                .wait_timeout(text, deadline - now)
+                .unwrap()
+                .0;
+        }
+    }
+
+    /// A connection with generous timeouts (a hung test fails instead of hanging).
+    pub fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.addr).expect("connect");
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        stream.set_write_timeout(Some(PATIENCE)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        stream
+    }
+
+    /// A connection that has sent NAME and PASSWORD and seen both accepted.
+    pub fn login(&self, name: &str) -> TcpStream {
+        let mut stream = self.connect();
+        stream.write_all(&login_bytes(name, b"secret")).unwrap();
+        assert_eq!(read_statuses(&mut stream, 2), vec![0, 0], "login of {name}");
+        stream
+    }
+
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
+    }
+
+    pub fn messages(&self) -> Vec<u8> {
+        std::fs::read(self.path("messages.log")).unwrap_or_default()
+    }
+
+    pub fn transactions(&self) -> String {
+        String::from_utf8(std::fs::read(self.path("transactions.log")).unwrap_or_default())
+            .expect("transactions.log is UTF-8")
+    }
+
+    /// Wait until transactions.log satisfies `condition`; returns its text.
+    pub fn wait_transactions(&self, condition: impl Fn(&str) -> bool) -> String {
+        let mut text = String::new();
+        let ok = wait_until(PATIENCE, || {
+            text = self.transactions();
+            condition(&text)
+        });
+        assert!(ok, "transactions.log never got there:\n{text}");
+        text
+    }
+
+    /// Wait until `count` lines of transactions.log contain `needle`.
+    pub fn wait_lines(&self, needle: &str, count: usize) -> String {
+        self.wait_transactions(|text| text.lines().filter(|l| l.contains(needle)).count() >= count)
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: plain kill(2) on our own child.
+        assert_eq!(unsafe { libc::kill(self.pid(), signal) }, 0);
+    }
+
+    /// Wait for the process to exit by itself.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        let mut status = None;
+        wait_until(within, || {
+            status = self.child.try_wait().expect("try_wait");
+            status.is_some()
+        });
+        status
+    }
+
+    /// SIGTERM, then wait for a clean exit; returns stderr.
+    pub fn stop(mut self) -> String {
+        self.signal(libc::SIGTERM);
+        let status = self.wait_exit(PATIENCE).expect("server did not stop");
+        let text = self
+            .wait_stderr(|t| t.contains("stopped"))
+            .unwrap_or_else(|| self.stderr_text());
+        assert!(status.success(), "exit status {status:?}; stderr:\n{text}");
+        text
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn set_limit(resource: libc::__rlimit_resource_t, value: u64) -> io::Result<()> {
+    let limit = libc::rlimit {
+        rlim_cur: value,
+        rlim_max: value,
+    };
+    // SAFETY: setrlimit only reads the struct.
+    if unsafe { libc::setrlimit(resource, &limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A transaction: tag, little-endian length, payload.
+pub fn frame(tag: u8, payload: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(payload.len()).expect("payload fits a frame");
+    let mut out = vec![tag];
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+pub fn name(name: &str) -> Vec<u8> {
+    frame(1, name.as_bytes())
+}
+
+pub fn password(password: &[u8]) -> Vec<u8> {
+    frame(2, password)
+}
+
+pub fn message(message: &[u8]) -> Vec<u8> {
+    frame(3, message)
+}
+
+pub const CLOSE: &[u8] = &[4];
+
+pub fn login_bytes(user: &str, secret: &[u8]) -> Vec<u8> {
+    let mut out = name(user);
+    out.extend(password(secret));
+    out
+}
+
+/// Read exactly `n` status bytes (fewer if the connection ends or is reset first).
+pub fn read_statuses(stream: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut statuses = Vec::with_capacity(n);
+    let mut byte = [0u8; 1];
+    while statuses.len() < n {
+        match stream.read(&mut byte) {
+            Ok(0) => break,
+            Ok(_) => statuses.push(byte[0]),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("reading statuses: {e} (got {statuses:?})"),
+        }
+    }
+    statuses
+}
+
+/// Everything until the server closes the connection (a reset counts as closed).
+pub fn read_to_end(stream: &mut TcpStream) -> Vec<u8> {
+    let mut rest = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => return rest,
+            Ok(n) => rest.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return rest,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("reading to the end: {e} (got {rest:?})"),
+        }
+    }
+}
+
+/// The lines of transactions.log with the timestamp replaced by `T` and
+/// the client port by `P`, after checking the timestamp's shape.
+pub fn normalize(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|line| {
+            let (timestamp, rest) = line.split_once(' ').expect("timestamp");
+            assert_timestamp(timestamp);
+            let mut fields: Vec<String> = rest.split(' ').map(str::to_owned).collect();
+            for field in &mut fields {
+                if let Some(peer) = field.strip_prefix("peer=") {
+                    let (host, _) = peer.rsplit_once(':').expect("peer port");
+                    *field = format!("peer={host}:P");
+                }
+            }
+            format!("T {}", fields.join(" "))
+        })
+        .collect()
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`, and within a day of now.
+pub fn assert_timestamp(text: &str) {
+    let bytes = text.as_bytes();
+    assert_eq!(bytes.len(), 24, "{text}");
+    for (i, &b) in bytes.iter().enumerate() {
+        let expected_digit = !matches!(i, 4 | 7 | 10 | 13 | 16 | 19 | 23);
+        assert_eq!(b.is_ascii_digit(), expected_digit, "{text}");
+    }
+    assert_eq!(&text[4..5], "-");
+    assert_eq!(&text[10..11], "T");
+    assert_eq!(&text[19..20], ".");
+    assert_eq!(&text[23..24], "Z");
+}
+
+/// Lines of transactions.log for one connection id.
+pub fn lines_of(text: &str, conn: u64) -> Vec<String> {
+    let needle = format!(" conn={conn} ");
+    normalize(text)
+        .into_iter()
+        .filter(|l| l.contains(&needle))
+        .collect()
+}
+
+/// The connection ids in transactions.log, in order of their `open` lines.
+pub fn connection_ids(text: &str) -> Vec<u64> {
+    text.lines()
+        .filter(|l| l.ends_with("event=open"))
+        .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("conn=")))
+        .filter_map(|id| id.parse().ok())
+        .collect()
+}
+
+/// The id of the only connection in the log.
+pub fn only_connection(text: &str) -> u64 {
+    let ids = connection_ids(text);
+    assert_eq!(ids.len(), 1, "{text}");
+    ids[0]
+}
+
+/// The records of messages.log, split at their `\r\n`.
+pub fn records(log: &[u8]) -> Vec<String> {
+    assert!(
+        log.is_empty() || log.ends_with(b"\r\n"),
+        "torn record at the end: {log:?}"
+    );
+    String::from_utf8_lossy(log)
+        .split_terminator("\r\n")
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Run the binary to completion with `stdin` bytes; (exit code, stdout, stderr).
+pub fn run(args: &[&str], stdin: &[u8], dir: Option<&Path>) -> (Option<i32>, String, String) {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    let mut child = command.spawn().expect("start msglog-server");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let mut exited = None;
+    assert!(
+        wait_until(PATIENCE * 3, || {
+            exited = child.try_wait().unwrap();
+            exited.is_some()
+        }),
+        "{args:?} did not finish"
+    );
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
