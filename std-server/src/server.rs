@@ -309,8 +309,18 @@ impl Acceptor {
             if !stopping && now >= next_stats {
                 next_stats = now + STATS_INTERVAL;
                 let messages = Stats::get(&self.shared.stats.messages);
+                let sync = if self.shared.messages.fsync() {
+                    let stats = self.shared.messages.sync_stats();
+                    format!(
+                        ", {} fdatasyncs (mean batch {:.1})",
+                        stats.syncs,
+                        stats.mean_batch()
+                    )
+                } else {
+                    String::new()
+                };
                 verbose!(
-                    "{} connections open, {} messages logged ({:.0}/s)",
+                    "{} connections open, {} messages logged ({:.0}/s){sync}",
                     self.shared.open.load(Ordering::Relaxed),
                     messages,
                     (messages - last_messages) as f64 / STATS_INTERVAL.as_secs_f64()

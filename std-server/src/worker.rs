@@ -301,6 +301,13 @@ impl Worker {
                 return;
             }
             let kept = conn.leftover.len();
+            if kept >= READ_BUFFER && !conn.resume {
+                // Cannot happen: an unfinished transaction is shorter than a frame.
+                let error = io::Error::other("receive buffer overflow");
+                self.turn
+                    .begin_close(&mut self.env, slot, conn, CloseReason::Error, Some(error));
+                return;
+            }
             self.buffer[..kept].copy_from_slice(&conn.leftover);
             let read = if conn.resume {
                 conn.resume = false;
