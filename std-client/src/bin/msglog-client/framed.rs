@@ -53,14 +53,26 @@ pub fn run(args: &Args, user: &str) -> Result<(), Failure> {
     match outcome {
         Ok(()) => {
             if delivery.retries_used > 0 {
+                let duplicates = match delivery.maybe_duplicates {
+                    0 => "none was sent twice".to_owned(),
+                    n => format!("up to {n} may have been logged twice (at-least-once delivery)"),
+                };
                 say(format!(
-                    "all {} messages acknowledged after {} retries; up to {} may have been logged twice (at-least-once delivery)",
-                    delivery.acknowledged, delivery.retries_used, delivery.maybe_duplicates
+                    "all {} messages acknowledged after {}; {duplicates}",
+                    delivery.acknowledged,
+                    retries(delivery.retries_used)
                 ));
             }
             Ok(())
         }
         Err(stop) => Err(report(args, &delivery, &mut input, stop)),
+    }
+}
+
+fn retries(count: u32) -> String {
+    match count {
+        1 => "1 retry".to_owned(),
+        n => format!("{n} retries"),
     }
 }
 
@@ -134,7 +146,8 @@ fn report(args: &Args, delivery: &Delivery<'_>, input: &mut Input, stop: Stop) -
             let first = delivery.pending.front().map(|pending| pending.origin);
             let mut failure = describe(args, &error, first);
             if delivery.retries_used > 0 {
-                failure.message.push_str(&format!(" (after {} retries)", delivery.retries_used));
+                let retried = retries(delivery.retries_used);
+                failure.message.push_str(&format!(" (after {retried})"));
             }
             match first {
                 Some(origin) => failure.message.push_str(&format!("; {count}, the first from {origin}")),
@@ -176,7 +189,7 @@ struct Delivery<'a> {
     unsent: u64,
     /// Messages resent after being sent, unacknowledged, on a failed connection.
     maybe_duplicates: u64,
-    /// When the last message was submitted.
+    /// When the last submission returned: the input has paused since.
     last_submit: Instant,
 }
 
@@ -216,7 +229,6 @@ impl<'a> Delivery<'a> {
     /// Submit one message (pipelined).
     fn push(&mut self, origin: Origin, message: &[u8]) -> Result<(), Error> {
         self.refresh()?;
-        self.last_submit = Instant::now();
         let mut bytes = self.spare.pop().unwrap_or_default();
         bytes.clear();
         bytes.extend_from_slice(message);
@@ -226,6 +238,7 @@ impl<'a> Delivery<'a> {
             (Some(connection), Some(pending)) => connection.submit(&pending.bytes),
             _ => Err(Error::SessionEnded),
         };
+        self.last_submit = Instant::now();
         self.collect_acknowledged();
         match result {
             Ok(()) => Ok(()),
