@@ -2,9 +2,11 @@
 //!
 //! After `n` failures, the next verification from that address starts only
 //! `BASE * 2^(n-1)` (at most `MAX`) after the last failure; the connection
-//! waits on a timer meanwhile, so no thread blocks and nothing spins. An
-//! address is forgotten after `FORGET` without failures or on a success. The
-//! table is bounded: when full, the stalest address is dropped.
+//! waits on a timer meanwhile, so no thread blocks and nothing spins.
+//! Attempts of a failed address on parallel connections take turns: one
+//! starts per interval, the others wait again. An address is forgotten
+//! after `FORGET` without failures or on a success. The table is bounded:
+//! when full, the stalest address is dropped.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -25,6 +27,8 @@ pub struct Backoff {
 struct Failures {
     count: u32,
     last: Instant,
+    /// The next verification may not start before this (one per interval).
+    next_start: Instant,
 }
 
 fn delay(count: u32) -> Duration {
@@ -43,16 +47,23 @@ impl Backoff {
         }
     }
 
-    /// How long a verification from `ip` must still wait.
+    /// How long a verification from `ip` must still wait. Zero means it may
+    /// start now, and takes the address's turn: another attempt asking
+    /// before the next interval has passed must wait (and ask again).
     pub fn wait(&mut self, ip: IpAddr, now: Instant) -> Duration {
-        let Some(entry) = self.failures.get(&ip).copied() else {
+        let Some(entry) = self.failures.get_mut(&ip) else {
             return Duration::ZERO;
         };
-        if now.saturating_duration_since(entry.last) >= FORGET {
+        if now.saturating_duration_since(entry.last) >= FORGET && entry.next_start <= now {
             self.failures.remove(&ip);
             return Duration::ZERO;
         }
-        (entry.last + delay(entry.count)).saturating_duration_since(now)
+        let ready = (entry.last + delay(entry.count)).max(entry.next_start);
+        if ready > now {
+            return ready - now;
+        }
+        entry.next_start = now + delay(entry.count);
+        Duration::ZERO
     }
 
     /// Record a failed verification.
@@ -74,6 +85,7 @@ impl Backoff {
         let entry = self.failures.entry(ip).or_insert(Failures {
             count: 0,
             last: now,
+            next_start: now,
         });
         entry.count = entry.count.saturating_add(1);
         entry.last = now;
@@ -113,6 +125,25 @@ mod tests {
         assert_eq!(backoff.wait(ip, t0), Duration::ZERO);
         backoff.failed(ip, t0);
         assert_eq!(backoff.wait(ip, t0 + FORGET), Duration::ZERO);
+    }
+
+    #[test]
+    fn parallel_attempts_of_a_failed_address_take_turns() {
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let t0 = Instant::now();
+        let mut backoff = Backoff::new(10);
+        backoff.failed(ip, t0);
+        // Two connections ask at once; both wait for the first turn.
+        assert_eq!(backoff.wait(ip, t0), BASE);
+        assert_eq!(backoff.wait(ip, t0), BASE);
+        // At the turn, the first to ask starts; the other waits a full interval.
+        assert_eq!(backoff.wait(ip, t0 + BASE), Duration::ZERO);
+        assert_eq!(backoff.wait(ip, t0 + BASE), BASE);
+        // Its verification fails: the next turn is after the doubled delay.
+        backoff.failed(ip, t0 + BASE);
+        assert_eq!(backoff.wait(ip, t0 + BASE * 2), BASE);
+        assert_eq!(backoff.wait(ip, t0 + BASE * 3), Duration::ZERO);
+        assert_eq!(backoff.wait(ip, t0 + BASE * 3), BASE * 2);
     }
 
     #[test]

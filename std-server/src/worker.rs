@@ -935,6 +935,13 @@ impl Turn {
                 }
             }
             Phase::VerifyDelayed { .. } => {
+                // Parallel attempts of one address take turns (see `Backoff::wait`).
+                let wait = env.shared.backoff().wait(conn.ip, env.now);
+                if !wait.is_zero() {
+                    conn.phase = Phase::VerifyDelayed { at: env.now + wait };
+                    env.schedule(slot, conn);
+                    return;
+                }
                 let password = conn.password.take().unwrap_or_default();
                 let name = conn.session.name().unwrap_or_default();
                 let verdict = match env.shared.policy.verify_inline(name, &password) {
