@@ -13,7 +13,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "msglog-server",
     version,
-    args_conflicts_with_subcommands = true
+    args_conflicts_with_subcommands = true,
+    after_long_help = AFTER_HELP
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -22,6 +23,21 @@ pub struct Cli {
     #[command(flatten)]
     pub serve: ServeArgs,
 }
+
+const AFTER_HELP: &str = "\
+Files (framed mode, in --dir): messages.log, one `[name]: message` record per
+accepted message; transactions.log, one line per connection event and
+transaction (never passwords or message bodies). Both are appended to and
+created with mode 0644.
+
+Signals: SIGINT/SIGTERM stop accepting, let connections finish the
+transaction in progress for up to --grace, then exit 0 (a second signal stops
+at once); SIGHUP reopens both logs (for logrotate).
+
+Exit codes: 0 clean stop; 1 runtime error; 2 bad command line; 3 cannot listen
+(port taken or invalid address); 4 cannot open the log directory or a log;
+5 bad users file; 6 hash-password got no usable password; 7 raw mode cannot
+write to stdout.";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
