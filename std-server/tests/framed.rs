@@ -442,6 +442,7 @@ fn eof_mid_frame_drops_the_partial_transaction() {
 #[test]
 fn a_thousand_clients_at_once() {
     const CLIENTS: usize = 1000;
+    raise_fd_limit(CLIENTS as u64 + 100);
     let server = Server::start(&[]);
     let mut streams: Vec<TcpStream> = (0..CLIENTS).map(|_| server.connect()).collect();
     for (i, s) in streams.iter_mut().enumerate() {
