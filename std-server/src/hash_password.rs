@@ -1,7 +1,7 @@
 //! `msglog-server hash-password NAME`: a users-file line for a password read
 //! from stdin, without echo on a terminal.
 
-use std::io::{self, IsTerminal};
+use std::io::{self, IsTerminal, Write};
 
 use argon2::Params;
 
@@ -33,8 +33,7 @@ pub fn run(args: &HashPasswordArgs) -> Result<(), Failure> {
     }
     let hash = hash_password(password.as_bytes(), params)
         .map_err(|e| Failure::Password(format!("cannot hash: {e}")))?;
-    println!("{}:{hash}", args.name);
-    Ok(())
+    writeln!(io::stdout(), "{}:{hash}", args.name).map_err(Failure::Stdout)
 }
 
 fn read_password() -> io::Result<String> {
