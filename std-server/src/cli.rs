@@ -36,8 +36,8 @@ at once); SIGHUP reopens both logs (for logrotate).
 
 Exit codes: 0 clean stop; 1 runtime error; 2 bad command line; 3 cannot listen
 (port taken or invalid address); 4 cannot open the log directory or a log;
-5 bad users file; 6 hash-password got no usable password; 7 raw mode cannot
-write to stdout.";
+5 bad users file; 6 hash-password got no usable password; 7 cannot write to
+stdout (raw mode, hash-password).";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {

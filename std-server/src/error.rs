@@ -21,7 +21,7 @@ pub enum Failure {
     /// `hash-password` got no usable password.
     #[error("{0}")]
     Password(String),
-    /// Raw mode cannot write to stdout.
+    /// Raw mode or hash-password cannot write to stdout.
     #[error("writing to stdout failed: {0}")]
     Stdout(io::Error),
     /// Anything else the operating system refused.
