@@ -1,0 +1,534 @@
+//! Authentication under attack, with `--users` and Argon2: wrong passwords
+//! are refused and the connection closed; repeated failures from one address
+//! are slowed down; the users file and passwords never reach a log or
+//! stderr; names cannot inject anything into either log; and a wrong
+//! password costs the same time whether the user exists or not.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::harness::{percentiles, Launch, Server};
+use super::records::Log;
+use crate::common::{frame, login_bytes, message, name, password, read_to_end, BIN, CLOSE};
+
+const ALICE_PASSWORD: &str = "correct horse battery staple";
+const BOB_PASSWORD: &str = "Tr0ub4dor&3";
+const COMMENT_SECRET: &str = "COMMENT-SECRET-5e1f";
+
+/// A users file made with `msglog-server hash-password` (default Argon2 cost).
+fn users_file(dir: &Path) -> (PathBuf, Vec<String>) {
+    let mut lines = Vec::new();
+    for (user, secret) in [("alice", ALICE_PASSWORD), ("bob", BOB_PASSWORD)] {
+        let mut child = Command::new(BIN)
+            .args(["hash-password", user])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{secret}\n").as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        lines.push(String::from_utf8(output.stdout).unwrap().trim().to_owned());
+    }
+    let path = dir.join("users");
+    std::fs::write(
+        &path,
+        format!("# {COMMENT_SECRET}: do not log me\n{}\n", lines.join("\n")),
+    )
+    .unwrap();
+    (path, lines)
+}
+
+/// A connection from a chosen loopback address (the back-off is per address).
+fn connect_from(source: Ipv4Addr, server: SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&SocketAddr::V4(SocketAddrV4::new(source, 0)).into())
+        .unwrap();
+    socket.connect(&server.into()).unwrap();
+    let stream: TcpStream = socket.into();
+    stream.set_nodelay(true).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream
+}
+
+/// NAME (answered), then PASSWORD: (status, time from the PASSWORD to its status).
+fn attempt(source: Ipv4Addr, server: SocketAddr, user: &str, secret: &[u8]) -> (u8, Duration) {
+    let mut stream = connect_from(source, server);
+    stream.write_all(&name(user)).unwrap();
+    let mut status = [0u8; 1];
+    stream.read_exact(&mut status).unwrap();
+    assert_eq!(status, [0], "NAME {user}");
+    let started = Instant::now();
+    stream.write_all(&password(secret)).unwrap();
+    stream.read_exact(&mut status).unwrap();
+    let took = started.elapsed();
+    if status[0] == 0xFF {
+        assert_eq!(
+            read_to_end(&mut stream),
+            b"",
+            "the connection must close after 0xFF"
+        );
+    }
+    (status[0], took)
+}
+
+/// `count` wrong attempts at once from `source`; their times, sorted.
+fn parallel_attempts(server: &Server, source: Ipv4Addr, count: usize) -> Vec<Duration> {
+    let threads: Vec<_> = (0..count)
+        .map(|i| {
+            let addr = server.addr;
+            std::thread::spawn(move || {
+                attempt(
+                    source,
+                    addr,
+                    "alice",
+                    format!("parallel guess {i}").as_bytes(),
+                )
+            })
+        })
+        .collect();
+    let mut times: Vec<Duration> = threads
+        .into_iter()
+        .map(|t| {
+            let (status, took) = t.join().unwrap();
+            assert_eq!(status, 0xFF);
+            took
+        })
+        .collect();
+    times.sort();
+    times
+}
+
+fn users_server(dir: &Path, users: &Path, extra: &[&str]) -> Server {
+    let mut args = vec!["--users", users.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    Server::start(Launch::new(dir, &args))
+}
+
+#[test]
+#[ignore = "fault suite: run scripts/faults.sh"]
+fn wrong_passwords_are_refused_closed_and_slowed_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let (users, _) = users_file(dir.path());
+    let server = users_server(dir.path(), &users, &[]);
+
+    // Refused, closed, and nothing pipelined behind the password is handled.
+    let mut stream = connect_from(Ipv4Addr::new(127, 0, 0, 2), server.addr);
+    let mut bytes = login_bytes("alice", b"wrong password");
+    bytes.extend(message(b"sent after a wrong password"));
+    bytes.extend_from_slice(CLOSE);
+    stream.write_all(&bytes).unwrap();
+    assert_eq!(read_to_end(&mut stream), [0, 0xFF]);
+    let (status, first_ok) = attempt(
+        Ipv4Addr::new(127, 0, 0, 9),
+        server.addr,
+        "alice",
+        ALICE_PASSWORD.as_bytes(),
+    );
+    assert_eq!(status, 0);
+
+    // One address failing again and again waits longer and longer.
+    let attacker = Ipv4Addr::new(127, 0, 0, 3);
+    let mut waits = Vec::new();
+    for i in 0..5 {
+        let (status, took) = attempt(
+            attacker,
+            server.addr,
+            "alice",
+            format!("guess {i}").as_bytes(),
+        );
+        assert_eq!(status, 0xFF);
+        waits.push(took);
+    }
+    for (i, took) in waits.iter().enumerate().skip(1) {
+        let backoff = Duration::from_millis(250 << (i - 1));
+        assert!(
+            *took >= backoff.mul_f64(0.9),
+            "attempt {} took {took:?}, expected at least {backoff:?}",
+            i + 1
+        );
+    }
+    // Meanwhile another address is not slowed, and the attacker's CPU cost is nil.
+    let cpu_before = server.cpu_seconds();
+    let (status, other) = attempt(
+        Ipv4Addr::new(127, 0, 0, 4),
+        server.addr,
+        "bob",
+        BOB_PASSWORD.as_bytes(),
+    );
+    assert_eq!(status, 0);
+    assert!(
+        other < Duration::from_secs(1),
+        "another address waited {other:?}"
+    );
+    // The right password from the slowed address is delayed too (no oracle), then accepted.
+    let (status, right_after) = attempt(attacker, server.addr, "alice", ALICE_PASSWORD.as_bytes());
+    assert_eq!(status, 0);
+    let cpu = server.cpu_seconds() - cpu_before;
+    assert!(
+        right_after >= Duration::from_secs(3),
+        "took {right_after:?}"
+    );
+    assert!(cpu < 1.0, "{cpu} s of CPU while one address was waiting");
+
+    // Parallel connections are no way around the back-off: once an address
+    // has failed, its attempts take turns, one per back-off interval.
+    let burst = Ipv4Addr::new(127, 0, 0, 5);
+    assert_eq!(attempt(burst, server.addr, "alice", b"first guess").0, 0xFF);
+    let burst_times = parallel_attempts(&server, burst, 4);
+    let mut turn_ends = Duration::ZERO;
+    for (i, took) in burst_times.iter().enumerate() {
+        turn_ends += Duration::from_millis(250 << i);
+        assert!(
+            *took >= turn_ends.mul_f64(0.9),
+            "parallel attempt {} of one failed address answered after {took:?}, before its turn at {turn_ends:?}: {burst_times:?}",
+            i + 1
+        );
+    }
+    // A fresh address's first burst is verified at once: the back-off starts
+    // with the first failure (the verifier pool bounds the CPU it costs).
+    let fresh = parallel_attempts(&server, Ipv4Addr::new(127, 0, 0, 6), 20);
+    let log = std::fs::read(dir.path().join("messages.log")).unwrap_or_default();
+    assert!(
+        Log::parse(&log).bodies.is_empty(),
+        "a message was logged without a valid password"
+    );
+    server.stop();
+    let ms = |d: &Duration| d.as_millis();
+    println!(
+        "authentication: PASS: a wrong password is answered 0xFF and the connection closed, nothing pipelined after it is handled; \
+         argon2 verification of a right password {} ms; five failures in a row from one address took {:?} ms (back-off 250 ms doubling); \
+         another address meanwhile {} ms; the right password from the slowed address {} ms (server CPU meanwhile {:.0} ms); \
+         after one failure, 4 parallel wrong attempts from that address were answered after {:?} ms (taking turns); \
+         a fresh address's first 20 parallel wrong attempts: all answered within {} ms",
+        ms(&first_ok),
+        waits.iter().map(ms).collect::<Vec<_>>(),
+        ms(&other),
+        ms(&right_after),
+        cpu * 1000.0,
+        burst_times.iter().map(ms).collect::<Vec<_>>(),
+        fresh.last().map_or(0, ms)
+    );
+}
+
+#[test]
+#[ignore = "fault suite: run scripts/faults.sh"]
+fn a_wrong_password_costs_the_same_for_known_and_unknown_users() {
+    const SAMPLES: usize = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let (users, _) = users_file(dir.path());
+    let server = users_server(dir.path(), &users, &[]);
+    // Each attempt from its own address, so the back-off never adds to the time.
+    let mut next = 0u32;
+    let mut source = || {
+        next += 1;
+        Ipv4Addr::new(127, 1, (next / 250) as u8, (next % 250 + 2) as u8)
+    };
+    let (mut known, mut unknown, mut right) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..SAMPLES {
+        let wrong = format!("wrong {i}");
+        let (status, took) = attempt(source(), server.addr, "alice", wrong.as_bytes());
+        assert_eq!(status, 0xFF);
+        known.push(took.as_secs_f64() * 1000.0);
+        let (status, took) = attempt(
+            source(),
+            server.addr,
+            &format!("nobody{i}"),
+            wrong.as_bytes(),
+        );
+        assert_eq!(status, 0xFF);
+        unknown.push(took.as_secs_f64() * 1000.0);
+        if i % 4 == 0 {
+            let (status, took) = attempt(source(), server.addr, "bob", BOB_PASSWORD.as_bytes());
+            assert_eq!(status, 0);
+            right.push(took.as_secs_f64() * 1000.0);
+        }
+    }
+    server.stop();
+    let (known_median, known_p10, known_p90) = percentiles(&known);
+    let (unknown_median, unknown_p10, unknown_p90) = percentiles(&unknown);
+    let (right_median, _, _) = percentiles(&right);
+    let difference = (known_median - unknown_median).abs() / known_median.max(unknown_median);
+    println!(
+        "timing: {SAMPLES} samples each: wrong password, existing user: median {known_median:.1} ms (p10 {known_p10:.1}, p90 {known_p90:.1}); \
+         unknown user: median {unknown_median:.1} ms (p10 {unknown_p10:.1}, p90 {unknown_p90:.1}); right password: median {right_median:.1} ms; \
+         difference of medians {:.1}% (tolerance 20%)",
+        difference * 100.0
+    );
+    assert!(
+        known_median > 2.0,
+        "verification is suspiciously fast: {known_median} ms"
+    );
+    assert!(
+        difference <= 0.20,
+        "a wrong password reveals whether the user exists"
+    );
+    println!("timing: PASS");
+}
+
+#[test]
+#[ignore = "fault suite: run scripts/faults.sh"]
+fn secrets_never_reach_a_log_or_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let (users, lines) = users_file(dir.path());
+    let server = users_server(dir.path(), &users, &["-vv"]);
+    let wrong = "WRONG-PASSWORD-8c2d";
+    let unknown_password = "UNKNOWN-USER-PASSWORD-77aa";
+    let sessions: [(&str, &str, u8); 4] = [
+        ("alice", ALICE_PASSWORD, 0),
+        ("alice", wrong, 0xFF),
+        ("mallory", unknown_password, 0xFF),
+        ("bob", BOB_PASSWORD, 0),
+    ];
+    for (i, (user, secret, expected)) in sessions.iter().enumerate() {
+        let source = Ipv4Addr::new(127, 2, 0, i as u8 + 2);
+        let mut stream = connect_from(source, server.addr);
+        let mut bytes = login_bytes(user, secret.as_bytes());
+        bytes.extend(message(b"hello"));
+        bytes.extend_from_slice(CLOSE);
+        stream.write_all(&bytes).unwrap();
+        let answers = read_to_end(&mut stream);
+        let want: &[u8] = if *expected == 0 {
+            &[0, 0, 0, 0]
+        } else {
+            &[0, 0xFF]
+        };
+        assert_eq!(answers, want, "{user}");
+    }
+    server.signal(libc::SIGHUP);
+    assert!(server.wait_stderr(Duration::from_secs(10), |t| t.contains("reopened")));
+    let stderr = server.stop();
+    let transactions = std::fs::read_to_string(dir.path().join("transactions.log")).unwrap();
+    let messages =
+        String::from_utf8_lossy(&std::fs::read(dir.path().join("messages.log")).unwrap())
+            .into_owned();
+    let mut secrets: Vec<String> = vec![
+        ALICE_PASSWORD.into(),
+        BOB_PASSWORD.into(),
+        wrong.into(),
+        unknown_password.into(),
+        COMMENT_SECRET.into(),
+    ];
+    for line in &lines {
+        let hash = line.split_once(':').unwrap().1;
+        secrets.push(hash.to_owned());
+        // Salt and digest separately: `$argon2id$v=19$m=...,t=...,p=...$SALT$HASH`.
+        secrets.extend(hash.rsplit('$').take(2).map(str::to_owned));
+    }
+    for (what, text) in [
+        ("transactions.log", &transactions),
+        ("messages.log", &messages),
+        ("stderr", &stderr),
+    ] {
+        for secret in &secrets {
+            assert!(
+                !text.contains(secret.as_str()),
+                "{what} contains {secret:?}:\n{text}"
+            );
+        }
+    }
+
+    // A broken users file is reported by line number, never by content.
+    let leaky = dir.path().join("leaky-users");
+    std::fs::write(
+        &leaky,
+        format!("{}\ncarol:plaintext-PASSWORD-LEAK\ndave:$argon2id$v=19$m=19456,t=2,p=1$SALT-LEAK$DIGEST-LEAK\n", lines[0]),
+    )
+    .unwrap();
+    let failure = match Server::try_start(Launch::new(
+        dir.path(),
+        &["--users", leaky.to_str().unwrap()],
+    )) {
+        Ok(_) => panic!("a users file with a plaintext password was accepted"),
+        Err(failure) => failure,
+    };
+    assert!(failure.contains(":2:"), "{failure}");
+    for secret in ["plaintext-PASSWORD-LEAK", "SALT-LEAK", "DIGEST-LEAK"] {
+        assert!(!failure.contains(secret), "{failure}");
+    }
+    let error_line = failure
+        .lines()
+        .find(|l| l.starts_with("msglog-server"))
+        .unwrap_or_default()
+        .to_owned();
+    println!(
+        "secrets: PASS: {} secrets (4 passwords, the users file's comment, 2 PHC strings and their salts and digests) appear in none of \
+         transactions.log ({} lines), messages.log and stderr at -vv ({} lines); a broken users file is reported as {error_line:?}",
+        secrets.len(),
+        transactions.lines().count(),
+        stderr.lines().count()
+    );
+}
+
+/// A transactions.log line split into its fields; quoted values unescaped.
+fn fields(line: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
+    if line.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return Err("raw control byte".into());
+    }
+    let (timestamp, rest) = line.split_once(' ').ok_or("no timestamp")?;
+    crate::common::assert_timestamp(timestamp);
+    let bytes = rest.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let eq = rest[i..].find('=').ok_or("field without '='")? + i;
+        let key = rest[i..eq].to_owned();
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_lowercase()) {
+            return Err(format!("bad key {key:?}"));
+        }
+        i = eq + 1;
+        let mut value = Vec::new();
+        if bytes.get(i) == Some(&b'"') {
+            i += 1;
+            loop {
+                match bytes.get(i) {
+                    None => return Err("unterminated quote".into()),
+                    Some(b'"') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(b'\\') => {
+                        let (byte, used) = match bytes.get(i + 1) {
+                            Some(b'\\') => (b'\\', 2),
+                            Some(b'"') => (b'"', 2),
+                            Some(b'r') => (b'\r', 2),
+                            Some(b'n') => (b'\n', 2),
+                            Some(b't') => (b'\t', 2),
+                            Some(b'x') => (
+                                rest.get(i + 2..i + 4)
+                                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                                    .ok_or("bad \\x escape")?,
+                                4,
+                            ),
+                            _ => return Err("bad escape".into()),
+                        };
+                        value.push(byte);
+                        i += used;
+                    }
+                    Some(&b) => {
+                        value.push(b);
+                        i += 1;
+                    }
+                }
+            }
+        } else {
+            while i < bytes.len() && bytes[i] != b' ' {
+                if bytes[i] == b'"' {
+                    return Err("quote inside an unquoted value".into());
+                }
+                value.push(bytes[i]);
+                i += 1;
+            }
+        }
+        out.push((key, value));
+        match bytes.get(i) {
+            None => break,
+            Some(b' ') => i += 1,
+            Some(_) => return Err("no space after a value".into()),
+        }
+    }
+    Ok(out)
+}
+
+#[test]
+#[ignore = "fault suite: run scripts/faults.sh"]
+fn names_cannot_inject_into_either_log() {
+    let names: Vec<&[u8]> = vec![
+        b"plain",
+        b"with space",
+        b"quote\" outcome=ok name=\"root",
+        b"x event=close reason=close",
+        b"back\\slash \\x41 \\n",
+        "ünïcödé 名前".as_bytes(),
+        "line\u{2028}separator".as_bytes(),
+        b"=",
+        b"new\nline",
+        b"carriage\rreturn",
+        b"tab\there",
+        b"nul\0byte",
+        b"del\x7f",
+        "c1\u{85}next-line".as_bytes(),
+        b"[admin]",
+        b"a]: forged",
+        b"\xff\xfe not utf-8",
+        b"2026-01-01T00:00:00.000Z conn=1 peer=1.2.3.4:5 event=open\n2026-01-01T00:00:00.000Z conn=1",
+        b"\x1b[31mred",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Launch::new(dir.path(), &[]));
+    let mut accepted = Vec::new();
+    for (i, user) in names.iter().enumerate() {
+        let valid = msglog_core::valid_name(user).is_some();
+        let mut stream = server.connect();
+        stream.write_all(&frame(1, user)).unwrap();
+        let mut bytes = password(b"pw");
+        bytes.extend(message(format!("inj-{i}\r\n[admin]: forged").as_bytes()));
+        bytes.extend_from_slice(CLOSE);
+        let _ = stream.write_all(&bytes);
+        let answers = read_to_end(&mut stream);
+        if valid {
+            assert_eq!(answers, [0, 0, 0, 0], "{:?}", String::from_utf8_lossy(user));
+            accepted.push(i);
+        } else {
+            assert_eq!(
+                answers,
+                [0xFF],
+                "{:?} must be refused",
+                String::from_utf8_lossy(user)
+            );
+        }
+    }
+    server.stop();
+    // Every record parses back to the name that wrote it; nothing is forged.
+    let log = Log::parse(&std::fs::read(dir.path().join("messages.log")).unwrap());
+    log.assert_well_formed("messages.log", false);
+    assert_eq!(log.records, accepted.len());
+    for &i in &accepted {
+        let user = std::str::from_utf8(names[i]).unwrap();
+        assert_eq!(
+            log.count(user, format!("inj-{i}\r\n[admin]: forged").as_bytes()),
+            1,
+            "{user:?}"
+        );
+    }
+    // Every line of transactions.log parses, and its NAME fields give back the exact names.
+    let text = std::fs::read_to_string(dir.path().join("transactions.log")).unwrap();
+    let mut logged_names = Vec::new();
+    for line in text.lines() {
+        let fields = fields(line).unwrap_or_else(|why| panic!("{why}: {line:?}"));
+        let keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+        assert!(keys.starts_with(&["conn", "peer"]), "{line}");
+        if let Some((_, value)) = fields.iter().find(|(k, _)| k == "name") {
+            logged_names.push(value.clone());
+        }
+    }
+    let expected: Vec<Vec<u8>> = names.iter().map(|n| n.to_vec()).collect();
+    assert_eq!(logged_names, expected, "names as logged");
+    let opens = text.lines().filter(|l| l.ends_with(" event=open")).count();
+    assert_eq!(opens, names.len());
+    println!(
+        "injection: PASS: {} hostile names: {} accepted (each record parses back to exactly its name, no forged [admin] record), \
+         {} refused with 0xFF (control characters, brackets, invalid UTF-8, C1); all {} transactions.log lines parse into key=value fields \
+         and every NAME field unescapes to the exact bytes sent",
+        names.len(),
+        accepted.len(),
+        names.len() - accepted.len(),
+        text.lines().count()
+    );
+}
