@@ -301,7 +301,8 @@ REPORT=$(
     echo "### msglog-server benchmarks"
     echo
     echo "$STARTED, $(nproc) × $CPU, Linux $(uname -r), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'),"
-    echo "load average $LOAD_BEFORE before, $LOAD_AFTER after; $RUNS run(s) per row (median), loopback, logs on $FS_TYPE."
+    echo "load average $LOAD_BEFORE before, $LOAD_AFTER after; $RUNS run(s) per row (median), loopback, logs on $FS_TYPE,"
+    echo "msglog-bench with ${BENCH_THREADS:-$(nproc)} event-loop thread(s), msglog-server with its default workers."
     echo "Command: \`$( [[ $QUICK == 1 ]] && printf 'BENCH_QUICK=1 ')scripts/bench.sh\`"
     echo
     echo "| framed scenario | msgs/s (median) | MB/s payload | latency µs p50 / p99 / p99.9 / max | errors | messages.log = acked | records per fdatasync | connect + login s | issue-5 figure | met | msgs/s of every run |"
