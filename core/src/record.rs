@@ -36,17 +36,12 @@ pub fn write_escaped<W: Write + ?Sized>(
     writer: &mut W,
     message: &[u8],
 ) -> Result<(), WriteError<W::Error>> {
+    // Fast path: most messages are valid UTF-8 (usually plain text).
+    if core::str::from_utf8(message).is_ok() {
+        return write_escaped_text(writer, message);
+    }
     for chunk in message.utf8_chunks() {
-        let valid = chunk.valid().as_bytes();
-        let mut start = 0;
-        for (i, &byte) in valid.iter().enumerate() {
-            if needs_escape(byte) {
-                write_all(writer, valid.get(start..i).unwrap_or_default())?;
-                write_all(writer, escape_byte(byte).as_bytes())?;
-                start = i + 1;
-            }
-        }
-        write_all(writer, valid.get(start..).unwrap_or_default())?;
+        write_escaped_text(writer, chunk.valid().as_bytes())?;
         for &byte in chunk.invalid() {
             write_all(writer, hex_escape(byte).as_bytes())?;
         }
@@ -54,20 +49,74 @@ pub fn write_escaped<W: Write + ?Sized>(
     Ok(())
 }
 
+/// Escape valid UTF-8, copying the runs between escapes in bulk.
+fn write_escaped_text<W: Write + ?Sized>(
+    writer: &mut W,
+    mut text: &[u8],
+) -> Result<(), WriteError<W::Error>> {
+    while let Some(i) = first_to_escape(text) {
+        let (run, rest) = text.split_at(i);
+        write_all(writer, run)?;
+        let Some((&byte, rest)) = rest.split_first() else {
+            break;
+        };
+        write_all(writer, escape_byte(byte).as_bytes())?;
+        text = rest;
+    }
+    write_all(writer, text)
+}
+
 /// Length in bytes of `message` once escaped.
 pub fn escaped_len(message: &[u8]) -> usize {
-    let mut len = 0;
-    for chunk in message.utf8_chunks() {
-        for &byte in chunk.valid().as_bytes() {
-            len += if needs_escape(byte) {
-                escape_byte(byte).as_bytes().len()
-            } else {
-                1
-            };
+    let text_len = |mut text: &[u8]| {
+        let mut len = text.len();
+        while let Some((&byte, rest)) = first_to_escape(text)
+            .and_then(|i| text.get(i..))
+            .and_then(<[u8]>::split_first)
+        {
+            len += escape_byte(byte).as_bytes().len() - 1;
+            text = rest;
         }
-        len += 4 * chunk.invalid().len();
+        len
+    };
+    if core::str::from_utf8(message).is_ok() {
+        return text_len(message);
     }
-    len
+    message
+        .utf8_chunks()
+        .map(|chunk| text_len(chunk.valid().as_bytes()) + 4 * chunk.invalid().len())
+        .sum()
+}
+
+/// Index of the first byte that needs escaping, scanning eight bytes at a time.
+fn first_to_escape(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // High bit of each byte set where the byte is zero (exact for the first hit).
+    let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in chunks.by_ref() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        // Bytes < 0x20 (ASCII bytes only: UTF-8 lead/continuation bytes have the high bit set).
+        let control = x.wrapping_sub(0x20 * ONES) & !x & HIGH;
+        let hits =
+            control | zero_bytes(x ^ (0x7F * ONES)) | zero_bytes(x ^ (u64::from(b'\\') * ONES));
+        if hits != 0 {
+            // The borrow-based tricks can flag bytes after the first real hit; rescan this word exactly.
+            if let Some(i) = chunk.iter().position(|&b| needs_escape(b)) {
+                return Some(offset + i);
+            }
+        }
+        offset += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| needs_escape(b))
+        .map(|i| offset + i)
 }
 
 #[inline]

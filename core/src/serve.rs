@@ -28,7 +28,8 @@ pub enum Ended {
 pub struct Served {
     /// How the connection ended.
     pub ended: Ended,
-    /// Transactions answered (one status byte each).
+    /// Transactions answered (one status byte each). A connection ended by
+    /// a transport timeout was also sent one 0xFF that answers no transaction.
     pub transactions: u64,
     /// Messages written to the sink and acknowledged.
     pub messages: u64,

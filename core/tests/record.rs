@@ -91,3 +91,45 @@ proptest! {
         prop_assert_eq!(escaped(text.as_bytes()), text);
     }
 }
+
+/// The escaping rules of PROTOCOL.md, byte by byte, as a reference.
+fn reference(message: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in message.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\r' => out.push_str("\\r"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                    out.push_str(&format!("\\x{:02x}", c as u32))
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+fn texty() -> impl Strategy<Value = Vec<u8>> {
+    // Mostly printable text, with escapes and multi-byte sequences at any offset.
+    let piece = prop_oneof![
+        8 => (0x20u8..0x7f).prop_map(|b| vec![b]),
+        1 => prop_oneof![Just(b'\\'), Just(b'\n'), Just(b'\r'), Just(b'\t'), Just(0u8), Just(0x7f), Just(0x1f), Just(0x20)].prop_map(|b| vec![b]),
+        1 => prop_oneof![Just("é".as_bytes().to_vec()), Just("€".as_bytes().to_vec()), Just(vec![0xff]), Just(vec![0xe2, 0x82])],
+    ];
+    proptest::collection::vec(piece, 0..120).prop_map(|v| v.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    #[test]
+    fn escaping_matches_the_reference(message in texty()) {
+        prop_assert_eq!(escaped(&message), reference(&message));
+    }
+}
