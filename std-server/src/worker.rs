@@ -751,19 +751,7 @@ impl Turn {
                         conn.phase = Phase::VerifyDelayed { at: env.now + wait };
                         None
                     } else {
-                        match env.shared.policy.verify_inline(name, password) {
-                            Some(accepted) => Some(accepted),
-                            None => {
-                                let job = Job {
-                                    name: name.to_owned(),
-                                    password: password.to_vec(),
-                                    mailbox: Arc::clone(&env.mailbox),
-                                    slot,
-                                    connection: conn.id,
-                                };
-                                submit(env, job, &mut conn.phase)
-                            }
-                        }
+                        verify(env, slot, conn.id, name, password, &mut conn.phase)
                     };
                     if let Some(accepted) = verdict {
                         self.finish_verification(env, slot, conn, accepted);
@@ -944,19 +932,7 @@ impl Turn {
                 }
                 let password = conn.password.take().unwrap_or_default();
                 let name = conn.session.name().unwrap_or_default();
-                let verdict = match env.shared.policy.verify_inline(name, &password) {
-                    Some(accepted) => Some(accepted),
-                    None => {
-                        let job = Job {
-                            name: name.to_owned(),
-                            password: password.to_vec(),
-                            mailbox: Arc::clone(&env.mailbox),
-                            slot,
-                            connection: conn.id,
-                        };
-                        submit(env, job, &mut conn.phase)
-                    }
-                };
+                let verdict = verify(env, slot, conn.id, name, &password, &mut conn.phase);
                 let mut password = password;
                 password.fill(0);
                 match verdict {
@@ -987,10 +963,29 @@ fn announced_len(conn: &Connection) -> Option<u16> {
     }
 }
 
-/// Hand a verification to the pool. `Some(false)` if the pool is gone.
-fn submit(env: &Env, job: Job, phase: &mut Phase) -> Option<bool> {
+/// The verdict on a password, at once where the policy is cheap; otherwise
+/// hand it to the verifier pool (`None`: the connection now waits in
+/// `Phase::Verifying`). `Some(false)` if the pool is gone.
+fn verify(
+    env: &Env,
+    slot: usize,
+    connection: u64,
+    name: &str,
+    password: &[u8],
+    phase: &mut Phase,
+) -> Option<bool> {
+    if let Some(accepted) = env.shared.policy.verify_inline(name, password) {
+        return Some(accepted);
+    }
     let Policy::Users(pool) = &env.shared.policy else {
         return Some(false);
+    };
+    let job = Job {
+        name: name.to_owned(),
+        password: password.to_vec(),
+        mailbox: Arc::clone(&env.mailbox),
+        slot,
+        connection,
     };
     match pool.submit(job) {
         Ok(()) => {
