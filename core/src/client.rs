@@ -62,6 +62,8 @@ pub enum ClientError<E> {
     SessionEnded,
     /// `login` was called after the session started.
     AlreadyLoggedIn,
+    /// `send` was called before `login`; nothing was sent.
+    NotLoggedIn,
 }
 
 impl<E: core::fmt::Display> core::fmt::Display for ClientError<E> {
@@ -79,6 +81,7 @@ impl<E: core::fmt::Display> core::fmt::Display for ClientError<E> {
             ClientError::Encode(e) => write!(f, "{e}"),
             ClientError::SessionEnded => f.write_str("the session has ended"),
             ClientError::AlreadyLoggedIn => f.write_str("already logged in"),
+            ClientError::NotLoggedIn => f.write_str("not logged in"),
         }
     }
 }
@@ -135,6 +138,9 @@ impl<T: Read + Write> Client<T> {
 
     /// Send NAME and PASSWORD and wait until both are accepted.
     pub fn login(&mut self, name: &str, password: &[u8]) -> Result<(), ClientError<T::Error>> {
+        if self.ended {
+            return Err(ClientError::SessionEnded);
+        }
         if self.sent != 0 {
             return Err(ClientError::AlreadyLoggedIn);
         }
@@ -150,15 +156,26 @@ impl<T: Read + Write> Client<T> {
     }
 
     /// Send one message, first waiting for a status if the window is full.
-    /// An invalid message (empty or over 65535 bytes) is refused before anything is sent.
+    /// An invalid message (empty or over 65535 bytes), or one before
+    /// [`login`](Self::login), is refused before anything is sent.
     pub fn send(&mut self, message: &[u8]) -> Result<(), ClientError<T::Error>> {
+        if self.ended {
+            return Err(ClientError::SessionEnded);
+        }
+        // A MESSAGE before NAME and PASSWORD would be rejected by the
+        // server and mislabelled here (statuses are matched by position).
+        if self.sent == 0 {
+            return Err(ClientError::NotLoggedIn);
+        }
         Transaction::Message(message)
             .header()
             .map_err(ClientError::Encode)?;
         self.submit(Transaction::Message(message))
     }
 
-    /// Wait until every transaction sent so far is acknowledged.
+    /// Wait until every transaction sent so far is acknowledged. After the
+    /// session ended with transactions unanswered (a rejection or a failure,
+    /// already reported), fails with [`ClientError::SessionEnded`].
     pub fn wait(&mut self) -> Result<(), ClientError<T::Error>> {
         while self.answered < self.sent {
             self.await_status()?;
@@ -214,9 +231,10 @@ impl<T: Read + Write> Client<T> {
 
     fn stage(&self, index: u64) -> Stage {
         match index {
+            // First: CLOSE may come before or during the login.
+            i if Some(i) == self.close_index => Stage::Close,
             0 => Stage::Name,
             1 => Stage::Password,
-            i if Some(i) == self.close_index => Stage::Close,
             i => Stage::Message(i - 2),
         }
     }
@@ -254,6 +272,10 @@ impl<T: Read + Write> Client<T> {
     }
 
     fn await_status(&mut self) -> Result<(), ClientError<T::Error>> {
+        // After a rejection or a failure, further bytes answer nothing.
+        if self.ended {
+            return Err(ClientError::SessionEnded);
+        }
         let stage = self.stage(self.answered);
         let byte = match self.next_byte() {
             Ok(byte) => byte,

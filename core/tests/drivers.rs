@@ -626,6 +626,49 @@ fn close_answered_by_eof_or_ff_is_clean() {
     client.close().unwrap();
 }
 
+#[test]
+fn client_refuses_a_message_before_login() {
+    let mut client = Client::new(Loopback::new(1000), 4);
+    assert_eq!(client.send(b"early"), Err(ClientError::NotLoggedIn));
+    assert!(client.get_ref().to_server.is_empty());
+    client.login("alice", b"pw").unwrap();
+    client.send(b"on time").unwrap();
+    client.close().unwrap();
+    assert_eq!(client.get_ref().records, [b"on time".to_vec()]);
+}
+
+#[test]
+fn close_before_login_is_a_close() {
+    // Statuses are matched by position: CLOSE is the first transaction
+    // here, and the connection closing answers it cleanly.
+    let mut client = Client::new(Silent, 4);
+    client.close().unwrap();
+    assert_eq!(client.messages_sent(), 0);
+    assert_eq!(client.login("late", b"pw"), Err(ClientError::SessionEnded));
+}
+
+#[test]
+fn after_a_failure_nothing_more_is_read_or_written() {
+    // NAME answered 0x07, not a status; the PASSWORD is still in flight.
+    let io = Arrivals {
+        arrived: VecDeque::from([0x07]),
+        closed: true,
+    };
+    let mut client = Client::new(io, 4);
+    assert_eq!(
+        client.login("alice", b"pw"),
+        Err(ClientError::InvalidStatus {
+            byte: 0x07,
+            stage: Stage::Name
+        })
+    );
+    // Not `Disconnected { stage: Name }`: NAME was answered, if wrongly.
+    assert_eq!(client.wait(), Err(ClientError::SessionEnded));
+    assert_eq!(client.poll(), Err(ClientError::SessionEnded));
+    assert_eq!(client.send(b"m"), Err(ClientError::SessionEnded));
+    assert_eq!(client.close(), Err(ClientError::SessionEnded));
+}
+
 /// A writer that takes at most `max` bytes per call.
 struct Trickle {
     out: Vec<u8>,

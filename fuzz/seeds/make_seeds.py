@@ -65,7 +65,41 @@ SESSION_SEEDS["std_capacities_split"] = bytes([0x03, 4, 1, 2, 3, 200]) + STREAMS
 # roundtrip: `arbitrary` input, any bytes are valid; a few plain streams give it material.
 ROUNDTRIP = {name: STREAMS[name] for name in ["python_client_session", "escapes", "pipelined_messages"]}
 
-for target, seeds in [("decode", DECODE), ("session", SESSION_SEEDS), ("roundtrip", ROUNDTRIP)]:
+# client: setup byte, fault_at (u16 LE), reply count, replies, ops.
+# setup: bits 0-2 window index (1 2 3 4 8 16 64 1), bit 3 reset at the end,
+# bit 4 short writes, bits 5-6 write fault (1 error, 2 zero bytes), bit 7 one-byte reads.
+LOGIN = 0x00 | (5 << 3) | (2 << 6)  # name "abcde", password "pw"
+SEND = lambda length: bytes([0x01, length])  # noqa: E731
+WAIT, CLOSE_OP, POLL = b"\x02", b"\x03", b"\x04"
+
+
+def client_seed(setup, replies, ops, fault_at=0):
+    return bytes([setup]) + fault_at.to_bytes(2, "little") + bytes([len(replies)]) + bytes(replies) + ops
+
+
+SESSION_OPS = bytes([LOGIN]) + SEND(10) + SEND(200) + SEND(1) + POLL + WAIT + CLOSE_OP
+CLIENT = {
+    "session_window_2": client_seed(0x01, [0] * 6, SESSION_OPS),
+    "session_window_1_one_byte_reads": client_seed(0x80, [0] * 6, SESSION_OPS),
+    "session_window_64_short_writes": client_seed(0x16, [0] * 6, SESSION_OPS),
+    "message_rejected": client_seed(0x03, [0, 0, 0, 0xFF], SESSION_OPS),
+    "password_rejected": client_seed(0x00, [0, 0xFF], SESSION_OPS),
+    "not_a_status": client_seed(0x03, [0, 0, 0x07], SESSION_OPS),
+    "reset_after_login": client_seed(0x08 | 0x03, [0, 0], SESSION_OPS),
+    "closed_after_login": client_seed(0x03, [0, 0], SESSION_OPS),
+    "write_error_mid_message": client_seed(0x20 | 0x03, [0] * 6, SESSION_OPS, fault_at=20),
+    "write_zero_mid_message": client_seed(0x40 | 0x03, [0] * 6, SESSION_OPS, fault_at=20),
+    "close_before_login": client_seed(0x00, [], CLOSE_OP + bytes([LOGIN]) + SEND(3)),
+    "send_before_login": client_seed(0x00, [0, 0, 0, 0], SEND(3) + bytes([LOGIN]) + SEND(3) + CLOSE_OP),
+    "message_too_long": client_seed(0x03, [0] * 4, bytes([LOGIN, 0xF9]) + SEND(0) + CLOSE_OP),
+}
+
+for target, seeds in [
+    ("decode", DECODE),
+    ("session", SESSION_SEEDS),
+    ("roundtrip", ROUNDTRIP),
+    ("client", CLIENT),
+]:
     directory = HERE / target
     directory.mkdir(exist_ok=True)
     for old in directory.iterdir():

@@ -126,6 +126,7 @@ impl From<ClientError<io::Error>> for Error {
             ClientError::Encode(e) => Error::Invalid(e),
             ClientError::SessionEnded => Error::SessionEnded,
             ClientError::AlreadyLoggedIn => Error::AlreadyAuthenticated,
+            ClientError::NotLoggedIn => Error::NotAuthenticated,
         }
     }
 }
