@@ -1,13 +1,14 @@
 //! Who may log in: the authentication policy, and the small thread pool that
 //! runs slow Argon2 verifications off the event loops.
 
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use msglog_core::{AcceptAny, Authenticator, LegacyParity};
 
 use crate::mailbox::{Mailbox, Verdict};
-use crate::users::Users;
+use crate::users::{Users, UsersError};
 
 /// How passwords are checked.
 #[derive(Debug, Clone)]
@@ -35,7 +36,7 @@ impl Policy {
         match self {
             Policy::AcceptAny => "any-password".into(),
             Policy::LegacyParity => "legacy-parity".into(),
-            Policy::Users(pool) => format!("argon2 ({} users)", pool.users.len()),
+            Policy::Users(pool) => format!("argon2 ({} users)", pool.current().len()),
         }
     }
 }
@@ -49,17 +50,22 @@ pub struct Job {
     pub connection: u64,
 }
 
+/// The users table in force; SIGHUP swaps in a new one.
+type CurrentUsers = Arc<RwLock<Arc<Users>>>;
+
 /// Threads that verify passwords against the users file.
 #[derive(Debug, Clone)]
 pub struct VerifierPool {
-    users: Arc<Users>,
+    path: PathBuf,
+    users: CurrentUsers,
     jobs: Sender<Job>,
 }
 
 impl VerifierPool {
-    /// Start `threads` verifier threads. They end when the last pool handle is dropped.
-    pub fn start(users: Users, threads: usize) -> std::io::Result<VerifierPool> {
-        let users = Arc::new(users);
+    /// Start `threads` verifier threads for the users read from `path`.
+    /// They end when the last pool handle is dropped.
+    pub fn start(path: &Path, users: Users, threads: usize) -> std::io::Result<VerifierPool> {
+        let users = Arc::new(RwLock::new(Arc::new(users)));
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
         for i in 0..threads.max(1) {
@@ -69,16 +75,42 @@ impl VerifierPool {
                 .name(format!("verifier-{i}"))
                 .spawn(move || verify_jobs(&users, &queue))?;
         }
-        Ok(VerifierPool { users, jobs })
+        Ok(VerifierPool {
+            path: path.to_owned(),
+            users,
+            jobs,
+        })
     }
 
     /// Queue a verification. Returns the job if the pool is gone.
     pub fn submit(&self, job: Job) -> Result<(), Job> {
         self.jobs.send(job).map_err(|e| e.0)
     }
+
+    /// The users file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Read the users file again and use it for the verifications that
+    /// start from now on. On error the table in force stays.
+    pub fn reload(&self) -> Result<usize, UsersError> {
+        let users = Arc::new(Users::load(&self.path)?);
+        let count = users.len();
+        *self.users.write().unwrap_or_else(PoisonError::into_inner) = users;
+        Ok(count)
+    }
+
+    fn current(&self) -> Arc<Users> {
+        current(&self.users)
+    }
 }
 
-fn verify_jobs(users: &Users, queue: &Mutex<Receiver<Job>>) {
+fn current(users: &CurrentUsers) -> Arc<Users> {
+    Arc::clone(&users.read().unwrap_or_else(PoisonError::into_inner))
+}
+
+fn verify_jobs(users: &CurrentUsers, queue: &Mutex<Receiver<Job>>) {
     loop {
         let job = {
             let queue = queue.lock().unwrap_or_else(PoisonError::into_inner);
@@ -94,7 +126,7 @@ fn verify_jobs(users: &Users, queue: &Mutex<Receiver<Job>>) {
             slot,
             connection,
         } = job;
-        let accepted = users.verify(&name, &password);
+        let accepted = current(users).verify(&name, &password);
         // Best effort: do not leave the password in freed memory.
         password.fill(0);
         std::hint::black_box(&password);

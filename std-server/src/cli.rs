@@ -32,7 +32,7 @@ created with mode 0644.
 
 Signals: SIGINT/SIGTERM stop accepting, let connections finish the
 transaction in progress for up to --grace, then exit 0 (a second signal stops
-at once); SIGHUP reopens both logs (for logrotate).
+at once); SIGHUP reopens both logs (for logrotate) and re-reads --users.
 
 Exit codes: 0 clean stop; 1 runtime error; 2 bad command line; 3 cannot listen
 (port taken or invalid address); 4 cannot open the log directory or a log;

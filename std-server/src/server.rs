@@ -76,7 +76,7 @@ pub fn run(config: Config) -> Result<(), Failure> {
             let users = Users::load(path)?;
             let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(2));
             Policy::Users(
-                VerifierPool::start(users, threads)
+                VerifierPool::start(path, users, threads)
                     .map_err(|e| Failure::io("cannot start verifier threads", e))?,
             )
         }
@@ -271,7 +271,10 @@ impl Acceptor {
                     SIGNALS => {
                         for signal in signals.pending() {
                             match signal {
-                                SIGHUP => self.reopen_logs(),
+                                SIGHUP => {
+                                    self.reopen_logs();
+                                    self.reload_users();
+                                }
                                 _ if stopping => {
                                     info!("second stop signal: closing every connection now");
                                     for worker in &self.workers {
@@ -459,6 +462,18 @@ impl Acceptor {
             },
         );
         self.shared.transactions.append(&lines);
+    }
+
+    /// Re-read `--users`, so users can be added, removed or given new
+    /// passwords without a restart. Sessions already logged in stay.
+    fn reload_users(&self) {
+        let Policy::Users(pool) = &self.shared.policy else {
+            return;
+        };
+        match pool.reload() {
+            Ok(count) => info!("SIGHUP: reloaded {} ({count} users)", pool.path().display()),
+            Err(e) => error!("cannot reload the users file: {e} (keeping the users loaded before)"),
+        }
     }
 
     fn reopen_logs(&self) {

@@ -202,6 +202,82 @@ fn sighup_reopens_both_logs() {
     server.stop();
 }
 
+/// A users-file line for `user`, with a cheap Argon2 cost.
+fn users_line(user: &str, secret: &str) -> String {
+    let (code, line, stderr) = run(
+        &["hash-password", user, "--m-cost", "64", "--t-cost", "1"],
+        format!("{secret}\n").as_bytes(),
+        None,
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    line.trim_end().to_owned()
+}
+
+/// Replace a file the way an editor or deployment tool does: write, rename.
+fn replace(path: &std::path::Path, text: &str) {
+    let new = path.with_extension("new");
+    std::fs::write(&new, text).unwrap();
+    std::fs::rename(&new, path).unwrap();
+}
+
+/// The statuses of a whole session: login, then CLOSE.
+fn try_login(server: &Server, user: &str, secret: &[u8]) -> Vec<u8> {
+    let mut s = server.connect();
+    s.write_all(&[login_bytes(user, secret), CLOSE.to_vec()].concat())
+        .unwrap();
+    read_to_end(&mut s)
+}
+
+#[test]
+fn sighup_reloads_the_users_file() {
+    const ACCEPTED: [u8; 3] = [0, 0, 0];
+    const REFUSED: [u8; 2] = [0, 0xFF];
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users");
+    replace(&users, &format!("{}\n", users_line("alice", "one")));
+    let server = Server::start(&["--users", users.to_str().unwrap()]);
+    assert_eq!(try_login(&server, "alice", b"one"), ACCEPTED);
+    assert_eq!(try_login(&server, "bob", b"three"), REFUSED);
+    let mut before = server.connect();
+    before.write_all(&login_bytes("alice", b"one")).unwrap();
+    assert_eq!(read_statuses(&mut before, 2), [0, 0]);
+
+    // A new password for alice, a new user bob.
+    replace(
+        &users,
+        &format!(
+            "{}\n{}\n",
+            users_line("alice", "two"),
+            users_line("bob", "three")
+        ),
+    );
+    server.signal(libc::SIGHUP);
+    server
+        .wait_stderr(|t| t.contains("reloaded") && t.contains("(2 users)"))
+        .expect("reload reported");
+    assert_eq!(try_login(&server, "alice", b"one"), REFUSED);
+    assert_eq!(try_login(&server, "alice", b"two"), ACCEPTED);
+    assert_eq!(try_login(&server, "bob", b"three"), ACCEPTED);
+    // A session that logged in before the reload goes on.
+    before.write_all(&message(b"still here")).unwrap();
+    assert_eq!(read_statuses(&mut before, 1), [0]);
+
+    // A broken file is reported by line, never quoted, and changes nothing.
+    replace(&users, "alice:not-a-phc-string-SECRET\n");
+    server.signal(libc::SIGHUP);
+    let stderr = server
+        .wait_stderr(|t| t.contains("cannot reload the users file"))
+        .expect("failed reload reported");
+    assert!(stderr.contains("users:1:"), "{stderr}");
+    assert!(!stderr.contains("SECRET"), "{stderr}");
+    assert_eq!(try_login(&server, "alice", b"two"), ACCEPTED);
+    assert_eq!(try_login(&server, "bob", b"three"), ACCEPTED);
+    before.write_all(CLOSE).unwrap();
+    assert_eq!(read_to_end(&mut before), [0]);
+    assert_eq!(server.messages(), b"[alice]: still here\r\n");
+    server.stop();
+}
+
 /// `ulimit -f`: a batch that cannot be written is never acknowledged, leaves
 /// no torn record, ends the affected connections, and the server recovers.
 #[test]
