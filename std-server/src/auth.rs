@@ -1,13 +1,16 @@
 //! Who may log in: the authentication policy, and the small thread pool that
 //! runs slow Argon2 verifications off the event loops.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Instant;
 
 use msglog_core::{AcceptAny, Authenticator, LegacyParity};
 
-use crate::mailbox::{Mailbox, Verdict};
+use crate::backoff::Backoff;
+use crate::mailbox::{Decision, Mailbox, Verdict};
 use crate::users::{Users, UsersError};
 
 /// How passwords are checked.
@@ -43,6 +46,7 @@ impl Policy {
 
 /// A verification request; the verdict goes to `mailbox`.
 pub struct Job {
+    pub ip: IpAddr,
     pub name: String,
     pub password: Vec<u8>,
     pub mailbox: Arc<Mailbox>,
@@ -62,18 +66,25 @@ pub struct VerifierPool {
 }
 
 impl VerifierPool {
-    /// Start `threads` verifier threads for the users read from `path`.
-    /// They end when the last pool handle is dropped.
-    pub fn start(path: &Path, users: Users, threads: usize) -> std::io::Result<VerifierPool> {
+    /// Start `threads` verifier threads for the users read from `path`,
+    /// applying `backoff` to every check. They end when the last pool handle
+    /// is dropped.
+    pub fn start(
+        path: &Path,
+        users: Users,
+        backoff: &Arc<Mutex<Backoff>>,
+        threads: usize,
+    ) -> std::io::Result<VerifierPool> {
         let users = Arc::new(RwLock::new(Arc::new(users)));
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
         for i in 0..threads.max(1) {
             let users = Arc::clone(&users);
+            let backoff = Arc::clone(backoff);
             let queue = Arc::clone(&queue);
             std::thread::Builder::new()
                 .name(format!("verifier-{i}"))
-                .spawn(move || verify_jobs(&users, &queue))?;
+                .spawn(move || verify_jobs(&users, &backoff, &queue))?;
         }
         Ok(VerifierPool {
             path: path.to_owned(),
@@ -110,7 +121,12 @@ fn current(users: &CurrentUsers) -> Arc<Users> {
     Arc::clone(&users.read().unwrap_or_else(PoisonError::into_inner))
 }
 
-fn verify_jobs(users: &CurrentUsers, queue: &Mutex<Receiver<Job>>) {
+/// Verify queued passwords. The back-off is applied here, when a job's turn
+/// comes, not when it was queued: a burst of attempts from one address,
+/// queued before its first failure, costs one or two Argon2 checks, not one
+/// each; and failures count even when the client has already hung up.
+fn verify_jobs(users: &CurrentUsers, backoff: &Mutex<Backoff>, queue: &Mutex<Receiver<Job>>) {
+    let backoff = || backoff.lock().unwrap_or_else(PoisonError::into_inner);
     loop {
         let job = {
             let queue = queue.lock().unwrap_or_else(PoisonError::into_inner);
@@ -120,20 +136,31 @@ fn verify_jobs(users: &CurrentUsers, queue: &Mutex<Receiver<Job>>) {
             }
         };
         let Job {
+            ip,
             name,
             mut password,
             mailbox,
             slot,
             connection,
         } = job;
-        let accepted = current(users).verify(&name, &password);
-        // Best effort: do not leave the password in freed memory.
-        password.fill(0);
-        std::hint::black_box(&password);
+        let wait = backoff().wait(ip, Instant::now());
+        let decision = if wait.is_zero() {
+            let accepted = current(users).verify(&name, &password);
+            backoff().record(ip, accepted, Instant::now());
+            // Best effort: do not leave the password in freed memory.
+            password.fill(0);
+            std::hint::black_box(&password);
+            Decision::Verified(accepted)
+        } else {
+            Decision::Deferred {
+                wait,
+                password: password.into_boxed_slice(),
+            }
+        };
         mailbox.verdict(Verdict {
             slot,
             connection,
-            accepted,
+            decision,
         });
     }
 }

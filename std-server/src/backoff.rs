@@ -96,6 +96,15 @@ impl Backoff {
         self.failures.remove(&ip);
     }
 
+    /// Record a verification's result.
+    pub fn record(&mut self, ip: IpAddr, accepted: bool, now: Instant) {
+        if accepted {
+            self.succeeded(ip);
+        } else {
+            self.failed(ip, now);
+        }
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.failures.len()

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::Waker;
@@ -16,12 +16,30 @@ pub struct Accepted {
     pub id: u64,
 }
 
-/// The result of a password verification done off the event loop.
-#[derive(Debug, Clone, Copy)]
+/// What the verifier pool did with a password.
+#[derive(Debug)]
 pub struct Verdict {
     pub slot: usize,
     pub connection: u64,
-    pub accepted: bool,
+    pub decision: Decision,
+}
+
+pub enum Decision {
+    /// Verified: accepted or not.
+    Verified(bool),
+    /// Not verified: the address's back-off has not passed. The password
+    /// goes back to the connection, which asks again after `wait`.
+    Deferred { wait: Duration, password: Box<[u8]> },
+}
+
+impl std::fmt::Debug for Decision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print a password.
+        match self {
+            Decision::Verified(accepted) => write!(f, "Verified({accepted})"),
+            Decision::Deferred { wait, .. } => write!(f, "Deferred({wait:?})"),
+        }
+    }
 }
 
 /// What a worker finds when it wakes up.

@@ -71,12 +71,13 @@ pub fn run(config: Config) -> Result<(), Failure> {
     crate::system::ignore_file_size_signal()
         .map_err(|e| Failure::io("cannot ignore SIGXFSZ", e))?;
 
+    let backoff = Arc::new(Mutex::new(Backoff::new(BACKOFF_ADDRESSES)));
     let policy = match (&config.users, config.auth) {
         (Some(path), _) => {
             let users = Users::load(path)?;
             let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(2));
             Policy::Users(
-                VerifierPool::start(path, users, threads)
+                VerifierPool::start(path, users, &backoff, threads)
                     .map_err(|e| Failure::io("cannot start verifier threads", e))?,
             )
         }
@@ -124,7 +125,7 @@ pub fn run(config: Config) -> Result<(), Failure> {
         messages,
         transactions,
         policy,
-        backoff: Mutex::new(Backoff::new(BACKOFF_ADDRESSES)),
+        backoff,
         open: AtomicUsize::new(0),
         stats: Stats::default(),
     });

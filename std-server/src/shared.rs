@@ -1,7 +1,7 @@
 //! State shared by the acceptor, the event loops and the verifier pool.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::auth::Policy;
@@ -22,7 +22,8 @@ pub struct Shared {
     pub messages: MessageLog,
     pub transactions: TransactionLog,
     pub policy: Policy,
-    pub backoff: Mutex<Backoff>,
+    /// Shared with the verifier pool, which applies it to Argon2 checks.
+    pub backoff: Arc<Mutex<Backoff>>,
     /// Connections accepted and not yet closed.
     pub open: AtomicUsize,
     pub stats: Stats,

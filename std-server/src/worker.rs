@@ -17,7 +17,7 @@
 //! `ok` only for a record that was.
 
 use std::io::{self, Read, Write};
-use std::net::Shutdown;
+use std::net::{IpAddr, Shutdown};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -28,7 +28,7 @@ use msglog_core::{
 
 use crate::auth::{Job, Policy};
 use crate::connection::{BatchMark, Connection, Phase, ServerSession};
-use crate::mailbox::{Accepted, Inbox, Mailbox, Verdict};
+use crate::mailbox::{Accepted, Decision, Inbox, Mailbox, Verdict};
 use crate::report::RateLimit;
 use crate::shared::{Counts, Shared};
 use crate::slab::Slab;
@@ -183,7 +183,11 @@ impl Worker {
                 self.close_for_shutdown();
             }
             self.commit();
+            // Log lines before answers: a client that saw its statuses or
+            // EOF, then connects again, finds its earlier lines first.
+            self.write_transactions();
             self.send_statuses();
+            // Closes caused by a failed send, if any.
             self.write_transactions();
             self.remove_dead();
             self.env.shared.stats.add(&mut self.turn.counts);
@@ -379,14 +383,34 @@ impl Worker {
     }
 
     fn on_verdict(&mut self, verdict: Verdict) {
-        let Some(conn) = self.conns.get_mut(verdict.slot) else {
-            return;
-        };
-        if conn.id != verdict.connection || conn.phase != Phase::Verifying {
-            return;
+        let Verdict {
+            slot,
+            connection,
+            decision,
+        } = verdict;
+        let conn = self
+            .conns
+            .get_mut(slot)
+            .filter(|conn| conn.id == connection && conn.phase == Phase::Verifying);
+        match (conn, decision) {
+            (Some(conn), Decision::Verified(accepted)) => {
+                self.turn
+                    .finish_verification(&mut self.env, slot, conn, accepted);
+            }
+            (Some(conn), Decision::Deferred { wait, password }) => {
+                conn.password = Some(password);
+                conn.phase = Phase::VerifyDelayed {
+                    at: self.env.now + wait,
+                };
+                self.env.schedule(slot, conn);
+            }
+            // The connection is gone.
+            (None, Decision::Deferred { mut password, .. }) => {
+                password.fill(0);
+                std::hint::black_box(&password);
+            }
+            (None, Decision::Verified(_)) => {}
         }
-        self.turn
-            .finish_verification(&mut self.env, verdict.slot, conn, verdict.accepted);
     }
 
     fn expire_timers(&mut self) {
@@ -745,14 +769,19 @@ impl Turn {
                 }
                 Action::Verify { name, password } => {
                     conn.password_len = len.unwrap_or(0);
-                    let wait = env.shared.backoff().wait(conn.ip, env.now);
-                    let verdict = if !wait.is_zero() {
-                        conn.password = Some(password.into());
-                        conn.phase = Phase::VerifyDelayed { at: env.now + wait };
-                        None
-                    } else {
-                        verify(env, slot, conn.id, name, password, &mut conn.phase)
+                    let asker = Asker {
+                        slot,
+                        connection: conn.id,
+                        ip: conn.ip,
                     };
+                    let verdict = verify(
+                        env,
+                        asker,
+                        name,
+                        password,
+                        &mut conn.phase,
+                        &mut conn.password,
+                    );
                     if let Some(accepted) = verdict {
                         self.finish_verification(env, slot, conn, accepted);
                     }
@@ -770,14 +799,6 @@ impl Turn {
         conn: &mut Connection,
         accepted: bool,
     ) {
-        {
-            let mut backoff = env.shared.backoff();
-            if accepted {
-                backoff.succeeded(conn.ip);
-            } else {
-                backoff.failed(conn.ip, env.now);
-            }
-        }
         let waited = conn.phase != Phase::Open;
         conn.phase = Phase::Open;
         conn.drop_password();
@@ -923,21 +944,28 @@ impl Turn {
                 }
             }
             Phase::VerifyDelayed { .. } => {
-                // Parallel attempts of one address take turns (see `Backoff::wait`).
-                let wait = env.shared.backoff().wait(conn.ip, env.now);
-                if !wait.is_zero() {
-                    conn.phase = Phase::VerifyDelayed { at: env.now + wait };
-                    env.schedule(slot, conn);
-                    return;
-                }
-                let password = conn.password.take().unwrap_or_default();
+                // Ask again: parallel attempts of one address take turns
+                // (see `Backoff::wait`).
+                let mut password = conn.password.take().unwrap_or_default();
                 let name = conn.session.name().unwrap_or_default();
-                let verdict = verify(env, slot, conn.id, name, &password, &mut conn.phase);
-                let mut password = password;
+                let asker = Asker {
+                    slot,
+                    connection: conn.id,
+                    ip: conn.ip,
+                };
+                let verdict = verify(
+                    env,
+                    asker,
+                    name,
+                    &password,
+                    &mut conn.phase,
+                    &mut conn.password,
+                );
                 password.fill(0);
+                std::hint::black_box(&password);
                 match verdict {
                     Some(accepted) => self.finish_verification(env, slot, conn, accepted),
-                    None => conn.phase = Phase::Verifying,
+                    None => env.schedule(slot, conn),
                 }
             }
             Phase::Closing { .. } => {
@@ -963,24 +991,49 @@ fn announced_len(conn: &Connection) -> Option<u16> {
     }
 }
 
-/// The verdict on a password, at once where the policy is cheap; otherwise
-/// hand it to the verifier pool (`None`: the connection now waits in
-/// `Phase::Verifying`). `Some(false)` if the pool is gone.
-fn verify(
-    env: &Env,
+/// The connection whose password is being verified.
+#[derive(Clone, Copy)]
+struct Asker {
     slot: usize,
     connection: u64,
+    ip: IpAddr,
+}
+
+/// The verdict on a password, at once where the policy is cheap and the
+/// address's back-off has passed; `None` while the connection waits:
+/// `Phase::VerifyDelayed` with the password in `held` until the back-off
+/// passes, or `Phase::Verifying` while the verifier pool (which applies the
+/// back-off itself) has it. `Some(false)` if the pool is gone.
+fn verify(
+    env: &Env,
+    asker: Asker,
     name: &str,
     password: &[u8],
     phase: &mut Phase,
+    held: &mut Option<Box<[u8]>>,
 ) -> Option<bool> {
-    if let Some(accepted) = env.shared.policy.verify_inline(name, password) {
-        return Some(accepted);
-    }
+    let Asker {
+        slot,
+        connection,
+        ip,
+    } = asker;
     let Policy::Users(pool) = &env.shared.policy else {
-        return Some(false);
+        let wait = env.shared.backoff().wait(ip, env.now);
+        if !wait.is_zero() {
+            *held = Some(password.into());
+            *phase = Phase::VerifyDelayed { at: env.now + wait };
+            return None;
+        }
+        let accepted = env
+            .shared
+            .policy
+            .verify_inline(name, password)
+            .unwrap_or(false);
+        env.shared.backoff().record(ip, accepted, env.now);
+        return Some(accepted);
     };
     let job = Job {
+        ip,
         name: name.to_owned(),
         password: password.to_vec(),
         mailbox: Arc::clone(&env.mailbox),

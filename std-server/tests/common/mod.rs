@@ -429,7 +429,10 @@ pub fn run(args: &[&str], stdin: &[u8], dir: Option<&Path>) -> (Option<i32>, Str
         command.current_dir(dir);
     }
     let mut child = command.spawn().expect("start msglog-server");
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    // A process that exits without reading (a usage error) closes the pipe.
+    if let Err(e) = child.stdin.take().unwrap().write_all(stdin) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+    }
     let mut exited = None;
     assert!(
         wait_until(PATIENCE * 3, || {
