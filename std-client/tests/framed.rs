@@ -9,7 +9,9 @@ use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::thread;
 
-use common::{record, records, run_client, wait_until, ClientProcess, Finished, Server};
+use common::{
+    record, records, run_client, wait_until, ClientProcess, Finished, Server, CLIENT, DEADLINE,
+};
 
 const USER: &str = "tester";
 const PASSWORD: (&str, &str) = ("MSGLOG_PASSWORD", "secret");
@@ -435,4 +437,79 @@ fn works_against_a_server_that_answers_one_transaction_at_a_time() {
             .map(|l| l.as_bytes().to_vec())
             .collect::<Vec<_>>()
     );
+}
+
+#[test]
+fn progress_is_drawn_on_a_terminal_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::framed(dir.path());
+    // stderr is a pipe here: --progress draws nothing.
+    assert_success(&send_lines(&server, &["--progress"], b"piped 1\npiped 2\n"));
+
+    // stderr on a pseudo-terminal: the line shows the counts.
+    let (mut master, slave) = open_pty();
+    let port = server.port.to_string();
+    let mut child = std::process::Command::new(CLIENT)
+        .args(framed_args(&server, &port, &["--progress"]))
+        .env(PASSWORD.0, PASSWORD.1)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(slave)
+        .spawn()
+        .unwrap();
+    let shown = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let reader = {
+        let shown = std::sync::Arc::clone(&shown);
+        thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            // EIO once the client has exited and the terminal has no writer.
+            while let Ok(n @ 1..) = master.read(&mut buffer) {
+                shown.lock().unwrap().extend_from_slice(&buffer[..n]);
+            }
+        })
+    };
+    let mut stdin = child.stdin.take().unwrap();
+    let drawn = |needle: &[u8]| {
+        let shown = shown.lock().unwrap();
+        shown.windows(needle.len()).any(|w| w == needle)
+    };
+    // Send until the line has been drawn with counts (it redraws every 100 ms).
+    let started = std::time::Instant::now();
+    let mut lines = 0u64;
+    while !drawn(b" acknowledged, ") {
+        assert!(started.elapsed() < DEADLINE, "no progress line drawn");
+        lines += 1;
+        writeln!(stdin, "line {lines}").unwrap();
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    reader.join().unwrap();
+    assert!(drawn(b" sent, "));
+    assert!(drawn(b" msg/s, "));
+    assert_eq!(records(dir.path()).len() as u64, lines + 2);
+}
+
+/// A pseudo-terminal: (master, slave).
+fn open_pty() -> (fs::File, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: openpty writes two new descriptors into the integers given;
+    // the name, termios and window size pointers may be null.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors were just opened and are owned by nobody else.
+    unsafe {
+        (
+            fs::File::from_raw_fd(master),
+            std::os::fd::OwnedFd::from_raw_fd(slave),
+        )
+    }
 }

@@ -1,5 +1,6 @@
 //! Raw mode against the real `msglog-server --raw`: the classic five checks,
-//! a 100 MiB stream that pauses mid-way, and a server that dies mid-stream.
+//! a 100 MiB stream that pauses mid-way, 4 GiB in constant memory, and a
+//! server that dies mid-stream.
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::thread;
 
 use rand::{Rng, RngCore, SeedableRng};
 
-use common::{run_client, wait_until, ClientProcess, Finished, Server};
+use common::{peak_rss_kib, run_client, wait_until, ClientProcess, Finished, Server};
 
 /// Send `input` with one client and return how it ended.
 fn send(server: &Server, input: Vec<u8>) -> Finished {
@@ -185,6 +186,37 @@ fn hundred_mib_through_a_pausing_pipe_byte_exact() {
         block(&base, index, &mut buffer);
         assert!(got == buffer, "block {index} differs");
     }
+}
+
+/// Client and server hold one fixed buffer whatever the input's size: 4 GiB
+/// go through with both well under 32 MiB resident (the copy buffer is 1 MiB).
+#[test]
+fn four_gib_in_constant_memory() {
+    const CHUNK: usize = 4 << 20;
+    const TOTAL: u64 = 4 << 30;
+    const LIMIT_KIB: u64 = 32 << 10;
+    let server = Server::raw(Path::new("/dev/null"));
+    let port = server.port.to_string();
+    let mut client = ClientProcess::start(&["127.0.0.1", &port], &[]);
+    let chunk = vec![0x5Au8; CHUNK];
+    let mut sent = 0u64;
+    while sent < TOTAL {
+        client.write(&chunk);
+        sent += CHUNK as u64;
+    }
+    // Still running: their peaks cover the whole stream but the end.
+    let client_kib = peak_rss_kib(client.pid());
+    assert_success(&client.finish());
+    let server_kib = peak_rss_kib(server.pid());
+    assert!(
+        client_kib < LIMIT_KIB,
+        "the client peaked at {client_kib} KiB"
+    );
+    assert!(
+        server_kib < LIMIT_KIB,
+        "the server peaked at {server_kib} KiB"
+    );
+    eprintln!("4 GiB through raw mode: client peak {client_kib} KiB, server peak {server_kib} KiB");
 }
 
 #[test]

@@ -254,6 +254,10 @@ impl ClientProcess {
         ClientProcess { child, stdin }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Write to the client's stdin.
     pub fn write(&mut self, bytes: &[u8]) {
         self.stdin
@@ -321,4 +325,14 @@ pub fn record(user: &str, message: &[u8]) -> Vec<u8> {
     msglog_core::write_record(&mut out, user, message).expect("a Vec takes every byte");
     out.truncate(out.len() - 2);
     out
+}
+
+/// A process's peak resident memory (`VmHWM`), in KiB.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("the process runs");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status")
 }
