@@ -17,7 +17,7 @@
 //! `ok` only for a record that was.
 
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Shutdown};
+use std::net::Shutdown;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -767,22 +767,9 @@ impl Turn {
                         },
                     });
                 }
-                Action::Verify { name, password } => {
+                Action::Verify { password, .. } => {
                     conn.password_len = len.unwrap_or(0);
-                    let asker = Asker {
-                        slot,
-                        connection: conn.id,
-                        ip: conn.ip,
-                    };
-                    let verdict = verify(
-                        env,
-                        asker,
-                        name,
-                        password,
-                        &mut conn.phase,
-                        &mut conn.password,
-                    );
-                    if let Some(accepted) = verdict {
+                    if let Some(accepted) = verify(env, slot, conn, password) {
                         self.finish_verification(env, slot, conn, accepted);
                     }
                 }
@@ -947,20 +934,7 @@ impl Turn {
                 // Ask again: parallel attempts of one address take turns
                 // (see `Backoff::wait`).
                 let mut password = conn.password.take().unwrap_or_default();
-                let name = conn.session.name().unwrap_or_default();
-                let asker = Asker {
-                    slot,
-                    connection: conn.id,
-                    ip: conn.ip,
-                };
-                let verdict = verify(
-                    env,
-                    asker,
-                    name,
-                    &password,
-                    &mut conn.phase,
-                    &mut conn.password,
-                );
+                let verdict = verify(env, slot, conn, &password);
                 password.fill(0);
                 std::hint::black_box(&password);
                 match verdict {
@@ -991,37 +965,18 @@ fn announced_len(conn: &Connection) -> Option<u16> {
     }
 }
 
-/// The connection whose password is being verified.
-#[derive(Clone, Copy)]
-struct Asker {
-    slot: usize,
-    connection: u64,
-    ip: IpAddr,
-}
-
-/// The verdict on a password, at once where the policy is cheap and the
-/// address's back-off has passed; `None` while the connection waits:
-/// `Phase::VerifyDelayed` with the password in `held` until the back-off
+/// The verdict on the connection's password, at once where the policy is
+/// cheap and the address's back-off has passed; `None` while the connection
+/// waits: `Phase::VerifyDelayed` with the password held until the back-off
 /// passes, or `Phase::Verifying` while the verifier pool (which applies the
 /// back-off itself) has it. `Some(false)` if the pool is gone.
-fn verify(
-    env: &Env,
-    asker: Asker,
-    name: &str,
-    password: &[u8],
-    phase: &mut Phase,
-    held: &mut Option<Box<[u8]>>,
-) -> Option<bool> {
-    let Asker {
-        slot,
-        connection,
-        ip,
-    } = asker;
+fn verify(env: &Env, slot: usize, conn: &mut Connection, password: &[u8]) -> Option<bool> {
+    let name = conn.session.name().unwrap_or_default();
     let Policy::Users(pool) = &env.shared.policy else {
-        let wait = env.shared.backoff().wait(ip, env.now);
+        let wait = env.shared.backoff().wait(conn.ip, env.now);
         if !wait.is_zero() {
-            *held = Some(password.into());
-            *phase = Phase::VerifyDelayed { at: env.now + wait };
+            conn.password = Some(password.into());
+            conn.phase = Phase::VerifyDelayed { at: env.now + wait };
             return None;
         }
         let accepted = env
@@ -1029,20 +984,20 @@ fn verify(
             .policy
             .verify_inline(name, password)
             .unwrap_or(false);
-        env.shared.backoff().record(ip, accepted, env.now);
+        env.shared.backoff().record(conn.ip, accepted, env.now);
         return Some(accepted);
     };
     let job = Job {
-        ip,
+        ip: conn.ip,
         name: name.to_owned(),
         password: password.to_vec(),
         mailbox: Arc::clone(&env.mailbox),
         slot,
-        connection,
+        connection: conn.id,
     };
     match pool.submit(job) {
         Ok(()) => {
-            *phase = Phase::Verifying;
+            conn.phase = Phase::Verifying;
             None
         }
         Err(_) => Some(false),
