@@ -13,7 +13,7 @@
 //! with the core's encoder and every connection sends from that block; the
 //! send timestamps live in one preallocated ring per connection.
 
-use std::io::{self, ErrorKind, Read};
+use std::io::{ErrorKind, Read};
 use std::net::SocketAddr;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
@@ -21,10 +21,11 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
-use msglog_core::{EncodeError, Status, Transaction};
+use msglog_core::{Status, Transaction};
 
 use crate::failure::{Failure, Failures};
 use crate::socket::{connected, write};
+use crate::threads::{run_all, threads_used, SetupError};
 
 /// When a connection stops sending messages.
 #[derive(Debug, Clone, Copy)]
@@ -63,36 +64,8 @@ pub struct Plan {
 impl Plan {
     /// Threads actually used: never more than connections.
     pub fn threads_used(&self) -> usize {
-        self.threads.clamp(1, self.connections.max(1))
+        threads_used(self.threads, self.connections)
     }
-}
-
-/// Why the benchmark could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum SetupError {
-    /// `epoll_create` failed.
-    #[error("cannot create an event loop: {0}")]
-    Poll(io::Error),
-    /// A worker thread could not be spawned.
-    #[error("cannot start a thread: {0}")]
-    Thread(io::Error),
-    /// A worker thread panicked (a bug).
-    #[error("a worker thread panicked")]
-    Panicked,
-    /// The NAME, PASSWORD or MESSAGE cannot be encoded.
-    #[error("cannot encode the {what}: {error}")]
-    Encode {
-        /// Which transaction.
-        what: &'static str,
-        /// Why.
-        error: EncodeError,
-    },
-    /// The timestamp rings do not fit in memory.
-    #[error("connections x window is too large to track")]
-    TooLarge,
-    /// The latency histogram could not be created.
-    #[error("cannot create the latency histogram: {0}")]
-    Histogram(String),
 }
 
 /// What a run measured.
@@ -143,21 +116,7 @@ pub fn run(plan: &Plan) -> Result<Report, SetupError> {
         workers.push(Worker::new(plan, share, batch)?);
     }
     let barrier = Barrier::new(threads);
-    let results = std::thread::scope(|scope| {
-        let mut handles = Vec::with_capacity(threads);
-        for (index, worker) in workers.into_iter().enumerate() {
-            let barrier = &barrier;
-            let handle = std::thread::Builder::new()
-                .name(format!("bench-{index}"))
-                .spawn_scoped(scope, move || worker.run(barrier))
-                .map_err(SetupError::Thread)?;
-            handles.push(handle);
-        }
-        handles
-            .into_iter()
-            .map(|h| h.join().map_err(|_| SetupError::Panicked))
-            .collect::<Result<Vec<_>, _>>()
-    })?;
+    let results = run_all("bench", workers, |worker| worker.run(&barrier))?;
     merge(plan, results)
 }
 

@@ -16,6 +16,7 @@ mod raw;
 mod report;
 mod socket;
 mod sys;
+mod threads;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;

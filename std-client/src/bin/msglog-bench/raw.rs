@@ -5,7 +5,7 @@
 //! down, and the server has closed the connection, i.e. after the server
 //! read everything and flushed it.
 
-use std::io::{self, ErrorKind, Read};
+use std::io::{ErrorKind, Read};
 use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::failure::{Failure, Failures};
 use crate::socket::{connected, write};
+use crate::threads::{run_all, threads_used, SetupError};
 
 /// Bytes handed to `write(2)` at most per call, and the size of the generated data.
 pub const CHUNK: usize = 1 << 20;
@@ -36,22 +37,8 @@ pub struct Plan {
 impl Plan {
     /// Threads actually used: never more than connections.
     pub fn threads_used(&self) -> usize {
-        self.threads.clamp(1, self.connections.max(1))
+        threads_used(self.threads, self.connections)
     }
-}
-
-/// Why the benchmark could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum SetupError {
-    /// `epoll_create` failed.
-    #[error("cannot create an event loop: {0}")]
-    Poll(io::Error),
-    /// A worker thread could not be spawned.
-    #[error("cannot start a thread: {0}")]
-    Thread(io::Error),
-    /// A worker thread panicked (a bug).
-    #[error("a worker thread panicked")]
-    Panicked,
 }
 
 /// What a run measured.
@@ -93,21 +80,7 @@ pub fn run(plan: &Plan) -> Result<Report, SetupError> {
         workers.push(Worker::new(plan, mine)?);
     }
     let start = Instant::now();
-    let outcomes = std::thread::scope(|scope| {
-        let mut handles = Vec::with_capacity(threads);
-        for (index, worker) in workers.into_iter().enumerate() {
-            let data = &data;
-            let handle = std::thread::Builder::new()
-                .name(format!("bench-raw-{index}"))
-                .spawn_scoped(scope, move || worker.run(data))
-                .map_err(SetupError::Thread)?;
-            handles.push(handle);
-        }
-        handles
-            .into_iter()
-            .map(|h| h.join().map_err(|_| SetupError::Panicked))
-            .collect::<Result<Vec<_>, _>>()
-    })?;
+    let outcomes = run_all("bench-raw", workers, |worker| worker.run(&data))?;
     let elapsed = start.elapsed();
     let mut report = Report {
         sent: 0,
