@@ -53,11 +53,54 @@ pub fn options(args: &[&str]) -> Options {
     }
 }
 
-/// Everything the server wrote to stderr so far, and a signal for new lines.
+/// What a process writes to a pipe, read line by line on a thread; waiters
+/// wake at every line and when the pipe closes.
 #[derive(Default)]
-struct Stderr {
-    text: Mutex<String>,
+pub struct Captured {
+    /// The text so far, and whether the pipe has closed.
+    state: Mutex<(String, bool)>,
     changed: Condvar,
+}
+
+impl Captured {
+    pub fn spawn(pipe: impl Read + Send + 'static) -> Arc<Captured> {
+        let captured = Arc::new(Captured::default());
+        let writer = Arc::clone(&captured);
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(pipe);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                writer.state.lock().unwrap().0.push_str(&line);
+                writer.changed.notify_all();
+                line.clear();
+            }
+            writer.state.lock().unwrap().1 = true;
+            writer.changed.notify_all();
+        });
+        captured
+    }
+
+    pub fn text(&self) -> String {
+        self.state.lock().unwrap().0.clone()
+    }
+
+    /// Wait until the text satisfies `condition` (then return it), the pipe
+    /// closes without it, or `within` passes.
+    pub fn wait(&self, within: Duration, condition: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = Instant::now() + within;
+        let mut state = self.state.lock().unwrap();
+        loop {
+            let (text, closed) = &*state;
+            if condition(text) {
+                return Some(text.clone());
+            }
+            let now = Instant::now();
+            if *closed || now >= deadline {
+                return None;
+            }
+            state = self.changed.wait_timeout(state, deadline - now).unwrap().0;
+        }
+    }
 }
 
 /// A running server; killed on drop if still running.
@@ -66,7 +109,7 @@ pub struct Server {
     pub addr: SocketAddr,
     pub dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
-    stderr: Arc<Stderr>,
+    stderr: Arc<Captured>,
     pub stdout: Option<ChildStdout>,
 }
 
@@ -116,20 +159,7 @@ impl Server {
             });
         }
         let mut child = command.spawn().expect("start msglog-server");
-        let stderr = Arc::new(Stderr::default());
-        {
-            let pipe = child.stderr.take().expect("stderr pipe");
-            let stderr = Arc::clone(&stderr);
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(pipe);
-                let mut line = String::new();
-                while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
-                    stderr.text.lock().unwrap().push_str(&line);
-                    stderr.changed.notify_all();
-                    line.clear();
-                }
-            });
-        }
+        let stderr = Captured::spawn(child.stderr.take().expect("stderr pipe"));
         let stdout = child.stdout.take();
         let mut server = Server {
             child,
@@ -155,28 +185,12 @@ impl Server {
     }
 
     pub fn stderr_text(&self) -> String {
-        self.stderr.text.lock().unwrap().clone()
+        self.stderr.text()
     }
 
     /// Wait until stderr satisfies `condition`; returns the text.
     pub fn wait_stderr(&self, condition: impl Fn(&str) -> bool) -> Option<String> {
-        let deadline = Instant::now() + PATIENCE;
-        let mut text = self.stderr.text.lock().unwrap();
-        loop {
-            if condition(&text) {
-                return Some(text.clone());
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return None;
-            }
-            text = self
-                .stderr
-                .changed
-                .wait_timeout(text, deadline - now)
-                .unwrap()
-                .0;
-        }
+        self.stderr.wait(PATIENCE, condition)
     }
 
     /// A connection with generous timeouts (a hung test fails instead of hanging).

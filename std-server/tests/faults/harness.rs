@@ -2,14 +2,13 @@
 //! needs (under `sh -c 'ulimit ...'`, under strace, on a fixed port to be
 //! restarted), killed on every path, and what /proc says about it.
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::common::{wait_until, BIN, PATIENCE};
+use crate::common::{wait_until, Captured, BIN, PATIENCE};
 
 /// The client binaries are built next to the server (scripts/faults.sh builds both).
 pub fn client_bin(name: &str) -> PathBuf {
@@ -114,12 +113,6 @@ impl Launch {
     }
 }
 
-#[derive(Default)]
-struct Captured {
-    text: Mutex<String>,
-    changed: Condvar,
-}
-
 /// A running msglog-server; SIGKILLed (with its wrapper) on drop.
 pub struct Server {
     child: Child,
@@ -142,22 +135,7 @@ impl Server {
             .command()
             .spawn()
             .map_err(|e| format!("cannot start the server: {e}"))?;
-        let stderr = Arc::new(Captured::default());
-        let pipe = child.stderr.take().expect("stderr is piped");
-        {
-            let stderr = Arc::clone(&stderr);
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(pipe);
-                let mut line = String::new();
-                while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
-                    stderr.text.lock().unwrap().push_str(&line);
-                    stderr.changed.notify_all();
-                    line.clear();
-                }
-                // EOF: wake waiters so they can notice the exit.
-                stderr.changed.notify_all();
-            });
-        }
+        let stderr = Captured::spawn(child.stderr.take().expect("stderr is piped"));
         let pid = child.id() as i32;
         let mut server = Server {
             child,
@@ -167,32 +145,31 @@ impl Server {
             stderr,
             exited: None,
         };
-        let deadline = Instant::now() + PATIENCE * 3;
-        loop {
-            let text = server.stderr_text();
-            if let Some(start) = text.find("listening on ") {
-                let rest = &text[start + "listening on ".len()..];
-                let addr: SocketAddr = rest
-                    .split_whitespace()
-                    .next()
-                    .and_then(|a| a.parse().ok())
-                    .ok_or_else(|| format!("bad start-up line: {text}"))?;
-                server.addr = addr;
-                break;
-            }
-            if let Some(status) = server.child.try_wait().expect("try_wait") {
-                server.exited = Some(status);
-                std::thread::sleep(Duration::from_millis(50));
-                return Err(format!(
+        // Stderr closes first if the server exits instead.
+        let Some(text) = server
+            .stderr
+            .wait(PATIENCE * 3, |t| t.contains("listening on "))
+        else {
+            let mut status = None;
+            wait_until(PATIENCE, || {
+                status = server.child.try_wait().expect("try_wait");
+                status.is_some()
+            });
+            server.exited = status;
+            return Err(match status {
+                Some(status) => format!(
                     "server exited with {status} before listening; stderr:\n{}",
                     server.stderr_text()
-                ));
-            }
-            if Instant::now() >= deadline {
-                return Err(format!("no start-up line; stderr:\n{text}"));
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+                ),
+                None => format!("no start-up line; stderr:\n{}", server.stderr_text()),
+            });
+        };
+        let start = text.find("listening on ").unwrap_or(0) + "listening on ".len();
+        server.addr = text[start..]
+            .split_whitespace()
+            .next()
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| format!("bad start-up line: {text}"))?;
         if server.launch.strace.is_some() {
             server.pid = only_child(server.child.id() as i32)
                 .ok_or_else(|| "no msglog-server under strace".to_string())?;
@@ -205,28 +182,12 @@ impl Server {
     }
 
     pub fn stderr_text(&self) -> String {
-        self.stderr.text.lock().unwrap().clone()
+        self.stderr.text()
     }
 
     /// Wait (bounded) until stderr satisfies `condition`.
     pub fn wait_stderr(&self, within: Duration, condition: impl Fn(&str) -> bool) -> bool {
-        let deadline = Instant::now() + within;
-        let mut text = self.stderr.text.lock().unwrap();
-        loop {
-            if condition(&text) {
-                return true;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            text = self
-                .stderr
-                .changed
-                .wait_timeout(text, deadline - now)
-                .unwrap()
-                .0;
-        }
+        self.stderr.wait(within, condition).is_some()
     }
 
     pub fn connect(&self) -> TcpStream {
