@@ -30,10 +30,11 @@ pub enum Phase {
     Dead,
 }
 
-/// Where this iteration's first record of the connection starts, so a failed
-/// batch can take back the statuses and log lines that followed it.
+/// Where this iteration's first 0x00 of the connection is (its status byte
+/// and its log entry), so a failed commit can take it back with everything
+/// that followed it.
 #[derive(Debug, Clone, Copy)]
-pub struct BatchMark {
+pub struct HeldMark {
     pub status: usize,
     pub entry: usize,
 }
@@ -63,8 +64,10 @@ pub struct Connection {
     pub timer_at: Option<Instant>,
     /// A password held while its verification waits for the back-off.
     pub password: Option<Box<[u8]>>,
-    pub password_len: u16,
-    pub batch: Option<BatchMark>,
+    /// The first 0x00 held back in this iteration, if any.
+    pub held: Option<HeldMark>,
+    /// The 0x00 of this iteration's first record, if any.
+    pub batch: Option<HeldMark>,
     /// Log entries of iteration `.0` not to be written (answered after a failed write).
     pub cut: Option<(u64, Range<usize>)>,
     pub close_reason: Option<CloseReason>,
@@ -88,7 +91,7 @@ impl Connection {
             partial_since: None,
             timer_at: None,
             password: None,
-            password_len: 0,
+            held: None,
             batch: None,
             cut: None,
             close_reason: None,

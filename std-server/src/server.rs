@@ -19,14 +19,15 @@ use signal_hook_mio::v1_0::Signals;
 use crate::auth::{Policy, VerifierPool};
 use crate::backoff::Backoff;
 use crate::cli::AuthMode;
+use crate::dir_lock;
 use crate::error::Failure;
+use crate::journal::Journal;
 use crate::listen::{canonical_peer, listen};
 use crate::mailbox::{Accepted, Mailbox};
-use crate::message_log::MessageLog;
 use crate::report::RateLimit;
 use crate::shared::{Limits, Shared, Stats};
 use crate::timestamp::Clock;
-use crate::transaction_log::{connection_fields, push_line, CloseReason, Line, TransactionLog};
+use crate::transaction_log::{connection_fields, push_line, CloseReason, Line};
 use crate::users::Users;
 use crate::worker::{Worker, WAKER};
 
@@ -106,24 +107,14 @@ pub fn run(config: Config) -> Result<(), Failure> {
         path: config.dir.clone(),
         source,
     })?;
-    let messages_path = dir.join("messages.log");
-    let transactions_path = dir.join("transactions.log");
-    let messages =
-        MessageLog::open(messages_path.clone(), config.fsync).map_err(|source| Failure::Log {
-            path: messages_path,
-            source,
-        })?;
-    let transactions =
-        TransactionLog::open(transactions_path.clone()).map_err(|source| Failure::Log {
-            path: transactions_path,
-            source,
-        })?;
+    // Before anything in the directory is opened or repaired; held until we return.
+    let _dir_lock = dir_lock::lock(&dir)?;
+    let journal = Journal::open(&dir, config.fsync)?;
 
     let auth_description = policy.describe();
     let shared = Arc::new(Shared {
         limits: config.limits,
-        messages,
-        transactions,
+        journal,
         policy,
         backoff,
         open: AtomicUsize::new(0),
@@ -158,8 +149,8 @@ pub fn run(config: Config) -> Result<(), Failure> {
         config.workers,
         auth_description,
         if config.fsync { "on" } else { "off" },
-        shared.messages.path().display(),
-        shared.transactions.path().display(),
+        shared.journal.messages_path().display(),
+        shared.journal.transactions_path().display(),
     );
     if matches!(shared.policy, Policy::AcceptAny) {
         warning!(
@@ -181,17 +172,8 @@ pub fn run(config: Config) -> Result<(), Failure> {
     let started = Instant::now();
     acceptor.serve(&mut poll, listener, &mut signals, config.grace)?;
 
-    if let Err(e) = shared.messages.sync() {
-        error!(
-            "{}: final sync failed: {e}",
-            shared.messages.path().display()
-        );
-    }
-    if let Err(e) = shared.transactions.sync() {
-        error!(
-            "{}: final sync failed: {e}",
-            shared.transactions.path().display()
-        );
+    for (path, e) in shared.journal.sync() {
+        error!("{}: final sync failed: {e}", path.display());
     }
     info!("{}", summary(&shared, started.elapsed()));
     Ok(())
@@ -210,8 +192,8 @@ fn summary(shared: &Shared, elapsed: Duration) -> String {
         Stats::get(&stats.rejected),
         Stats::get(&stats.timeouts),
     );
-    if shared.messages.fsync() {
-        let sync = shared.messages.sync_stats();
+    if shared.journal.fsync() {
+        let sync = shared.journal.sync_stats();
         text.push_str(&format!(
             "; fdatasync: {} syncs, mean batch {:.1} records per sync",
             sync.syncs,
@@ -313,8 +295,8 @@ impl Acceptor {
             if !stopping && now >= next_stats {
                 next_stats = now + STATS_INTERVAL;
                 let messages = Stats::get(&self.shared.stats.messages);
-                let sync = if self.shared.messages.fsync() {
-                    let stats = self.shared.messages.sync_stats();
+                let sync = if self.shared.journal.fsync() {
+                    let stats = self.shared.journal.sync_stats();
                     format!(
                         ", {} fdatasyncs (mean batch {:.1})",
                         stats.syncs,
@@ -462,7 +444,7 @@ impl Acceptor {
                 error: None,
             },
         );
-        self.shared.transactions.append(&lines);
+        self.shared.journal.append_lines(&lines);
     }
 
     /// Re-read `--users`, so users can be added, removed or given new
@@ -478,22 +460,14 @@ impl Acceptor {
     }
 
     fn reopen_logs(&self) {
-        let mut ok = true;
-        if let Err(e) = self.shared.messages.reopen() {
+        let failed = self.shared.journal.reopen();
+        for (path, e) in &failed {
             error!(
                 "cannot reopen {}: {e} (still writing the old file)",
-                self.shared.messages.path().display()
+                path.display()
             );
-            ok = false;
         }
-        if let Err(e) = self.shared.transactions.reopen() {
-            error!(
-                "cannot reopen {}: {e} (still writing the old file)",
-                self.shared.transactions.path().display()
-            );
-            ok = false;
-        }
-        if ok {
+        if failed.is_empty() {
             info!("SIGHUP: reopened messages.log and transactions.log");
         }
     }

@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use crate::auth::Policy;
 use crate::backoff::Backoff;
-use crate::message_log::MessageLog;
-use crate::transaction_log::TransactionLog;
+use crate::journal::Journal;
 
 /// Settings the event loops need.
 #[derive(Debug, Clone, Copy)]
@@ -19,8 +18,8 @@ pub struct Limits {
 #[derive(Debug)]
 pub struct Shared {
     pub limits: Limits,
-    pub messages: MessageLog,
-    pub transactions: TransactionLog,
+    /// messages.log and transactions.log.
+    pub journal: Journal,
     pub policy: Policy,
     /// Shared with the verifier pool, which applies it to Argon2 checks.
     pub backoff: Arc<Mutex<Backoff>>,

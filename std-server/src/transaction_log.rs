@@ -1,24 +1,12 @@
-//! `transactions.log`: one line per connection event and per transaction,
-//! in the format of PROTOCOL.md ("`transactions.log` format").
+//! The lines of `transactions.log`: one per connection event and per
+//! transaction, in the format of PROTOCOL.md ("`transactions.log` format").
 //!
 //! Lines are built from structured values into a caller's buffer (no
-//! formatting machinery per line) and appended in blocks, one `write(2)` per
-//! event-loop iteration, under a lock: one writer owns the file.
-
-use std::fs::File;
-use std::io;
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+//! formatting machinery per line); the journal (`journal.rs`) writes them.
 
 use msglog_core::{Reject, Tag};
 
-use crate::message_log::{open_append, remove_torn_tail, truncate_tail, write_counting};
-use crate::report::RateLimit;
 use crate::text::{push_hex_byte, push_quoted, push_u64};
-
-/// Longest line worth repairing after a crash (names and error texts are bounded).
-const MAX_LINE: u64 = 64 * 1024;
 
 /// Why a connection ended (`event=close reason=...`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +48,9 @@ pub enum Line<'a> {
     Transaction {
         /// The tag byte as received (an unknown one is shown as `0xNN`).
         tag: u8,
-        /// The announced length, `None` when none was read (CLOSE, a tag rejected at once).
+        /// The announced length, `None` when none was read (CLOSE, a tag
+        /// rejected at once). Never shown for PASSWORD: a password's length
+        /// is a secret too.
         len: Option<u16>,
         /// `None` for `ok`.
         reject: Option<Reject>,
@@ -103,8 +93,8 @@ pub fn push_line(out: &mut Vec<u8>, timestamp: &[u8], connection: &[u8], line: L
             }
             out.extend_from_slice(b" len=");
             match len {
-                Some(len) => push_u64(out, u64::from(len)),
-                None => out.push(b'-'),
+                Some(len) if tag != Tag::Password.as_byte() => push_u64(out, u64::from(len)),
+                _ => out.push(b'-'),
             }
             out.extend_from_slice(b" outcome=");
             match reject {
@@ -132,76 +122,6 @@ pub fn push_line(out: &mut Vec<u8>, timestamp: &[u8], connection: &[u8], line: L
         }
     }
     out.push(b'\n');
-}
-
-/// The transaction log shared by all threads.
-#[derive(Debug)]
-pub struct TransactionLog {
-    path: PathBuf,
-    inner: Mutex<Inner>,
-}
-
-#[derive(Debug)]
-struct Inner {
-    file: File,
-    errors: RateLimit,
-}
-
-impl TransactionLog {
-    /// Open (or create) the log at `path`.
-    pub fn open(path: PathBuf) -> io::Result<TransactionLog> {
-        let file = open_append(&path)?;
-        remove_torn_tail(&path, &file, b"\n", MAX_LINE)?;
-        Ok(TransactionLog {
-            path,
-            inner: Mutex::new(Inner {
-                file,
-                errors: RateLimit::new(Duration::from_secs(10)),
-            }),
-        })
-    }
-
-    /// The file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Append whole lines with one write. A failure is reported on stderr
-    /// (rate-limited) and the torn tail removed; the service goes on.
-    pub fn append(&self, lines: &[u8]) {
-        if lines.is_empty() {
-            return;
-        }
-        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Err((e, partial)) = write_counting(&inner.file, lines) {
-            let _ = truncate_tail(&inner.file, partial);
-            if let Some(suppressed) = inner.errors.admit(Instant::now()) {
-                error!(
-                    "writing {} failed: {e} (lines lost; {suppressed} similar errors not shown)",
-                    self.path.display()
-                );
-            }
-        }
-    }
-
-    /// Reopen the file at its path (after logrotate moved it).
-    pub fn reopen(&self) -> io::Result<()> {
-        let file = open_append(&self.path)?;
-        self.inner
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .file = file;
-        Ok(())
-    }
-
-    /// Flush to disk (at shutdown).
-    pub fn sync(&self) -> io::Result<()> {
-        self.inner
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .file
-            .sync_data()
-    }
 }
 
 #[cfg(test)]
@@ -254,6 +174,28 @@ mod tests {
             }),
             "2026-11-23T09:01:21.123Z conn=17 peer=127.0.0.1:50312 event=close reason=rejected\n"
         );
+    }
+
+    #[test]
+    fn password_lines_never_show_the_length() {
+        let too_long = Reject::Frame(FrameError::TooLong {
+            tag: Tag::Password,
+            length: 300,
+            max: 255,
+        });
+        for (len, reject, outcome) in [
+            (Some(21), None, "ok"),
+            (None, Some(Reject::AuthenticationFailed), "auth-failed"),
+            (Some(300), Some(too_long), "too-long"),
+        ] {
+            assert!(line(Line::Transaction {
+                tag: 2,
+                len,
+                reject,
+                name: None
+            })
+            .ends_with(&format!("tag=PASSWORD len=- outcome={outcome}\n")));
+        }
     }
 
     #[test]

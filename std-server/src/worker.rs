@@ -3,18 +3,20 @@
 //! Each iteration: wait for readiness (or a timer, or mail); read every
 //! ready connection into one large buffer and hand every complete
 //! transaction to its session; escape each accepted MESSAGE's record into
-//! the iteration's batch while holding its status byte back; then
+//! the iteration's batch and note a log entry for every event, holding
+//! every status byte back; then
 //!
-//! 1. commit: write the whole batch to `messages.log` with one `write(2)`
-//!    (and, with `--fsync`, wait for the group commit),
-//! 2. send each connection's status bytes with one write (a failed batch
-//!    turns the first MESSAGE's 0x00 of each affected connection into 0xFF
-//!    and drops what followed),
-//! 3. write the iteration's `transactions.log` lines with one write,
-//! 4. drop the connections that ended.
+//! 1. commit: write the batch to `messages.log` and the entries' lines to
+//!    `transactions.log`, one `write(2)` each under the journal's lock
+//!    (and, with `--fsync`, wait for the group commit of both); if either
+//!    fails, neither remains, and the first 0x00 of each connection that
+//!    had one held becomes 0xFF, nothing after it is answered, and the
+//!    lines saying so are written best effort,
+//! 2. send each connection's status bytes with one write,
+//! 3. drop the connections that ended.
 //!
-//! So a 0x00 never leaves before its record is written, and a log line says
-//! `ok` only for a record that was.
+//! So a 0x00 never leaves before its record and its line are written, and
+//! a line never says `ok` for a record that is not in the log.
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
@@ -27,7 +29,8 @@ use msglog_core::{
 };
 
 use crate::auth::{Job, Policy};
-use crate::connection::{BatchMark, Connection, Phase, ServerSession};
+use crate::connection::{Connection, HeldMark, Phase, ServerSession};
+use crate::journal::CommitError;
 use crate::mailbox::{Accepted, Decision, Inbox, Mailbox, Verdict};
 use crate::report::RateLimit;
 use crate::shared::{Counts, Shared};
@@ -86,7 +89,10 @@ enum NameField {
 struct Turn {
     batch: Vec<u8>,
     batch_records: u64,
+    /// Connections with records in `batch`.
     batch_slots: Vec<usize>,
+    /// Connections with a 0x00 held back until the commit.
+    held: Vec<usize>,
     entries: Vec<Entry>,
     names: Vec<Box<[u8]>>,
     /// Connections with status bytes to send or ending.
@@ -182,10 +188,9 @@ impl Worker {
             if self.env.stopping.is_some() {
                 self.close_for_shutdown();
             }
-            self.commit();
             // Log lines before answers: a client that saw its statuses or
             // EOF, then connects again, finds its earlier lines first.
-            self.write_transactions();
+            self.commit();
             self.send_statuses();
             // Closes caused by a failed send, if any.
             self.write_transactions();
@@ -457,48 +462,90 @@ impl Worker {
         }
     }
 
-    /// Write the iteration's records; on failure take back their acknowledgements.
+    /// Commit the iteration's records and lines together. If the records
+    /// cannot be written, each affected connection is answered 0xFF at its
+    /// first MESSAGE and the lines are committed again without what that
+    /// cut; if lines cannot be written (or synced), every connection with a
+    /// 0x00 held is answered 0xFF at its first one, and the lines saying so
+    /// are written best effort.
     fn commit(&mut self) {
         let turn = &mut self.turn;
-        if turn.batch_slots.is_empty() {
+        if turn.entries.is_empty() {
             return;
         }
-        let result = self
-            .env
-            .shared
-            .messages
-            .append(&turn.batch, turn.batch_records);
+        let env = &mut self.env;
+        let shared = Arc::clone(&env.shared);
+        let journal = &shared.journal;
+        turn.format_lines(&self.conns, env, |_| true);
+        let mut result = journal.commit(
+            &turn.batch,
+            turn.batch_records,
+            &turn.text,
+            !turn.held.is_empty(),
+        );
         if let Err(e) = &result {
-            turn.counts.write_failures += turn.batch_records;
-            if let Some(suppressed) = self.env.write_errors.admit(self.env.now) {
-                error!(
-                    "{e}: {} messages of {} connections answered 0xFF ({suppressed} similar errors not shown)",
-                    turn.batch_records,
-                    turn.batch_slots.len()
-                );
-            }
-        } else {
-            turn.counts.messages += turn.batch_records;
+            turn.report_failure(env, e);
         }
-        let slots = std::mem::take(&mut turn.batch_slots);
-        for &slot in &slots {
+        let records = std::mem::take(&mut turn.batch_slots);
+        if result.is_ok() {
+            turn.counts.messages += turn.batch_records;
+        } else {
+            turn.counts.write_failures += turn.batch_records;
+        }
+        for &slot in &records {
             let Some(conn) = self.conns.get_mut(slot) else {
                 continue;
             };
             let Some(mark) = conn.batch.take() else {
                 continue;
             };
-            if result.is_err() {
-                turn.take_back(&mut self.env, slot, conn, mark);
+            if matches!(result, Err(CommitError::Records { .. })) {
+                if conn.held.is_some_and(|held| held.status >= mark.status) {
+                    conn.held = None;
+                }
+                turn.take_back(env, slot, conn, mark);
             }
         }
-        turn.batch_slots = slots;
-        turn.batch_slots.clear();
-        turn.batch.clear();
-        turn.batch_records = 0;
-        if turn.batch.capacity() > 4 * MAX_BATCH {
-            turn.batch = Vec::new();
+        turn.batch_slots = records;
+        turn.held
+            .retain(|&slot| self.conns.get(slot).is_some_and(|c| c.held.is_some()));
+        if matches!(result, Err(CommitError::Records { .. })) {
+            // Nothing was written: the lines again, with the 0xFF answers,
+            // for the 0x00s (NAME, PASSWORD) that came before a first MESSAGE.
+            turn.text.clear();
+            turn.format_lines(&self.conns, env, |_| true);
+            result = journal.commit(&[], 0, &turn.text, !turn.held.is_empty());
+            if let Err(e) = &result {
+                turn.report_failure(env, e);
+            }
         }
+        turn.text.clear();
+        let logged = turn.entries.len();
+        let mut rewritten = Vec::new();
+        let held = std::mem::take(&mut turn.held);
+        for &slot in &held {
+            let Some(conn) = self.conns.get_mut(slot) else {
+                continue;
+            };
+            let Some(mark) = conn.held.take() else {
+                continue;
+            };
+            if result.is_err() {
+                rewritten.push(mark.entry);
+                turn.take_back(env, slot, conn, mark);
+            }
+        }
+        if let Err(e) = &result {
+            // Best effort: the failure's lines, and every other line of the
+            // commit unless it was written (the lines' fdatasync failed).
+            let written = matches!(e, CommitError::Sync { .. });
+            turn.format_lines(&self.conns, env, |index| {
+                !written || index >= logged || rewritten.contains(&index)
+            });
+            journal.append_lines(&turn.text);
+            turn.text.clear();
+        }
+        turn.end_of_commit(held);
     }
 
     /// Send every queued connection's status bytes; finish closing connections.
@@ -554,52 +601,16 @@ impl Worker {
         self.turn.queued = queued;
     }
 
+    /// Lines of closes found while sending (the peer reset): best effort.
     fn write_transactions(&mut self) {
         let turn = &mut self.turn;
         if turn.entries.is_empty() {
             return;
         }
-        let timestamp = self.env.clock.text();
-        for (index, entry) in turn.entries.iter().enumerate() {
-            let Some(conn) = self.conns.get(entry.slot) else {
-                continue;
-            };
-            if let Some((iteration, cut)) = &conn.cut {
-                if *iteration == self.env.iteration && cut.contains(&index) {
-                    continue;
-                }
-            }
-            let line = match entry.kind {
-                EntryKind::Open => Line::Open,
-                EntryKind::Transaction {
-                    tag,
-                    len,
-                    reject,
-                    name,
-                } => Line::Transaction {
-                    tag,
-                    len,
-                    reject,
-                    name: match name {
-                        NameField::None => None,
-                        NameField::Session => conn.session.name().map(str::as_bytes),
-                        NameField::Refused(i) => turn.names.get(i).map(|n| &n[..]),
-                    },
-                },
-                EntryKind::Close => Line::Close {
-                    reason: conn.close_reason.unwrap_or(CloseReason::Error),
-                    error: conn.close_error.as_deref(),
-                },
-            };
-            push_line(&mut turn.text, timestamp, &conn.fields, line);
-        }
-        self.env.shared.transactions.append(&turn.text);
+        turn.format_lines(&self.conns, &self.env, |_| true);
+        self.env.shared.journal.append_lines(&turn.text);
         turn.text.clear();
-        turn.entries.clear();
-        turn.names.clear();
-        if turn.text.capacity() > 4 * MAX_BATCH {
-            turn.text = Vec::new();
-        }
+        turn.end_of_commit(Vec::new());
     }
 
     fn remove_dead(&mut self) {
@@ -698,6 +709,82 @@ fn payload_len(transaction: &Transaction<'_>) -> Option<u16> {
 }
 
 impl Turn {
+    /// Format the lines of the entries `include` selects into `text` (none
+    /// of those a take-back cut).
+    fn format_lines(
+        &mut self,
+        conns: &Slab<Connection>,
+        env: &Env,
+        include: impl Fn(usize) -> bool,
+    ) {
+        let timestamp = env.clock.text();
+        for (index, entry) in self.entries.iter().enumerate() {
+            if !include(index) {
+                continue;
+            }
+            let Some(conn) = conns.get(entry.slot) else {
+                continue;
+            };
+            if let Some((iteration, cut)) = &conn.cut {
+                if *iteration == env.iteration && cut.contains(&index) {
+                    continue;
+                }
+            }
+            let line = match entry.kind {
+                EntryKind::Open => Line::Open,
+                EntryKind::Transaction {
+                    tag,
+                    len,
+                    reject,
+                    name,
+                } => Line::Transaction {
+                    tag,
+                    len,
+                    reject,
+                    name: match name {
+                        NameField::None => None,
+                        NameField::Session => conn.session.name().map(str::as_bytes),
+                        NameField::Refused(i) => self.names.get(i).map(|n| &n[..]),
+                    },
+                },
+                EntryKind::Close => Line::Close {
+                    reason: conn.close_reason.unwrap_or(CloseReason::Error),
+                    error: conn.close_error.as_deref(),
+                },
+            };
+            push_line(&mut self.text, timestamp, &conn.fields, line);
+        }
+    }
+
+    /// Say on stderr (rate-limited) what a failed commit did not keep.
+    fn report_failure(&self, env: &mut Env, e: &CommitError) {
+        if let Some(suppressed) = env.write_errors.admit(env.now) {
+            let lines = self.text.iter().filter(|&&b| b == b'\n').count();
+            error!(
+                "{e}: {} records and {lines} lines not kept; 0x00s held for {} connections taken back ({suppressed} similar errors not shown)",
+                self.batch_records,
+                self.held.len()
+            );
+        }
+    }
+
+    /// Forget the committed entries and records; keep the buffers (unless huge).
+    fn end_of_commit(&mut self, mut held: Vec<usize>) {
+        self.entries.clear();
+        self.names.clear();
+        self.batch.clear();
+        self.batch_records = 0;
+        self.batch_slots.clear();
+        held.clear();
+        self.held = held;
+        if self.batch.capacity() > 4 * MAX_BATCH {
+            self.batch = Vec::new();
+        }
+        if self.text.capacity() > 4 * MAX_BATCH {
+            self.text = Vec::new();
+        }
+    }
+
     /// Handle every complete transaction at the start of `data`; returns the
     /// bytes consumed. Stops at an unfinished transaction, at the end of the
     /// session, and while a password is being verified.
@@ -746,7 +833,7 @@ impl Turn {
                 }
                 Action::Log { name, message } => {
                     if conn.batch.is_none() {
-                        conn.batch = Some(BatchMark {
+                        conn.batch = Some(HeldMark {
                             status: conn.out.len(),
                             entry: self.entries.len(),
                         });
@@ -768,7 +855,6 @@ impl Turn {
                     });
                 }
                 Action::Verify { password, .. } => {
-                    conn.password_len = len.unwrap_or(0);
                     if let Some(accepted) = verify(env, slot, conn, password) {
                         self.finish_verification(env, slot, conn, accepted);
                     }
@@ -791,13 +877,13 @@ impl Turn {
         conn.drop_password();
         conn.last_active = env.now;
         let outcome = conn.session.verified(accepted);
-        let len = Some(conn.password_len);
+        // PASSWORD lines never show the length (see `push_line`).
         self.reply(
             env,
             slot,
             conn,
             Tag::Password.as_byte(),
-            len,
+            None,
             outcome,
             NameField::None,
         );
@@ -849,7 +935,16 @@ impl Turn {
         }
     }
 
+    /// Queue a status byte; a 0x00 is held back until the commit (its entry
+    /// must be the next one pushed).
     fn push_status(&mut self, slot: usize, conn: &mut Connection, status: Status) {
+        if status == Status::Accepted && conn.held.is_none() {
+            conn.held = Some(HeldMark {
+                status: conn.out.len(),
+                entry: self.entries.len(),
+            });
+            self.held.push(slot);
+        }
         conn.out.push(status.as_byte());
         self.queue(slot, conn);
     }
@@ -891,10 +986,10 @@ impl Turn {
         env.schedule(slot, conn);
     }
 
-    /// The batch holding this connection's records was not written: its
-    /// first MESSAGE of the batch is answered 0xFF instead of 0x00, and
-    /// nothing after it is answered or logged.
-    fn take_back(&mut self, env: &mut Env, slot: usize, conn: &mut Connection, mark: BatchMark) {
+    /// The commit holding this connection's 0x00s was not (durably) written:
+    /// the first transaction of it answered 0x00 is answered 0xFF instead,
+    /// and nothing after it is answered or logged.
+    fn take_back(&mut self, env: &mut Env, slot: usize, conn: &mut Connection, mark: HeldMark) {
         conn.out.truncate(mark.status);
         conn.out.push(Status::Rejected.as_byte());
         if let Some(Entry {
@@ -904,9 +999,15 @@ impl Turn {
         {
             *reject = Some(Reject::SinkFailed);
         }
+        let again = conn
+            .cut
+            .as_ref()
+            .is_some_and(|(at, _)| *at == env.iteration);
         conn.cut = Some((env.iteration, mark.entry + 1..self.entries.len()));
         conn.session.fail(Reject::SinkFailed);
-        self.counts.rejected += 1;
+        if !again {
+            self.counts.rejected += 1;
+        }
         // Whatever ended the session before (a pipelined CLOSE, EOF) is superseded.
         if conn.phase != Phase::Dead {
             conn.phase = Phase::Open;
