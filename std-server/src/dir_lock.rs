@@ -4,14 +4,15 @@
 //! directory would otherwise "repair" the live logs and interleave its own
 //! records with the first one's.
 //!
-//! The lock is `flock(2)` (`File::try_lock`): the kernel releases it when
+//! The lock is `flock(2)`: the kernel releases it when
 //! the process ends however it ends, so a stale file never blocks a start.
 //! The holder's PID is written into the file so that a refused server can
 //! name it. The file is left in place at exit: removing it could let a
 //! starting server lock a file that is about to disappear.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -55,22 +56,39 @@ pub fn lock(dir: &Path) -> Result<DirLock, LockError> {
         .mode(0o644)
         .open(&path)
         .map_err(io_error)?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(TryLockError::WouldBlock) => {
+    match try_lock(&file) {
+        Ok(true) => {}
+        Ok(false) => {
             return Err(LockError::Held {
                 dir: dir.to_owned(),
                 lock: path.clone(),
                 pid: holder(&file),
             })
         }
-        Err(TryLockError::Error(e)) => return Err(io_error(e)),
+        Err(e) => return Err(io_error(e)),
     }
     let pid = format!("{}\n", std::process::id());
     file.set_len(0)
         .and_then(|()| file.write_all_at(pid.as_bytes(), 0))
         .map_err(io_error)?;
     Ok(DirLock { _file: file })
+}
+
+/// An exclusive `flock` without waiting: false if another open file holds it.
+/// (`File::try_lock` does the same from Rust 1.89, above this workspace's MSRV.)
+fn try_lock(file: &File) -> io::Result<bool> {
+    loop {
+        // SAFETY: flock on a descriptor we own; no memory is passed.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(true);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EWOULDBLOCK) => return Ok(false),
+            Some(libc::EINTR) => {}
+            _ => return Err(e),
+        }
+    }
 }
 
 /// The PID written by the lock's holder, if it has written it yet.
