@@ -9,9 +9,11 @@
 //! 1. commit: write the batch to `messages.log` and the entries' lines to
 //!    `transactions.log`, one `write(2)` each under the journal's lock
 //!    (and, with `--fsync`, wait for the group commit of both); if either
-//!    fails, neither remains, and the first 0x00 of each connection that
-//!    had one held becomes 0xFF, nothing after it is answered, and the
-//!    lines saying so are written best effort,
+//!    fails, neither remains. If the records failed, each affected
+//!    connection's first MESSAGE is answered 0xFF (nothing after it) and
+//!    the lines are committed again; if the lines failed, the first 0x00
+//!    of each connection that had one held becomes 0xFF, nothing after it
+//!    is answered, and the lines saying so are written best effort,
 //! 2. send each connection's status bytes with one write,
 //! 3. drop the connections that ended.
 //!
@@ -484,7 +486,7 @@ impl Worker {
             !turn.held.is_empty(),
         );
         if let Err(e) = &result {
-            turn.report_failure(env, e);
+            turn.report_failure(env, e, turn.batch_records);
         }
         let records = std::mem::take(&mut turn.batch_slots);
         if result.is_ok() {
@@ -516,7 +518,7 @@ impl Worker {
             turn.format_lines(&self.conns, env, |_| true);
             result = journal.commit(&[], 0, &turn.text, !turn.held.is_empty());
             if let Err(e) = &result {
-                turn.report_failure(env, e);
+                turn.report_failure(env, e, 0);
             }
         }
         turn.text.clear();
@@ -757,14 +759,23 @@ impl Turn {
     }
 
     /// Say on stderr (rate-limited) what a failed commit did not keep.
-    fn report_failure(&self, env: &mut Env, e: &CommitError) {
-        if let Some(suppressed) = env.write_errors.admit(env.now) {
-            let lines = self.text.iter().filter(|&&b| b == b'\n').count();
-            error!(
-                "{e}: {} records and {lines} lines not kept; 0x00s held for {} connections taken back ({suppressed} similar errors not shown)",
-                self.batch_records,
-                self.held.len()
-            );
+    fn report_failure(&self, env: &mut Env, e: &CommitError, records: u64) {
+        let Some(suppressed) = env.write_errors.admit(env.now) else {
+            return;
+        };
+        let lines = self.text.iter().filter(|&&b| b == b'\n').count();
+        let connections = self.held.len();
+        match e {
+            CommitError::Records { .. } => error!(
+                "{e}: {records} messages not written; {} connections answered 0xFF at their first one ({suppressed} similar errors not shown)",
+                self.batch_slots.len()
+            ),
+            CommitError::Lines { .. } => error!(
+                "{e}: {lines} lines and {records} records taken back; {connections} connections answered 0xFF at their first 0x00 of them ({suppressed} similar errors not shown)"
+            ),
+            CommitError::Sync { .. } => error!(
+                "{e}: {connections} connections answered 0xFF at their first 0x00 of it ({suppressed} similar errors not shown)"
+            ),
         }
     }
 

@@ -44,6 +44,8 @@ pub struct Options {
     pub dir: Option<PathBuf>,
     /// Listen on the default (all interfaces) instead of `--bind 127.0.0.1`.
     pub all_interfaces: bool,
+    /// The server's umask (default: inherited).
+    pub umask: Option<libc::mode_t>,
 }
 
 pub fn options(args: &[&str]) -> Options {
@@ -146,9 +148,13 @@ impl Server {
             })
             .stderr(Stdio::piped());
         let limits = (options.file_size_limit, options.open_files_limit);
-        // SAFETY: only async-signal-safe calls (setrlimit) between fork and exec.
+        let umask = options.umask;
+        // SAFETY: only async-signal-safe calls (setrlimit, umask) between fork and exec.
         unsafe {
             command.pre_exec(move || {
+                if let Some(mask) = umask {
+                    libc::umask(mask);
+                }
                 if let Some(bytes) = limits.0 {
                     set_limit(libc::RLIMIT_FSIZE, bytes)?;
                 }
@@ -461,4 +467,154 @@ pub fn run(args: &[&str], stdin: &[u8], dir: Option<&Path>) -> (Option<i32>, Str
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// One entry of a side file (`messages.log.torn`): the header line's
+/// fields and the exact bytes that were moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SideEntry {
+    pub timestamp: String,
+    pub log: String,
+    pub offset: u64,
+    pub bytes: Vec<u8>,
+}
+
+/// Parse a side file: entries of `# TIMESTAMP moved from LOG offset=N len=L\n`,
+/// the L bytes, `\n`. Panics on anything else.
+pub fn side_entries(side: &[u8]) -> Vec<SideEntry> {
+    let mut rest = side;
+    let mut entries = Vec::new();
+    while !rest.is_empty() {
+        let end = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .expect("a header line");
+        let header = std::str::from_utf8(&rest[..end]).expect("a UTF-8 header");
+        let fields: Vec<&str> = header.split(' ').collect();
+        assert_eq!(fields.len(), 7, "header {header:?}");
+        assert_eq!((fields[0], fields[2], fields[3]), ("#", "moved", "from"));
+        assert_timestamp(fields[1]);
+        let number = |field: &str, key: &str| -> u64 {
+            field
+                .strip_prefix(key)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("{key} in {header:?}"))
+        };
+        let offset = number(fields[5], "offset=");
+        let len = number(fields[6], "len=") as usize;
+        let body = &rest[end + 1..];
+        assert!(body.len() > len, "entry shorter than its len: {header:?}");
+        assert_eq!(
+            body[len], b'\n',
+            "entry not followed by a newline: {header:?}"
+        );
+        entries.push(SideEntry {
+            timestamp: fields[1].to_owned(),
+            log: fields[4].to_owned(),
+            offset,
+            bytes: body[..len].to_vec(),
+        });
+        rest = &body[len + 1..];
+    }
+    entries
+}
+
+/// The bytes after the last `\n` (all of them if there is none): what a
+/// start-up moves to the side file.
+pub fn unfinished_tail(log: &[u8]) -> &[u8] {
+    match log.iter().rposition(|&b| b == b'\n') {
+        Some(i) => &log[i + 1..],
+        None => log,
+    }
+}
+
+/// How one session of [`send_until_refused`] was answered.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Answered {
+    pub name: bool,
+    pub password: bool,
+    /// MESSAGEs answered 0x00.
+    pub messages: usize,
+    pub close: bool,
+    /// A transaction was answered 0xFF.
+    pub refused: bool,
+}
+
+/// Log in as `user`, then send up to `total` one-byte MESSAGEs, `group` per
+/// write, reading each group's statuses before the next, until one is
+/// answered 0xFF; then CLOSE.
+pub fn send_until_refused(addr: SocketAddr, user: &str, total: usize, group: usize) -> Answered {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream.set_write_timeout(Some(PATIENCE)).unwrap();
+    let mut answered = Answered::default();
+    stream.write_all(&login_bytes(user, b"pw")).unwrap();
+    let login = read_statuses(&mut stream, 2);
+    answered.name = login.first() == Some(&0);
+    answered.password = login.get(1) == Some(&0);
+    if login != [0, 0] {
+        answered.refused = login.contains(&0xFF);
+        return answered;
+    }
+    let mut sent = 0;
+    while sent < total {
+        let n = group.min(total - sent);
+        let bytes: Vec<u8> = (0..n).flat_map(|_| message(b"x")).collect();
+        if stream.write_all(&bytes).is_err() {
+            break;
+        }
+        sent += n;
+        let statuses = read_statuses(&mut stream, n);
+        answered.messages += statuses.iter().take_while(|&&s| s == 0).count();
+        if statuses != vec![0; n] {
+            answered.refused = statuses.contains(&0xFF);
+            return answered;
+        }
+    }
+    if stream.write_all(CLOSE).is_ok() {
+        let last = read_to_end(&mut stream);
+        answered.close = last.first() == Some(&0);
+        answered.refused = last.first() == Some(&0xFF);
+    }
+    answered
+}
+
+/// Check that the logs in `dir` hold exactly what `sessions` were answered
+/// 0x00 for (users' messages are one byte, `x`): one record per
+/// acknowledged MESSAGE, one `ok` line per 0x00, no torn record or line.
+pub fn assert_logs_match(dir: &Path, sessions: &[Answered]) {
+    let messages = std::fs::read(dir.join("messages.log")).unwrap_or_default();
+    let transactions = std::fs::read(dir.join("transactions.log")).unwrap_or_default();
+    let records = records(&messages);
+    assert!(
+        transactions.is_empty() || transactions.ends_with(b"\n"),
+        "a torn line at the end of transactions.log"
+    );
+    let text = String::from_utf8(transactions).expect("transactions.log is UTF-8");
+    let lines = normalize(&text);
+    let count = |needle: &str| lines.iter().filter(|l| l.contains(needle)).count();
+    let sum = |f: fn(&Answered) -> usize| sessions.iter().map(f).sum::<usize>();
+    let acked = sum(|a| a.messages);
+    assert!(records.iter().all(|r| r.ends_with("]: x")), "{records:?}");
+    assert_eq!(records.len(), acked, "records vs MESSAGEs answered 0x00");
+    assert_eq!(
+        count(" tag=MESSAGE len=1 outcome=ok"),
+        acked,
+        "MESSAGE lines"
+    );
+    assert_eq!(
+        count(" outcome=ok name="),
+        sum(|a| usize::from(a.name)),
+        "NAME lines"
+    );
+    assert_eq!(
+        count(" tag=PASSWORD len=- outcome=ok"),
+        sum(|a| usize::from(a.password)),
+        "PASSWORD lines"
+    );
+    assert_eq!(
+        count(" tag=CLOSE len=- outcome=ok"),
+        sum(|a| usize::from(a.close)),
+        "CLOSE lines"
+    );
 }
