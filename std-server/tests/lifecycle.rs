@@ -348,8 +348,11 @@ fn write_failures_are_never_acknowledged() {
         3,
         "{text}"
     );
+    // Stderr is read on another thread: wait for the line, do not peek.
     assert!(
-        server.stderr_text().contains("File too large"),
+        server
+            .wait_stderr(|t| t.contains("File too large"))
+            .is_some(),
         "{}",
         server.stderr_text()
     );
@@ -403,7 +406,9 @@ fn descriptor_exhaustion_is_survived_without_spinning() {
     assert!(resumed);
     assert!(server.transactions().contains("reason=overload"));
     assert!(
-        server.stderr_text().contains("Too many open files"),
+        server
+            .wait_stderr(|t| t.contains("Too many open files"))
+            .is_some(),
         "{}",
         server.stderr_text()
     );
