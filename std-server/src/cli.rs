@@ -26,9 +26,13 @@ pub struct Cli {
 
 const AFTER_HELP: &str = "\
 Files (framed mode, in --dir): messages.log, one `[name]: message` record per
-accepted message; transactions.log, one line per connection event and
-transaction (never passwords or message bodies). Both are appended to and
-created with mode 0644.
+accepted message (created with mode 0644); transactions.log, one line per
+connection event and transaction, never a password, its length or a message
+body (created with mode 0640). Both are appended to; no 0x00 is sent before
+the transaction's line (and record) is written. msglog-server.lock holds the
+running server's PID: one server per directory. Bytes after a log's last
+newline (a record torn by a crash) are moved at start-up to
+messages.log.torn or transactions.log.torn, never deleted.
 
 Signals: SIGINT/SIGTERM stop accepting, let connections finish the
 transaction in progress for up to --grace, then exit 0 (a second signal stops
@@ -37,7 +41,9 @@ at once); SIGHUP reopens both logs (for logrotate) and re-reads --users.
 Exit codes: 0 clean stop; 1 runtime error; 2 bad command line; 3 cannot listen
 (port taken or invalid address); 4 cannot open the log directory or a log;
 5 bad users file; 6 hash-password got no usable password; 7 cannot write to
-stdout (raw mode, hash-password).";
+stdout (raw mode, hash-password); 8 a log's unfinished last line cannot be
+saved in its side file (nothing changed); 9 another server holds the log
+directory (its PID is named).";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {

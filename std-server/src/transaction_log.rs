@@ -153,6 +153,29 @@ mod tests {
             }),
             "2026-11-23T09:01:21.123Z conn=17 peer=127.0.0.1:50312 tag=NAME len=6 outcome=ok name=\"MyUser\"\n"
         );
+        assert_eq!(
+            line(Line::Transaction {
+                tag: 2,
+                len: Some(8),
+                reject: None,
+                name: None
+            }),
+            "2026-11-23T09:01:21.123Z conn=17 peer=127.0.0.1:50312 tag=PASSWORD len=- outcome=ok\n"
+        );
+        let name_too_long = Reject::Frame(FrameError::TooLong {
+            tag: Tag::Name,
+            length: 300,
+            max: 255,
+        });
+        assert_eq!(
+            line(Line::Transaction {
+                tag: 1,
+                len: Some(300),
+                reject: Some(name_too_long),
+                name: None
+            }),
+            "2026-11-23T09:01:21.123Z conn=17 peer=127.0.0.1:50312 tag=NAME len=300 outcome=too-long\n"
+        );
         let too_long = Reject::Frame(FrameError::TooLong {
             tag: Tag::Message,
             length: 65535,

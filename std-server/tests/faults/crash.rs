@@ -376,8 +376,9 @@ fn a_second_server_cannot_touch_a_loaded_log_directory() {
 
 /// With `--fsync`, a status byte leaves only after an fdatasync that
 /// started after its record was written has returned; without it, only
-/// after the record's write(2) returned. Checked on strace's ordering of the
-/// server's own system calls.
+/// after the record's write(2) returned. The same for its line in
+/// transactions.log (one group commit covers both). Checked on strace's
+/// ordering of the server's own system calls.
 #[test]
 #[ignore = "fault suite: run scripts/faults.sh"]
 fn acknowledgements_follow_write_and_fdatasync() {
@@ -405,7 +406,8 @@ fn acknowledgements_follow_write_and_fdatasync() {
         assert_eq!(order.acks, acked, "status bytes seen in the trace");
         assert_eq!(order.records_written, acked);
         println!(
-            "ack ordering ({}): PASS: {} status bytes for {} records, each sent after {}; {} write(2) calls to messages.log, {} fdatasync calls (mean {:.1} records per sync), closest margin {} records",
+            "ack ordering ({}): PASS: {} status bytes for {} records, each sent after {}; {} write(2) calls to messages.log, {} fdatasync calls (mean {:.1} records per sync), closest margin {} records; \
+             all {} status writes came after their thread's transactions.log write{} ({} fdatasync calls of transactions.log)",
             if fsync { "--fsync" } else { "write(2) only" },
             order.acks,
             order.records_written,
@@ -413,7 +415,10 @@ fn acknowledgements_follow_write_and_fdatasync() {
             order.log_writes,
             order.syncs,
             if order.syncs > 0 { order.records_written as f64 / order.syncs as f64 } else { 0.0 },
-            order.min_margin
+            order.min_margin,
+            order.statuses,
+            if fsync { " and an fdatasync covering it" } else { "" },
+            order.line_syncs
         );
     }
     println!("ack ordering: NOTE: a real power loss cannot be produced here; this proves the order of system calls, and durability then rests on fdatasync and the disk honouring it");
@@ -426,6 +431,10 @@ struct Order {
     records_written: u64,
     log_writes: u64,
     syncs: u64,
+    /// Status writes, each after its thread's line write (and its fdatasync).
+    statuses: u64,
+    /// fdatasync calls of transactions.log.
+    line_syncs: u64,
     /// Least (durable records - acknowledged messages) at any status write.
     min_margin: u64,
 }
@@ -440,6 +449,13 @@ fn is_log(args: &str) -> bool {
     args.split(", ")
         .next()
         .is_some_and(|fd| fd.ends_with("/messages.log>"))
+}
+
+/// Whether a call's first argument is transactions.log.
+fn is_lines(args: &str) -> bool {
+    args.split(", ")
+        .next()
+        .is_some_and(|fd| fd.ends_with("/transactions.log>"))
 }
 
 /// The socket a call's first argument names (`FD<socket:[INODE]>`), if it is one.
@@ -476,8 +492,14 @@ impl Order {
         };
         let mut written_bytes = 0u64;
         let mut synced_bytes = 0u64;
-        // Per thread: an unfinished call (name, arguments, bytes written when an fdatasync began).
-        let mut pending: HashMap<&str, (&str, &str, u64)> = HashMap::new();
+        // transactions.log: writes so far, the last one each thread made, and
+        // how many of them a completed fdatasync covers.
+        let mut line_writes = 0u64;
+        let mut last_line_write: HashMap<&str, u64> = HashMap::new();
+        let mut synced_line_writes = 0u64;
+        // Per thread: an unfinished call (name, arguments, bytes of the log and
+        // writes of transactions.log when an fdatasync began).
+        let mut pending: HashMap<&str, (&str, &str, u64, u64)> = HashMap::new();
         // Status bytes sent per socket (the first two answer NAME and PASSWORD).
         let mut per_socket: HashMap<&str, u64> = HashMap::new();
         for line in text.lines() {
@@ -491,19 +513,21 @@ impl Order {
             // (name, arguments, result): an entry, an exit, or both.
             // Bytes of the log written when the call began (what an fdatasync covers).
             let mut began = written_bytes;
+            let mut began_lines = line_writes;
             let (entry, exit): (Option<Entry>, Option<Exit>) =
                 if let Some(rest) = call.strip_prefix("<... ") {
                     let name = rest.split(' ').next().unwrap_or_default();
                     let result = rest.rsplit_once(" = ").map_or("", |(_, r)| r);
-                    let (_, args, at) = pending.remove(pid).unwrap_or(("", "", 0));
+                    let (_, args, at, lines_at) = pending.remove(pid).unwrap_or(("", "", 0, 0));
                     began = at;
+                    began_lines = lines_at;
                     (None, Some((name, args, result)))
                 } else {
                     let Some((name, rest)) = call.split_once('(') else {
                         continue;
                     };
                     if let Some(args) = rest.strip_suffix(" <unfinished ...>") {
-                        pending.insert(pid, (name, args, written_bytes));
+                        pending.insert(pid, (name, args, written_bytes, line_writes));
                         (Some((name, args)), None)
                     } else {
                         // `ARGS)   = RESULT` (strace pads before the `=`).
@@ -533,6 +557,17 @@ impl Order {
                         if fsync { "synced" } else { "written" }
                     );
                     order.min_margin = order.min_margin.min(durable - order.acks);
+                    // Every status of this load is a 0x00: its line was written
+                    // by this thread's commit before it (and synced, with --fsync).
+                    let own = last_line_write.get(pid).copied().unwrap_or(0);
+                    assert!(own > 0, "a status before any line: {line}");
+                    if fsync {
+                        assert!(
+                            synced_line_writes >= own,
+                            "a status before an fdatasync of transactions.log covered its line: {line}"
+                        );
+                    }
+                    order.statuses += 1;
                 }
             }
             if let Some((name, args, result)) = exit {
@@ -549,6 +584,14 @@ impl Order {
                     // A sync covers what was written when it began.
                     synced_bytes = synced_bytes.max(began);
                     order.syncs += 1;
+                }
+                if is_lines(args) && name == "write" && ok > 0 {
+                    line_writes += 1;
+                    last_line_write.insert(pid, line_writes);
+                }
+                if is_lines(args) && name == "fdatasync" && ok == 0 {
+                    synced_line_writes = synced_line_writes.max(began_lines);
+                    order.line_syncs += 1;
                 }
             }
         }
