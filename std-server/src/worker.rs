@@ -509,11 +509,11 @@ impl Worker {
             }
         }
         turn.batch_slots = records;
-        turn.held
-            .retain(|&slot| self.conns.get(slot).is_some_and(|c| c.held.is_some()));
         if matches!(result, Err(CommitError::Records { .. })) {
             // Nothing was written: the lines again, with the 0xFF answers,
             // for the 0x00s (NAME, PASSWORD) that came before a first MESSAGE.
+            turn.held
+                .retain(|&slot| self.conns.get(slot).is_some_and(|c| c.held.is_some()));
             turn.text.clear();
             turn.format_lines(&self.conns, env, |_| true);
             result = journal.commit(&[], 0, &turn.text, !turn.held.is_empty());
