@@ -557,7 +557,8 @@ fn a_distributed_flood_cannot_delay_a_known_good_login() {
     );
     assert!(
         took < BOUND,
-        "the known address waited {took:?} behind the flood"
+        "the known address waited {took:?} behind the flood (one check took {one_check:?}; \
+         this bound needs a quiet machine)"
     );
     assert_eq!(
         overloaded + failed,
