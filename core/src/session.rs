@@ -69,6 +69,9 @@ pub enum Reject {
     SessionEnded,
     /// A transaction arrived before the caller reported the password's verdict.
     VerificationPending,
+    /// The server had no room for the transaction (e.g. a full password
+    /// verification queue); reported by the caller through [`Session::fail`].
+    Overload,
 }
 
 impl Reject {
@@ -85,6 +88,7 @@ impl Reject {
             Reject::Timeout => "timeout",
             Reject::SessionEnded => "session-ended",
             Reject::VerificationPending => "verification-pending",
+            Reject::Overload => "overload",
         }
     }
 }
@@ -104,6 +108,7 @@ impl core::fmt::Display for Reject {
             Reject::VerificationPending => {
                 f.write_str("transaction before the password was verified")
             }
+            Reject::Overload => f.write_str("the server is overloaded"),
         }
     }
 }

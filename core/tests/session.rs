@@ -337,6 +337,7 @@ fn reject_codes_match_protocol_md() {
         (Reject::AuthenticationFailed, "auth-failed"),
         (Reject::SinkFailed, "write-failed"),
         (Reject::Timeout, "timeout"),
+        (Reject::Overload, "overload"),
     ];
     for (reject, code) in codes {
         assert_eq!(reject.code(), code);

@@ -1,10 +1,10 @@
 //! Who may log in: the authentication policy, and the small thread pool that
-//! runs slow Argon2 verifications off the event loops.
+//! runs slow Argon2 verifications off the event loops, fed by the bounded
+//! fair queue of `verify_queue`.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Instant;
 
 use msglog_core::{AcceptAny, Authenticator, LegacyParity};
@@ -12,6 +12,7 @@ use msglog_core::{AcceptAny, Authenticator, LegacyParity};
 use crate::backoff::Backoff;
 use crate::mailbox::{Decision, Mailbox, Verdict};
 use crate::users::{Users, UsersError};
+use crate::verify_queue::{Class, Pushed, VerifyQueue, CAPACITY};
 
 /// How passwords are checked.
 #[derive(Debug, Clone)]
@@ -44,7 +45,8 @@ impl Policy {
     }
 }
 
-/// A verification request; the verdict goes to `mailbox`.
+/// A verification request; the verdict goes to `mailbox`. Its password is
+/// overwritten when it is dropped.
 pub struct Job {
     pub ip: IpAddr,
     pub name: String,
@@ -54,15 +56,76 @@ pub struct Job {
     pub connection: u64,
 }
 
+impl Drop for Job {
+    fn drop(&mut self) {
+        // Best effort: do not leave the password in freed memory.
+        self.password.fill(0);
+        std::hint::black_box(&self.password);
+    }
+}
+
+impl Job {
+    fn answer(&self, decision: Decision) {
+        self.mailbox.verdict(Verdict {
+            slot: self.slot,
+            connection: self.connection,
+            decision,
+        });
+    }
+}
+
+/// The verification queue was full of checks that rank as high.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overloaded;
+
 /// The users table in force; SIGHUP swaps in a new one.
 type CurrentUsers = Arc<RwLock<Arc<Users>>>;
 
-/// Threads that verify passwords against the users file.
-#[derive(Debug, Clone)]
+/// The queue the verifier threads serve.
+struct Pending {
+    state: Mutex<PendingState>,
+    ready: Condvar,
+}
+
+struct PendingState {
+    queue: VerifyQueue<Job>,
+    /// Every pool handle is gone: the threads end.
+    closed: bool,
+}
+
+impl Pending {
+    fn lock(&self) -> MutexGuard<'_, PendingState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Closes the queue when the last pool handle is dropped.
+struct Closer(Arc<Pending>);
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        self.0.lock().closed = true;
+        self.0.ready.notify_all();
+    }
+}
+
+/// Threads that verify passwords against the users file, fed by a bounded
+/// fair queue (see `verify_queue`).
+#[derive(Clone)]
 pub struct VerifierPool {
     path: PathBuf,
     users: CurrentUsers,
-    jobs: Sender<Job>,
+    backoff: Arc<Mutex<Backoff>>,
+    pending: Arc<Pending>,
+    _closer: Arc<Closer>,
+}
+
+impl std::fmt::Debug for VerifierPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifierPool")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
 }
 
 impl VerifierPool {
@@ -76,26 +139,70 @@ impl VerifierPool {
         threads: usize,
     ) -> std::io::Result<VerifierPool> {
         let users = Arc::new(RwLock::new(Arc::new(users)));
-        let (jobs, queue) = mpsc::channel::<Job>();
-        let queue = Arc::new(Mutex::new(queue));
+        let pending = Arc::new(Pending {
+            state: Mutex::new(PendingState {
+                queue: VerifyQueue::new(CAPACITY),
+                closed: false,
+            }),
+            ready: Condvar::new(),
+        });
         for i in 0..threads.max(1) {
             let users = Arc::clone(&users);
             let backoff = Arc::clone(backoff);
-            let queue = Arc::clone(&queue);
+            let pending = Arc::clone(&pending);
             std::thread::Builder::new()
                 .name(format!("verifier-{i}"))
-                .spawn(move || verify_jobs(&users, &backoff, &queue))?;
+                .spawn(move || verify_jobs(&users, &backoff, &pending))?;
         }
         Ok(VerifierPool {
             path: path.to_owned(),
             users,
-            jobs,
+            backoff: Arc::clone(backoff),
+            _closer: Arc::new(Closer(Arc::clone(&pending))),
+            pending,
         })
     }
 
-    /// Queue a verification. Returns the job if the pool is gone.
-    pub fn submit(&self, job: Job) -> Result<(), Job> {
-        self.jobs.send(job).map_err(|e| e.0)
+    /// Queue a verification, ranked by what the back-off table knows of its
+    /// address. A full queue refuses it, or takes it in place of a check
+    /// that ranks lower, which is answered `Decision::Overloaded`.
+    pub fn submit(&self, job: Job) -> Result<(), Overloaded> {
+        let class = {
+            let backoff = self.backoff.lock().unwrap_or_else(PoisonError::into_inner);
+            let now = Instant::now();
+            Class::of(
+                backoff.failed_recently(job.ip, now),
+                backoff.logged_in_recently(job.ip, now),
+            )
+        };
+        let pushed = {
+            let mut state = self.pending.lock();
+            if state.closed {
+                return Err(Overloaded);
+            }
+            state.queue.push(job.ip, class, job)
+        };
+        match pushed {
+            Pushed::Queued => {
+                self.pending.ready.notify_one();
+                Ok(())
+            }
+            Pushed::Displaced(old) => {
+                debug!(
+                    "connection {}: its password check gave way in the full verification queue",
+                    old.connection
+                );
+                old.answer(Decision::Overloaded);
+                Ok(())
+            }
+            Pushed::Refused(_) => Err(Overloaded),
+        }
+    }
+
+    /// Checks waiting now, and the most that ever waited at once.
+    pub fn queue_len_and_peak(&self) -> (usize, usize) {
+        let state = self.pending.lock();
+        (state.queue.len(), state.queue.peak())
     }
 
     /// The users file's path.
@@ -124,43 +231,41 @@ fn current(users: &CurrentUsers) -> Arc<Users> {
 /// Verify queued passwords. The back-off is applied here, when a job's turn
 /// comes, not when it was queued: a burst of attempts from one address,
 /// queued before its first failure, costs one or two Argon2 checks, not one
-/// each; and failures count even when the client has already hung up.
-fn verify_jobs(users: &CurrentUsers, backoff: &Mutex<Backoff>, queue: &Mutex<Receiver<Job>>) {
+/// each; and failures count even when the client has already hung up. A
+/// deferred job goes back to its connection, which queues it again when
+/// its wait is over.
+fn verify_jobs(users: &CurrentUsers, backoff: &Mutex<Backoff>, pending: &Pending) {
     let backoff = || backoff.lock().unwrap_or_else(PoisonError::into_inner);
     loop {
-        let job = {
-            let queue = queue.lock().unwrap_or_else(PoisonError::into_inner);
-            match queue.recv() {
-                Ok(job) => job,
-                Err(_) => return,
+        let mut job = {
+            let mut state = pending.lock();
+            loop {
+                if state.closed {
+                    return;
+                }
+                if let Some(job) = state.queue.pop() {
+                    break job;
+                }
+                state = pending
+                    .ready
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
             }
         };
-        let Job {
-            ip,
-            name,
-            mut password,
-            mailbox,
-            slot,
-            connection,
-        } = job;
-        let wait = backoff().wait(ip, Instant::now());
+        let wait = backoff().wait(job.ip, Instant::now());
         let decision = if wait.is_zero() {
-            let accepted = current(users).verify(&name, &password);
-            backoff().record(ip, accepted, Instant::now());
-            // Best effort: do not leave the password in freed memory.
-            password.fill(0);
-            std::hint::black_box(&password);
-            Decision::Verified(accepted)
+            let checked = current(users).verify(&job.name, &job.password);
+            backoff().record(job.ip, checked.accepted, Instant::now());
+            Decision::Verified {
+                accepted: checked.accepted,
+                not_before: checked.not_before,
+            }
         } else {
             Decision::Deferred {
                 wait,
-                password: password.into_boxed_slice(),
+                password: std::mem::take(&mut job.password).into_boxed_slice(),
             }
         };
-        mailbox.verdict(Verdict {
-            slot,
-            connection,
-            decision,
-        });
+        job.answer(decision);
     }
 }

@@ -1,12 +1,15 @@
-//! Slowing down repeated authentication failures from one address.
+//! Slowing down repeated authentication failures from one address, and
+//! remembering which addresses logged in recently (the verification queue
+//! serves them first, and those with failures last).
 //!
 //! After `n` failures, the next verification from that address starts only
 //! `BASE * 2^(n-1)` (at most `MAX`) after the last failure; the connection
 //! waits on a timer meanwhile, so no thread blocks and nothing spins.
 //! Attempts of a failed address on parallel connections take turns: one
 //! starts per interval, the others wait again. An address is forgotten
-//! after `FORGET` without failures or on a success. The table is bounded:
-//! when full, the stalest address is dropped.
+//! after `FORGET` without failures or on a success. A success is
+//! remembered for `REMEMBER_SUCCESS`. Both tables are bounded: when full,
+//! the stalest addresses are dropped.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -15,11 +18,13 @@ use std::time::{Duration, Instant};
 const BASE: Duration = Duration::from_millis(250);
 const MAX: Duration = Duration::from_secs(8);
 const FORGET: Duration = Duration::from_secs(120);
+const REMEMBER_SUCCESS: Duration = Duration::from_secs(24 * 3600);
 
-/// Failure counts per address.
+/// Failure counts and last successes per address.
 #[derive(Debug)]
 pub struct Backoff {
     failures: HashMap<IpAddr, Failures>,
+    successes: HashMap<IpAddr, Instant>,
     capacity: usize,
 }
 
@@ -43,8 +48,23 @@ impl Backoff {
     pub fn new(capacity: usize) -> Self {
         Backoff {
             failures: HashMap::new(),
+            successes: HashMap::new(),
             capacity: capacity.max(1),
         }
+    }
+
+    /// Whether `ip` has failures that are not forgotten yet.
+    pub fn failed_recently(&self, ip: IpAddr, now: Instant) -> bool {
+        self.failures.get(&ip).is_some_and(|entry| {
+            now.saturating_duration_since(entry.last) < FORGET || entry.next_start > now
+        })
+    }
+
+    /// Whether `ip` logged in within `REMEMBER_SUCCESS`.
+    pub fn logged_in_recently(&self, ip: IpAddr, now: Instant) -> bool {
+        self.successes
+            .get(&ip)
+            .is_some_and(|&at| now.saturating_duration_since(at) < REMEMBER_SUCCESS)
     }
 
     /// How long a verification from `ip` must still wait. Zero means it may
@@ -92,14 +112,22 @@ impl Backoff {
     }
 
     /// Record a successful verification.
-    pub fn succeeded(&mut self, ip: IpAddr) {
+    pub fn succeeded(&mut self, ip: IpAddr, now: Instant) {
         self.failures.remove(&ip);
+        if !self.successes.contains_key(&ip) && self.successes.len() >= self.capacity {
+            // Keep the newer half: amortized, each success costs O(1).
+            let mut times: Vec<Instant> = self.successes.values().copied().collect();
+            let middle = times.len() / 2;
+            let (_, &mut median, _) = times.select_nth_unstable(middle);
+            self.successes.retain(|_, at| *at > median);
+        }
+        self.successes.insert(ip, now);
     }
 
     /// Record a verification's result.
     pub fn record(&mut self, ip: IpAddr, accepted: bool, now: Instant) {
         if accepted {
-            self.succeeded(ip);
+            self.succeeded(ip, now);
         } else {
             self.failed(ip, now);
         }
@@ -130,7 +158,7 @@ mod tests {
         }
         assert_eq!(backoff.wait(ip, t0), MAX);
         assert_eq!(backoff.wait(ip, t0 + MAX), Duration::ZERO);
-        backoff.succeeded(ip);
+        backoff.succeeded(ip, t0 + MAX);
         assert_eq!(backoff.wait(ip, t0), Duration::ZERO);
         backoff.failed(ip, t0);
         assert_eq!(backoff.wait(ip, t0 + FORGET), Duration::ZERO);
@@ -156,6 +184,25 @@ mod tests {
     }
 
     #[test]
+    fn remembers_recent_failures_and_successes() {
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        let t0 = Instant::now();
+        let mut backoff = Backoff::new(10);
+        assert!(!backoff.failed_recently(ip, t0) && !backoff.logged_in_recently(ip, t0));
+        backoff.record(ip, false, t0);
+        assert!(backoff.failed_recently(ip, t0 + FORGET / 2));
+        assert!(!backoff.failed_recently(ip, t0 + FORGET));
+        backoff.record(ip, true, t0 + FORGET);
+        assert!(!backoff.failed_recently(ip, t0 + FORGET));
+        assert!(backoff.logged_in_recently(ip, t0 + FORGET + REMEMBER_SUCCESS / 2));
+        assert!(!backoff.logged_in_recently(ip, t0 + FORGET + REMEMBER_SUCCESS));
+        // A failure after a success: failed recently (it comes first).
+        backoff.record(ip, false, t0 + FORGET * 2);
+        assert!(backoff.failed_recently(ip, t0 + FORGET * 2));
+        assert!(backoff.logged_in_recently(ip, t0 + FORGET * 2));
+    }
+
+    #[test]
     fn stays_bounded() {
         let t0 = Instant::now();
         let mut backoff = Backoff::new(100);
@@ -166,5 +213,12 @@ mod tests {
             );
         }
         assert_eq!(backoff.len(), 100);
+        for i in 0..10_000u32 {
+            let ip = IpAddr::from(i.to_be_bytes());
+            backoff.succeeded(ip, t0 + Duration::from_millis(u64::from(i)));
+            assert!(backoff.successes.len() <= 100);
+        }
+        // The newest are kept.
+        assert!(backoff.logged_in_recently(IpAddr::from(9_999u32.to_be_bytes()), t0));
     }
 }

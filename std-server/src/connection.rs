@@ -24,6 +24,9 @@ pub enum Phase {
     Verifying,
     /// A password waits for its address's back-off to pass.
     VerifyDelayed { at: Instant },
+    /// A refused password's 0xFF waits until `at`, so that a cheaply hashed
+    /// user is refused no sooner than the costliest (see `users`).
+    Refusing { at: Instant },
     /// The session ended: last status bytes are being sent.
     Closing { linger_until: Option<Instant> },
     /// Closed; removed at the end of the iteration.
@@ -107,7 +110,7 @@ impl Connection {
                 None => self.last_active + idle_timeout,
             }),
             Phase::Verifying | Phase::Dead => None,
-            Phase::VerifyDelayed { at } => Some(at),
+            Phase::VerifyDelayed { at } | Phase::Refusing { at } => Some(at),
             Phase::Closing { linger_until } => linger_until,
         }
     }

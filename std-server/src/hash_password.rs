@@ -7,18 +7,15 @@ use argon2::Params;
 
 use crate::cli::HashPasswordArgs;
 use crate::error::Failure;
-use crate::users::hash_password;
+use crate::users::{check_name, hash_password};
 
 /// The longest password the wire carries (the std server's PASSWORD limit).
 const MAX_PASSWORD: usize = 255;
 
 pub fn run(args: &HashPasswordArgs) -> Result<(), Failure> {
-    if args.name.len() > 255 || msglog_core::valid_name(args.name.as_bytes()).is_none() {
-        return Err(Failure::Password(format!(
-            "`{}` is not a valid user name (1..=255 bytes of UTF-8, no control characters or brackets)",
-            args.name.escape_debug()
-        )));
-    }
+    check_name(&args.name).map_err(|e| {
+        Failure::Password(format!("cannot use `{}`: {e}", args.name.escape_debug()))
+    })?;
     let params = Params::new(args.m_cost, args.t_cost, args.p_cost, None)
         .map_err(|e| Failure::Password(format!("invalid Argon2 parameters: {e}")))?;
     let password =

@@ -25,19 +25,29 @@ pub struct Verdict {
 }
 
 pub enum Decision {
-    /// Verified: accepted or not.
-    Verified(bool),
+    /// Verified: accepted or not. A refusal is not answered before
+    /// `not_before` (so that it takes as long as the costliest check).
+    Verified {
+        accepted: bool,
+        not_before: Option<Instant>,
+    },
     /// Not verified: the address's back-off has not passed. The password
     /// goes back to the connection, which asks again after `wait`.
     Deferred { wait: Duration, password: Box<[u8]> },
+    /// Not verified: displaced from the full verification queue.
+    Overloaded,
 }
 
 impl std::fmt::Debug for Decision {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print a password.
         match self {
-            Decision::Verified(accepted) => write!(f, "Verified({accepted})"),
+            Decision::Verified {
+                accepted,
+                not_before,
+            } => write!(f, "Verified({accepted}, not before {not_before:?})"),
             Decision::Deferred { wait, .. } => write!(f, "Deferred({wait:?})"),
+            Decision::Overloaded => f.write_str("Overloaded"),
         }
     }
 }

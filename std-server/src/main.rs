@@ -24,6 +24,7 @@ mod timers;
 mod timestamp;
 mod transaction_log;
 mod users;
+mod verify_queue;
 mod worker;
 
 use std::process::ExitCode;

@@ -29,6 +29,7 @@ use crate::shared::{Limits, Shared, Stats};
 use crate::timestamp::Clock;
 use crate::transaction_log::{connection_fields, push_line, CloseReason, Line};
 use crate::users::Users;
+use crate::verify_queue::CAPACITY;
 use crate::worker::{Worker, WAKER};
 
 /// Pending connections the kernel keeps for us.
@@ -192,6 +193,13 @@ fn summary(shared: &Shared, elapsed: Duration) -> String {
         Stats::get(&stats.rejected),
         Stats::get(&stats.timeouts),
     );
+    if let Policy::Users(pool) = &shared.policy {
+        let (_, peak) = pool.queue_len_and_peak();
+        text.push_str(&format!(
+            "; verification queue peak {peak} of {CAPACITY} checks, {} passwords refused as overload",
+            Stats::get(&stats.passwords_overloaded)
+        ));
+    }
     if shared.journal.fsync() {
         let sync = shared.journal.sync_stats();
         text.push_str(&format!(
@@ -305,8 +313,18 @@ impl Acceptor {
                 } else {
                     String::new()
                 };
+                let checks = match &self.shared.policy {
+                    Policy::Users(pool) => {
+                        let (waiting, peak) = pool.queue_len_and_peak();
+                        format!(
+                            ", {waiting} password checks waiting (peak {peak} of {CAPACITY}), {} refused as overload",
+                            Stats::get(&self.shared.stats.passwords_overloaded)
+                        )
+                    }
+                    _ => String::new(),
+                };
                 verbose!(
-                    "{} connections open, {} messages logged ({:.0}/s){sync}",
+                    "{} connections open, {} messages logged ({:.0}/s){sync}{checks}",
                     self.shared.open.load(Ordering::Relaxed),
                     messages,
                     (messages - last_messages) as f64 / STATS_INTERVAL.as_secs_f64()

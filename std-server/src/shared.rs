@@ -43,6 +43,8 @@ pub struct Stats {
     pub write_failures: AtomicU64,
     pub rejected: AtomicU64,
     pub timeouts: AtomicU64,
+    /// Passwords refused because the verification queue was full.
+    pub passwords_overloaded: AtomicU64,
 }
 
 /// A worker's counts for one iteration, added to [`Stats`] at its end.
@@ -52,6 +54,7 @@ pub struct Counts {
     pub write_failures: u64,
     pub rejected: u64,
     pub timeouts: u64,
+    pub overloaded: u64,
 }
 
 impl Stats {
@@ -65,6 +68,7 @@ impl Stats {
         add(&self.write_failures, counts.write_failures);
         add(&self.rejected, counts.rejected);
         add(&self.timeouts, counts.timeouts);
+        add(&self.passwords_overloaded, counts.overloaded);
         *counts = Counts::default();
     }
 

@@ -1,111 +1,304 @@
 //! The `--users` file (`name:$argon2id$...` lines) and Argon2 verification.
+//!
+//! Which names exist must not show in how long a wrong password takes.
+//! Unknown names are checked against a dummy hash at the file's most
+//! expensive parameters; a failed check of an entry hashed more cheaply is
+//! answered no earlier than a check at those parameters would have taken
+//! (`Checked::not_before`), using the measured duration of a randomly chosen
+//! recent check at that cost, so that its time follows the same distribution.
 
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use rand::rngs::OsRng;
-use rand::RngCore;
+use rand::{Rng, RngCore};
+
+use crate::connection::ServerSession;
+
+/// A UTF-8 byte order mark, which some editors put at the start of a file.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+/// Durations of recent checks at the most expensive cost kept for padding.
+const COST_SAMPLES: usize = 32;
 
 /// Why a users file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum UsersError {
     #[error("cannot read users file {path}: {source}")]
     Read { path: PathBuf, source: io::Error },
-    #[error("{path}:{line}: {reason}")]
+    #[error("{path}:{line}: {problem}")]
     Line {
         path: PathBuf,
         line: usize,
-        reason: String,
+        problem: LineProblem,
     },
     #[error("cannot hash: {0}")]
     Hash(argon2::password_hash::Error),
 }
 
-/// Users and their PHC hashes, checked in constant time; unknown names are
-/// checked against a dummy hash of the same cost, so that a wrong password
-/// and an unknown user take the same time.
+/// What is wrong with a line of the users file. Never quotes the line: it
+/// may hold a hash or, mistyped, a password.
+#[derive(Debug, thiserror::Error)]
+pub enum LineProblem {
+    #[error("not valid UTF-8")]
+    NotUtf8,
+    #[error("whitespace before the name")]
+    LeadingWhitespace,
+    #[error("trailing whitespace after the hash")]
+    TrailingWhitespace,
+    #[error("expected `name:$argon2id$...`, found no ':'")]
+    NoSeparator,
+    #[error("no user name before the ':'")]
+    EmptyName,
+    #[error("whitespace between the name and the ':'")]
+    WhitespaceBeforeSeparator,
+    #[error("no hash after the ':'")]
+    NoHash,
+    #[error("whitespace inside the hash")]
+    WhitespaceInHash,
+    #[error("{0}")]
+    Name(NameError),
+    #[error("the hash is not a PHC string (`$argon2id$v=19$m=...,t=...,p=...$salt$hash`): {0}")]
+    NotPhc(argon2::password_hash::Error),
+    #[error("the hash is not an Argon2 hash")]
+    NotArgon2,
+    #[error("invalid Argon2 parameters: {0}")]
+    Parameters(argon2::password_hash::Error),
+    #[error("the name is already on line {first}")]
+    Duplicate { first: usize },
+}
+
+/// Why a name cannot be a user name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("the name is longer than {max} bytes, the most a session holds")]
+    TooLong { max: usize },
+    #[error("the name is not one a client may send (PROTOCOL.md, decision 1: UTF-8 without control characters or brackets)")]
+    Invalid,
+}
+
+/// The longest name the server's session holds.
+pub const MAX_NAME: usize = ServerSession::LIMITS.name as usize;
+
+/// Whether `name` can log in: the rules of the wire and the session's capacity.
+pub fn check_name(name: &str) -> Result<(), NameError> {
+    if name.len() > MAX_NAME {
+        return Err(NameError::TooLong { max: MAX_NAME });
+    }
+    match msglog_core::valid_name(name.as_bytes()) {
+        Some(_) => Ok(()),
+        None => Err(NameError::Invalid),
+    }
+}
+
+/// A user's PHC string and whether it costs as much as the dummy.
+struct Entry {
+    hash: String,
+    most_expensive: bool,
+}
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checked {
+    pub accepted: bool,
+    /// A refusal must not be answered before this instant.
+    pub not_before: Option<Instant>,
+}
+
+/// Users and their PHC hashes, checked in constant time.
 pub struct Users {
-    hashes: HashMap<String, String>,
+    entries: HashMap<String, Entry>,
+    /// A hash of a random secret at the file's most expensive parameters.
     dummy: String,
+    /// How long recent checks at those parameters took.
+    costs: Mutex<CostSamples>,
 }
 
 impl std::fmt::Debug for Users {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print hashes.
         f.debug_struct("Users")
-            .field("count", &self.hashes.len())
+            .field("count", &self.entries.len())
             .finish()
     }
 }
 
+/// Argon2's work for `params`: memory blocks filled times passes.
+fn work(params: &Params) -> u64 {
+    params.block_count() as u64 * u64::from(params.t_cost())
+}
+
 impl Users {
     /// Read and check a users file: one `name:phc` per line, `#` comments and
-    /// blank lines ignored. The name must be a valid session name.
+    /// blank lines ignored, a leading UTF-8 byte order mark skipped. The name
+    /// must be one a client can log in with. Takes as long as two checks at
+    /// the file's most expensive cost (they are measured).
     pub fn load(path: &Path) -> Result<Users, UsersError> {
-        let text = std::fs::read_to_string(path).map_err(|source| UsersError::Read {
+        let bytes = std::fs::read(path).map_err(|source| UsersError::Read {
             path: path.to_owned(),
             source,
         })?;
-        Users::parse(&text, path)
+        Users::parse(&bytes, path)
     }
 
-    fn parse(text: &str, path: &Path) -> Result<Users, UsersError> {
-        let mut hashes = HashMap::new();
-        let mut first_params = None;
-        for (index, raw) in text.lines().enumerate() {
-            let fail = |reason: &str| UsersError::Line {
+    fn parse(bytes: &[u8], path: &Path) -> Result<Users, UsersError> {
+        let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
+        // Name to (hash, parameters, line number).
+        let mut parsed: HashMap<String, (String, Params, usize)> = HashMap::new();
+        let mut costliest: Option<Params> = None;
+        for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+            let fail = |problem| UsersError::Line {
                 path: path.to_owned(),
                 line: index + 1,
-                reason: reason.to_owned(),
+                problem,
             };
-            let line = raw.trim_end_matches('\r');
-            if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+            let Some((name, hash, params)) = parse_line(raw).map_err(fail)? else {
                 continue;
+            };
+            if let Some((_, _, first)) = parsed.get(name) {
+                return Err(fail(LineProblem::Duplicate { first: *first }));
             }
-            // PHC strings contain no ':', so the last one ends the name.
-            let (name, hash) = line
-                .rsplit_once(':')
-                .ok_or_else(|| fail("expected `name:$argon2id$...`"))?;
-            if name.len() > 255 || msglog_core::valid_name(name.as_bytes()).is_none() {
-                return Err(fail(
-                    "invalid user name (1..=255 bytes of UTF-8, no control characters or brackets)",
-                ));
+            if costliest.as_ref().is_none_or(|c| work(&params) > work(c)) {
+                costliest = Some(params.clone());
             }
-            let parsed = PasswordHash::new(hash)
-                .map_err(|e| fail(&format!("not a PHC hash string: {e}")))?;
-            Algorithm::try_from(parsed.algorithm).map_err(|_| fail("not an Argon2 hash"))?;
-            let params = Params::try_from(&parsed)
-                .map_err(|e| fail(&format!("invalid Argon2 parameters: {e}")))?;
-            first_params.get_or_insert(params);
-            if hashes.insert(name.to_owned(), hash.to_owned()).is_some() {
-                return Err(fail(&format!("user `{name}` appears twice")));
-            }
+            parsed.insert(name.to_owned(), (hash.to_owned(), params, index + 1));
         }
+        let costliest = costliest.unwrap_or_default();
+        let most = work(&costliest);
+        let entries = parsed
+            .into_iter()
+            .map(|(name, (hash, params, _))| {
+                let most_expensive = work(&params) >= most;
+                (
+                    name,
+                    Entry {
+                        hash,
+                        most_expensive,
+                    },
+                )
+            })
+            .collect();
+        // Without key or associated data: only the cost matters.
+        let params = Params::new(
+            costliest.m_cost(),
+            costliest.t_cost(),
+            costliest.p_cost(),
+            None,
+        )
+        .map_err(|e| UsersError::Hash(e.into()))?;
         let mut secret = [0u8; 32];
         OsRng.fill_bytes(&mut secret);
-        let dummy =
-            hash_password(&secret, first_params.unwrap_or_default()).map_err(UsersError::Hash)?;
-        Ok(Users { hashes, dummy })
+        let started = Instant::now();
+        let dummy = hash_password(&secret, params).map_err(UsersError::Hash)?;
+        let mut costs = CostSamples::default();
+        costs.add(started.elapsed());
+        let users = Users {
+            entries,
+            dummy,
+            costs: Mutex::new(costs),
+        };
+        // A second measurement, of a check as logins make it.
+        users.verify("", &secret);
+        Ok(users)
     }
 
     /// Number of users.
     pub fn len(&self) -> usize {
-        self.hashes.len()
+        self.entries.len()
     }
 
-    /// Whether `password` is `name`'s password. Slow on purpose (Argon2).
-    pub fn verify(&self, name: &str, password: &[u8]) -> bool {
-        let (hash, known) = match self.hashes.get(name) {
-            Some(hash) => (hash.as_str(), true),
-            None => (self.dummy.as_str(), false),
+    /// Whether `password` is `name`'s password. Slow on purpose (Argon2),
+    /// and a refusal says when it may be answered.
+    pub fn verify(&self, name: &str, password: &[u8]) -> Checked {
+        let (hash, most_expensive, known) = match self.entries.get(name) {
+            Some(entry) => (entry.hash.as_str(), entry.most_expensive, true),
+            None => (self.dummy.as_str(), true, false),
         };
+        let started = Instant::now();
         let matches = PasswordHash::new(hash)
             .map(|parsed| Argon2::default().verify_password(password, &parsed).is_ok())
             .unwrap_or(false);
-        matches && known
+        let accepted = matches && known;
+        let mut costs = self.costs.lock().unwrap_or_else(PoisonError::into_inner);
+        if most_expensive {
+            costs.add(started.elapsed());
+        }
+        let not_before = match (accepted, most_expensive) {
+            // Success is no secret once answered 0x00; the costliest take their own time.
+            (true, _) | (false, true) => None,
+            (false, false) => Some(started + costs.pick(&mut rand::thread_rng())),
+        };
+        Checked {
+            accepted,
+            not_before,
+        }
+    }
+}
+
+/// One line: `None` for a blank line or a comment, else the name, the PHC
+/// string and its parameters.
+fn parse_line(raw: &[u8]) -> Result<Option<(&str, &str, Params)>, LineProblem> {
+    let line = std::str::from_utf8(raw).map_err(|_| LineProblem::NotUtf8)?;
+    let content = line.trim_start();
+    if content.is_empty() || content.starts_with('#') {
+        return Ok(None);
+    }
+    if content.len() != line.len() {
+        return Err(LineProblem::LeadingWhitespace);
+    }
+    if line.trim_end().len() != line.len() {
+        return Err(LineProblem::TrailingWhitespace);
+    }
+    // PHC strings contain no ':', so the last one ends the name.
+    let (name, hash) = line.rsplit_once(':').ok_or(LineProblem::NoSeparator)?;
+    if name.is_empty() {
+        return Err(LineProblem::EmptyName);
+    }
+    if name.trim_end().len() != name.len() {
+        return Err(LineProblem::WhitespaceBeforeSeparator);
+    }
+    if hash.is_empty() {
+        return Err(LineProblem::NoHash);
+    }
+    if hash.contains(char::is_whitespace) {
+        return Err(LineProblem::WhitespaceInHash);
+    }
+    check_name(name).map_err(LineProblem::Name)?;
+    let parsed = PasswordHash::new(hash).map_err(LineProblem::NotPhc)?;
+    Algorithm::try_from(parsed.algorithm).map_err(|_| LineProblem::NotArgon2)?;
+    let params = Params::try_from(&parsed).map_err(LineProblem::Parameters)?;
+    Ok(Some((name, hash, params)))
+}
+
+/// The durations of the last few checks at the most expensive cost.
+#[derive(Debug, Default)]
+struct CostSamples {
+    recent: Vec<Duration>,
+    next: usize,
+}
+
+impl CostSamples {
+    fn add(&mut self, took: Duration) {
+        if self.recent.len() < COST_SAMPLES {
+            self.recent.push(took);
+        } else {
+            self.recent[self.next] = took;
+        }
+        self.next = (self.next + 1) % COST_SAMPLES;
+    }
+
+    /// One of them, at random: padding to it gives a cheaper check the time
+    /// distribution of a costliest one, not just its average.
+    fn pick(&self, rng: &mut impl Rng) -> Duration {
+        match self.recent.len() {
+            0 => Duration::ZERO,
+            n => self.recent[rng.gen_range(0..n)],
+        }
     }
 }
 
@@ -127,6 +320,14 @@ mod tests {
         Params::new(64, 1, 1, None).unwrap()
     }
 
+    fn costlier() -> Params {
+        Params::new(256, 2, 1, None).unwrap()
+    }
+
+    fn parse(text: &[u8]) -> Result<Users, UsersError> {
+        Users::parse(text, Path::new("users"))
+    }
+
     #[test]
     fn verifies_known_users_only() {
         let alice = hash_password(b"secret", cheap()).unwrap();
@@ -134,29 +335,181 @@ mod tests {
             "# users\n\nalice:{alice}\nbo:b:{}\n",
             hash_password(b"pw", cheap()).unwrap()
         );
-        let users = Users::parse(&text, Path::new("users")).unwrap();
+        let users = parse(text.as_bytes()).unwrap();
         assert_eq!(users.len(), 2);
-        assert!(users.verify("alice", b"secret"));
-        assert!(!users.verify("alice", b"secreT"));
-        assert!(users.verify("bo:b", b"pw"));
-        assert!(!users.verify("mallory", b"secret"));
+        assert!(users.verify("alice", b"secret").accepted);
+        assert!(!users.verify("alice", b"secreT").accepted);
+        assert!(users.verify("bo:b", b"pw").accepted);
+        assert!(!users.verify("mallory", b"secret").accepted);
         // The dummy takes the cost of the file's hashes.
         assert!(users.dummy.contains("m=64,t=1,p=1"));
     }
 
     #[test]
-    fn rejects_bad_lines_with_their_number() {
+    fn unknown_names_cost_the_most_expensive_entry_and_cheap_refusals_wait_for_it() {
+        let text = format!(
+            "old:{}\nnew:{}\n",
+            hash_password(b"old pw", cheap()).unwrap(),
+            hash_password(b"new pw", costlier()).unwrap()
+        );
+        let users = parse(text.as_bytes()).unwrap();
+        // Not the first entry's cost: the most expensive one's.
+        assert!(users.dummy.contains("m=256,t=2,p=1"), "{}", users.dummy);
+        for (name, password) in [("new", &b"wrong"[..]), ("nobody", b"new pw")] {
+            let checked = users.verify(name, password);
+            assert!(!checked.accepted);
+            assert_eq!(checked.not_before, None, "{name}: takes its own time");
+        }
+        let before = Instant::now();
+        let checked = users.verify("old", b"wrong");
+        assert!(!checked.accepted);
+        let not_before = checked.not_before.expect("a cheap refusal is padded");
+        let recent = users.costs.lock().unwrap().recent.clone();
+        assert!(
+            recent.len() >= 4,
+            "measured at load and at every costly check"
+        );
+        assert!(
+            recent.iter().any(|&took| not_before >= before + took),
+            "padded to a measured duration"
+        );
+        // Success is not padded.
+        assert_eq!(
+            users.verify("old", b"old pw"),
+            Checked {
+                accepted: true,
+                not_before: None
+            }
+        );
+    }
+
+    #[test]
+    fn cost_samples_keep_the_last_ones_and_pick_among_them() {
+        let mut samples = CostSamples::default();
+        assert_eq!(samples.pick(&mut rand::thread_rng()), Duration::ZERO);
+        for ms in 0..(COST_SAMPLES as u64 + 8) {
+            samples.add(Duration::from_millis(ms));
+        }
+        assert_eq!(samples.recent.len(), COST_SAMPLES);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10_000 {
+            let picked = samples.pick(&mut rand::thread_rng());
+            assert!(
+                picked >= Duration::from_millis(8),
+                "{picked:?} was replaced"
+            );
+            seen.insert(picked);
+        }
+        assert_eq!(seen.len(), COST_SAMPLES, "every recent sample is picked");
+    }
+
+    #[test]
+    fn a_leading_byte_order_mark_is_not_part_of_the_first_name() {
+        let text = [
+            BOM,
+            format!("alice:{}\n", hash_password(b"pw", cheap()).unwrap()).as_bytes(),
+        ]
+        .concat();
+        let users = parse(&text).unwrap();
+        assert!(users.verify("alice", b"pw").accepted);
+        assert!(!users.verify("\u{feff}alice", b"pw").accepted);
+    }
+
+    #[test]
+    fn rejects_bad_lines_with_their_number_and_what_is_wrong() {
         let good = hash_password(b"x", cheap()).unwrap();
-        for (text, line) in [
-            (format!("alice:{good}\nbob\n"), 2),
-            (format!("[x]:{good}\n"), 1),
-            ("alice:$md5$abc\n".to_owned(), 1),
-            (format!("alice:{good}\nalice:{good}\n"), 2),
-        ] {
-            match Users::parse(&text, Path::new("u")) {
-                Err(UsersError::Line { line: l, .. }) => assert_eq!(l, line, "{text}"),
-                other => panic!("{text}: {other:?}"),
+        let long = "n".repeat(MAX_NAME + 1);
+        let at_most = "n".repeat(MAX_NAME);
+        assert_eq!(
+            parse(format!("{at_most}:{good}").as_bytes()).unwrap().len(),
+            1
+        );
+        let cases: Vec<(Vec<u8>, usize, &str)> = vec![
+            (format!("alice:{good}\nbob\n").into(), 2, "found no ':'"),
+            (
+                format!("[x]:{good}\n").into(),
+                1,
+                "not one a client may send",
+            ),
+            (
+                format!("{long}:{good}\n").into(),
+                1,
+                "longer than 255 bytes",
+            ),
+            ("alice:$md5$abc\n".into(), 1, "not a PHC string"),
+            (
+                format!("alice:{}\n", good.replace("argon2id", "scrypt")).into(),
+                1,
+                "not an Argon2 hash",
+            ),
+            (
+                format!("alice:{}\n", good.replace("m=64", "m=1")).into(),
+                1,
+                "invalid Argon2 parameters",
+            ),
+            (
+                format!("# users\nalice:{good}\nalice:{good}\n").into(),
+                3,
+                "already on line 2",
+            ),
+            (
+                [
+                    format!("alice:{good}\n").as_bytes(),
+                    b"b\xffb:",
+                    good.as_bytes(),
+                ]
+                .concat(),
+                2,
+                "not valid UTF-8",
+            ),
+            (
+                format!("alice:{good} \n").into(),
+                1,
+                "trailing whitespace after the hash",
+            ),
+            (
+                format!("alice:{good}\t\r\n").into(),
+                1,
+                "trailing whitespace after the hash",
+            ),
+            (
+                format!(" alice:{good}\n").into(),
+                1,
+                "whitespace before the name",
+            ),
+            (
+                format!("alice :{good}\n").into(),
+                1,
+                "between the name and the ':'",
+            ),
+            (
+                format!("alice: {good}\n").into(),
+                1,
+                "whitespace inside the hash",
+            ),
+            (format!(":{good}\n").into(), 1, "no user name"),
+            ("\n\nalice:\n".into(), 3, "no hash after the ':'"),
+        ];
+        for (text, line, says) in cases {
+            let shown = String::from_utf8_lossy(&text).into_owned();
+            match parse(&text) {
+                Err(error @ UsersError::Line { line: l, .. }) => {
+                    assert_eq!(l, line, "{shown}");
+                    let message = error.to_string();
+                    assert!(message.starts_with(&format!("users:{line}: ")), "{message}");
+                    assert!(message.contains(says), "{shown}: {message}");
+                    let digest = good.rsplit('$').next().unwrap();
+                    assert!(!message.contains(digest), "{message}");
+                }
+                other => panic!("{shown}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn windows_line_ends_comments_and_blank_lines_are_fine() {
+        let good = hash_password(b"x", cheap()).unwrap();
+        let text = format!("# users\r\n\r\n   \r\n  # indented comment\r\nalice:{good}\r\n");
+        assert_eq!(parse(text.as_bytes()).unwrap().len(), 1);
     }
 }

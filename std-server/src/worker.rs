@@ -30,7 +30,7 @@ use msglog_core::{
     write_record, Action, Decoded, FrameError, Outcome, Reject, Status, Tag, Transaction,
 };
 
-use crate::auth::{Job, Policy};
+use crate::auth::{Job, Overloaded, Policy};
 use crate::connection::{Connection, HeldMark, Phase, ServerSession};
 use crate::journal::CommitError;
 use crate::mailbox::{Accepted, Decision, Inbox, Mailbox, Verdict};
@@ -283,7 +283,10 @@ impl Worker {
                     self.turn.queue(slot, conn);
                 }
             }
-            Phase::Open | Phase::Verifying | Phase::VerifyDelayed { .. } => {
+            Phase::Open
+            | Phase::Verifying
+            | Phase::VerifyDelayed { .. }
+            | Phase::Refusing { .. } => {
                 if writable && !conn.out.is_empty() {
                     self.turn.queue(slot, conn);
                 }
@@ -365,7 +368,7 @@ impl Worker {
                         conn.partial_since = Some(self.env.now);
                     }
                 }
-                Phase::Verifying | Phase::VerifyDelayed { .. } => {
+                Phase::Verifying | Phase::VerifyDelayed { .. } | Phase::Refusing { .. } => {
                     conn.leftover.extend_from_slice(&data[consumed..]);
                     conn.partial_since = None;
                 }
@@ -400,9 +403,28 @@ impl Worker {
             .get_mut(slot)
             .filter(|conn| conn.id == connection && conn.phase == Phase::Verifying);
         match (conn, decision) {
-            (Some(conn), Decision::Verified(accepted)) => {
+            (
+                Some(conn),
+                Decision::Verified {
+                    accepted: false,
+                    not_before: Some(at),
+                },
+            ) if at > self.env.now => {
+                conn.phase = Phase::Refusing { at };
+                self.env.schedule(slot, conn);
+            }
+            (Some(conn), Decision::Verified { accepted, .. }) => {
+                let answer = if accepted {
+                    Answer::Accepted
+                } else {
+                    Answer::Refused
+                };
                 self.turn
-                    .finish_verification(&mut self.env, slot, conn, accepted);
+                    .finish_verification(&mut self.env, slot, conn, answer);
+            }
+            (Some(conn), Decision::Overloaded) => {
+                self.turn
+                    .finish_verification(&mut self.env, slot, conn, Answer::Overloaded);
             }
             (Some(conn), Decision::Deferred { wait, password }) => {
                 conn.password = Some(password);
@@ -416,7 +438,7 @@ impl Worker {
                 password.fill(0);
                 std::hint::black_box(&password);
             }
-            (None, Decision::Verified(_)) => {}
+            (None, Decision::Verified { .. } | Decision::Overloaded) => {}
         }
     }
 
@@ -451,7 +473,7 @@ impl Worker {
                     self.turn
                         .begin_close(&mut self.env, slot, conn, CloseReason::Shutdown, None);
                 }
-                Phase::Verifying | Phase::VerifyDelayed { .. } if over => {
+                Phase::Verifying | Phase::VerifyDelayed { .. } | Phase::Refusing { .. } if over => {
                     self.turn
                         .begin_close(&mut self.env, slot, conn, CloseReason::Shutdown, None);
                 }
@@ -577,7 +599,10 @@ impl Worker {
                     }
                 }
                 Phase::Dead => {}
-                Phase::Open | Phase::Verifying | Phase::VerifyDelayed { .. } => {
+                Phase::Open
+                | Phase::Verifying
+                | Phase::VerifyDelayed { .. }
+                | Phase::Refusing { .. } => {
                     if let Some(e) = failure {
                         self.turn.begin_close(
                             &mut self.env,
@@ -866,8 +891,8 @@ impl Turn {
                     });
                 }
                 Action::Verify { password, .. } => {
-                    if let Some(accepted) = verify(env, slot, conn, password) {
-                        self.finish_verification(env, slot, conn, accepted);
+                    if let Some(answer) = verify(env, slot, conn, password) {
+                        self.finish_verification(env, slot, conn, answer);
                     }
                 }
             }
@@ -881,13 +906,17 @@ impl Turn {
         env: &mut Env,
         slot: usize,
         conn: &mut Connection,
-        accepted: bool,
+        answer: Answer,
     ) {
         let waited = conn.phase != Phase::Open;
         conn.phase = Phase::Open;
         conn.drop_password();
         conn.last_active = env.now;
-        let outcome = conn.session.verified(accepted);
+        let outcome = match answer {
+            Answer::Accepted => conn.session.verified(true),
+            Answer::Refused => conn.session.verified(false),
+            Answer::Overloaded => conn.session.fail(Reject::Overload),
+        };
         // PASSWORD lines never show the length (see `push_line`).
         self.reply(
             env,
@@ -937,6 +966,10 @@ impl Turn {
             Outcome::Rejected(Reject::Timeout) => {
                 self.counts.timeouts += 1;
                 self.begin_close(env, slot, conn, CloseReason::Timeout, None);
+            }
+            Outcome::Rejected(Reject::Overload) => {
+                self.counts.overloaded += 1;
+                self.begin_close(env, slot, conn, CloseReason::Overload, None);
             }
             Outcome::Rejected(_) => {
                 self.counts.rejected += 1;
@@ -1050,10 +1083,11 @@ impl Turn {
                 password.fill(0);
                 std::hint::black_box(&password);
                 match verdict {
-                    Some(accepted) => self.finish_verification(env, slot, conn, accepted),
+                    Some(answer) => self.finish_verification(env, slot, conn, answer),
                     None => env.schedule(slot, conn),
                 }
             }
+            Phase::Refusing { .. } => self.finish_verification(env, slot, conn, Answer::Refused),
             Phase::Closing { .. } => {
                 conn.phase = Phase::Dead;
                 self.dead.push(slot);
@@ -1077,12 +1111,21 @@ fn announced_len(conn: &Connection) -> Option<u16> {
     }
 }
 
-/// The verdict on the connection's password, at once where the policy is
-/// cheap and the address's back-off has passed; `None` while the connection
-/// waits: `Phase::VerifyDelayed` with the password held until the back-off
-/// passes, or `Phase::Verifying` while the verifier pool (which applies the
-/// back-off itself) has it. `Some(false)` if the pool is gone.
-fn verify(env: &Env, slot: usize, conn: &mut Connection, password: &[u8]) -> Option<bool> {
+/// What answers a PASSWORD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Accepted,
+    Refused,
+    /// The verification queue had no room for it.
+    Overloaded,
+}
+
+/// The answer to the connection's password, at once where the policy is
+/// cheap and the address's back-off has passed, or where the verification
+/// queue is full; `None` while the connection waits: `Phase::VerifyDelayed`
+/// with the password held until the back-off passes, or `Phase::Verifying`
+/// while the verifier pool (which applies the back-off itself) has it.
+fn verify(env: &Env, slot: usize, conn: &mut Connection, password: &[u8]) -> Option<Answer> {
     let name = conn.session.name().unwrap_or_default();
     let Policy::Users(pool) = &env.shared.policy else {
         let wait = env.shared.backoff().wait(conn.ip, env.now);
@@ -1097,7 +1140,11 @@ fn verify(env: &Env, slot: usize, conn: &mut Connection, password: &[u8]) -> Opt
             .verify_inline(name, password)
             .unwrap_or(false);
         env.shared.backoff().record(conn.ip, accepted, env.now);
-        return Some(accepted);
+        return Some(if accepted {
+            Answer::Accepted
+        } else {
+            Answer::Refused
+        });
     };
     let job = Job {
         ip: conn.ip,
@@ -1112,6 +1159,6 @@ fn verify(env: &Env, slot: usize, conn: &mut Connection, password: &[u8]) -> Opt
             conn.phase = Phase::Verifying;
             None
         }
-        Err(_) => Some(false),
+        Err(Overloaded) => Some(Answer::Overloaded),
     }
 }

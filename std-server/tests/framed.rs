@@ -580,6 +580,93 @@ fn argon2_users_file_and_hash_password() {
     assert_eq!(code, Some(6), "{stderr}");
 }
 
+/// Issue 11, item 4: a users file with a byte order mark works, and every
+/// mistake in one is reported as what it is, with its line number and
+/// without the hash.
+#[test]
+fn users_file_mistakes_are_named_by_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, line, stderr) = run(
+        &["hash-password", "alice", "--m-cost", "64", "--t-cost", "1"],
+        b"s3cret\n",
+        None,
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let good = line.trim_end();
+    let hash = good.split_once(':').unwrap().1;
+    let users = dir.path().join("users");
+
+    // An editor's byte order mark is not part of the first name.
+    std::fs::write(
+        &users,
+        [&b"\xEF\xBB\xBF"[..], good.as_bytes(), b"\n"].concat(),
+    )
+    .unwrap();
+    let server = Server::start(&["--users", users.to_str().unwrap()]);
+    let mut s = server.connect();
+    s.write_all(&[login_bytes("alice", b"s3cret"), CLOSE.to_vec()].concat())
+        .unwrap();
+    assert_eq!(read_to_end(&mut s), vec![0; 3], "alice after a BOM");
+    server.stop();
+
+    let long = "n".repeat(256);
+    let cases: [(Vec<u8>, usize, &str); 8] = [
+        (
+            [good.as_bytes(), b"\nb\xF6b:", hash.as_bytes(), b"\n"].concat(),
+            2,
+            "not valid UTF-8",
+        ),
+        (
+            format!("# users\n{good} \n").into(),
+            2,
+            "trailing whitespace after the hash",
+        ),
+        (format!(" {good}\n").into(), 1, "whitespace before the name"),
+        ("alice:\n".into(), 1, "no hash after the ':'"),
+        (format!(":{hash}\n").into(), 1, "no user name"),
+        (
+            format!("alice {hash}\n").into(),
+            1,
+            "expected `name:$argon2id$...`, found no ':'",
+        ),
+        (
+            format!("{long}:{hash}\n").into(),
+            1,
+            "longer than 255 bytes",
+        ),
+        (
+            format!("{good}\r\n{good}\r\n").into(),
+            2,
+            "already on line 1",
+        ),
+    ];
+    for (text, line, says) in cases {
+        std::fs::write(&users, &text).unwrap();
+        let (code, _, stderr) = run(
+            &[
+                "--bind",
+                "127.0.0.1",
+                "--users",
+                users.to_str().unwrap(),
+                "0",
+            ],
+            b"",
+            Some(dir.path()),
+        );
+        let shown = String::from_utf8_lossy(&text);
+        assert_eq!(code, Some(5), "{shown}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains(&format!("users:{line}: ")),
+            "{shown}: {stderr}"
+        );
+        assert!(stderr.contains(says), "{shown}: {stderr}");
+        for secret in hash.rsplit('$').take(2) {
+            assert!(!stderr.contains(secret), "{stderr}");
+        }
+    }
+}
+
 #[test]
 fn hash_password_with_default_cost_verifies() {
     let dir = tempfile::tempdir().unwrap();
