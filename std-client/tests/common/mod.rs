@@ -77,9 +77,17 @@ pub struct Server {
 impl Server {
     /// `msglog-server --raw` on a free port, stdout into `output`.
     pub fn raw(output: &Path) -> Server {
+        Server::raw_with(File::create(output).expect("output file"), &[])
+    }
+
+    /// `msglog-server --raw` with extra arguments on a free port, stdout into `stdout`.
+    pub fn raw_with(stdout: impl Into<Stdio>, extra: &[&str]) -> Server {
         let mut command = Command::new(server_binary());
-        command.args(["--raw", "--bind", "127.0.0.1", "0"]);
-        command.stdout(File::create(output).expect("output file"));
+        command
+            .args(["--raw", "--bind", "127.0.0.1"])
+            .args(extra)
+            .arg("0");
+        command.stdout(stdout);
         Server::spawn(command, PathBuf::new())
     }
 
@@ -145,6 +153,27 @@ impl Server {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Send `signal` (e.g. `libc::SIGTERM`).
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(self.pid() as i32, signal) }, 0);
+    }
+
+    /// Wait for the server to exit by itself.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        wait_child(&mut self.child, DEADLINE)
+    }
+
+    /// Wait until stderr contains `needle`; returns all of it.
+    pub fn wait_stderr(&self, needle: &str) -> String {
+        let mut text = String::new();
+        wait_until(&format!("the server said {needle:?}"), || {
+            text = self.stderr();
+            text.contains(needle)
+        });
+        text
     }
 
     pub fn stderr(&self) -> String {
