@@ -5,13 +5,11 @@
 //! every byte; a reset, or any byte it sends, does not.
 
 use std::io::{self, Read};
-use std::mem::MaybeUninit;
 use std::net::{Shutdown, TcpStream};
 
 use msglog_core::{stream_copy, CopyError};
-use socket2::SockRef;
 
-use crate::transport::Std;
+use crate::transport::{peek, Peeked, Std};
 use crate::Error;
 
 /// A good size for [`send_raw`]'s buffer: large chunks keep the syscall
@@ -67,6 +65,12 @@ impl embedded_io::Write for Watched<'_> {
         match peek(self.0) {
             // The byte itself is read again by `failed`.
             Peeked::Byte(_) => Err(io::Error::other("the server sent a byte")),
+            Peeked::Closed(error) if error.kind() == io::ErrorKind::UnexpectedEof => {
+                Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the server closed the connection before the end of the input",
+                ))
+            }
             Peeked::Closed(error) => Err(error),
             Peeked::Nothing => embedded_io::Write::write(&mut Std(self.0), buf),
         }
@@ -118,42 +122,6 @@ fn await_close(mut stream: &TcpStream, buffer: &mut [u8], sent: u64) -> Result<u
                     Error::Io(source) => Error::Lost { sent, source },
                     other => other,
                 })
-            }
-        }
-    }
-}
-
-/// What the server has sent so far, seen without reading it.
-enum Peeked {
-    Nothing,
-    Byte(u8),
-    /// End of stream, a reset, or another error the next read would report.
-    Closed(io::Error),
-}
-
-/// One non-blocking peek (and a second, to learn the byte, when there is one).
-fn peek(stream: &TcpStream) -> Peeked {
-    let mut probe = [MaybeUninit::<u8>::uninit()];
-    let flags = libc::MSG_PEEK | libc::MSG_DONTWAIT;
-    loop {
-        match SockRef::from(stream).recv_with_flags(&mut probe, flags) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Peeked::Nothing,
-            Ok(0) => {
-                return Peeked::Closed(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the server closed the connection before the end of the input",
-                ))
-            }
-            Err(e) => return Peeked::Closed(e),
-            // A byte is there, so this peek returns at once.
-            Ok(_) => {
-                let mut byte = [0u8; 1];
-                return match stream.peek(&mut byte) {
-                    Ok(1) => Peeked::Byte(byte[0]),
-                    Ok(_) => Peeked::Closed(io::ErrorKind::UnexpectedEof.into()),
-                    Err(e) => Peeked::Closed(e),
-                };
             }
         }
     }
