@@ -34,6 +34,12 @@ Signals: SIGINT/SIGTERM stop accepting, let connections finish the
 transaction in progress for up to --grace, then exit 0 (a second signal stops
 at once); SIGHUP reopens both logs (for logrotate) and re-reads --users.
 
+Raw mode (--raw): one client at a time. A client's connection is closed
+cleanly only after every byte it sent is written to stdout; it is reset if
+stdout fails (then exit 7), if the client breaks a limit (--raw-min-rate over
+--raw-rate-window, --raw-max-session, --idle-timeout), or on SIGINT/SIGTERM
+before its end of stream.
+
 Exit codes: 0 clean stop; 1 runtime error; 2 bad command line; 3 cannot listen
 (port taken or invalid address); 4 cannot open the log directory or a log;
 5 bad users file; 6 hash-password got no usable password; 7 cannot write to
