@@ -379,6 +379,13 @@ fn freeze_with_in_flight(
 ) {
     // SAFETY: kill(2) on our own child's pid.
     assert_eq!(unsafe { libc::kill(server.pid() as i32, libc::SIGSTOP) }, 0);
+    // The signal takes effect asynchronously: until then the server still reads.
+    wait_until("the server is stopped", || {
+        fs::read_to_string(format!("/proc/{}/stat", server.pid())).is_ok_and(|stat| {
+            stat.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+        })
+    });
     let mut bytes = 0;
     for i in lines {
         let line = format!("line {i}");

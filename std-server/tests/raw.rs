@@ -281,3 +281,41 @@ fn the_summary_counts_the_bytes_of_a_client_that_failed() {
         got.len()
     );
 }
+
+/// `--raw-max-session` and `--idle-timeout` drop a client with a reset and
+/// one stderr line saying why; the next client is served.
+#[test]
+fn session_and_idle_limits_reset_the_client_and_say_why() {
+    for (args, why) in [
+        (
+            ["--raw-min-rate", "0", "--raw-max-session", "1s"],
+            "served for 1.0 s (--raw-max-session); reset (5 bytes written)",
+        ),
+        (
+            ["--raw-min-rate", "0", "--idle-timeout", "1s"],
+            "no data for 1.0 s (--idle-timeout); reset (5 bytes written)",
+        ),
+    ] {
+        let mut server = Server::start_with(Options {
+            raw: true,
+            args: args.iter().map(|s| s.to_string()).collect(),
+            ..Options::default()
+        });
+        let mut output = Output::new(server.stdout.take().expect("stdout pipe"));
+        let mut s = TcpStream::connect(server.addr).unwrap();
+        s.set_read_timeout(Some(PATIENCE)).unwrap();
+        s.write_all(b"early").unwrap();
+        assert_eq!(output.take(5), b"early");
+        // Then silence, the connection open.
+        let mut byte = [0u8; 1];
+        let ended = s.read(&mut byte);
+        assert!(
+            matches!(&ended, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+            "{ended:?}"
+        );
+        send(&server, b"next\n");
+        assert_eq!(output.take(5), b"next\n");
+        let stderr = server.stop();
+        assert!(stderr.contains(why), "{stderr}");
+    }
+}
