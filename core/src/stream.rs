@@ -2,28 +2,62 @@
 
 use embedded_io::{Read, Write};
 
-use crate::io::{write_all, WriteError};
-
-/// Why [`stream_copy`] stopped before end of stream.
+/// Why [`stream_copy`] stopped before end of stream, with the number of
+/// bytes the writer had accepted by then (see [`CopyError::copied`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum CopyError<R, W> {
     /// Reading failed.
-    Read(R),
-    /// Writing failed.
-    Write(W),
-    /// The writer accepted zero bytes.
-    WriteZero,
+    Read {
+        /// The reader's error.
+        error: R,
+        /// Bytes the writer accepted before.
+        copied: u64,
+    },
+    /// Writing (or the final flush) failed.
+    Write {
+        /// The writer's error, as it returned it.
+        error: W,
+        /// Bytes the writer accepted before, including the accepted part of
+        /// a chunk it then failed to take whole.
+        copied: u64,
+    },
+    /// The writer accepted zero bytes of a non-empty chunk (it is closed or full).
+    WriteZero {
+        /// Bytes the writer accepted before.
+        copied: u64,
+    },
     /// The buffer is empty, so nothing could be copied.
     EmptyBuffer,
+}
+
+impl<R, W> CopyError<R, W> {
+    /// Bytes the writer accepted before the failure: a writer that buffers
+    /// may not have passed all of them on (a failed flush is a
+    /// [`CopyError::Write`] with every byte counted).
+    pub fn copied(&self) -> u64 {
+        match self {
+            CopyError::Read { copied, .. }
+            | CopyError::Write { copied, .. }
+            | CopyError::WriteZero { copied } => *copied,
+            CopyError::EmptyBuffer => 0,
+        }
+    }
 }
 
 impl<R: core::fmt::Display, W: core::fmt::Display> core::fmt::Display for CopyError<R, W> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            CopyError::Read(e) => write!(f, "read failed: {e}"),
-            CopyError::Write(e) => write!(f, "write failed: {e}"),
-            CopyError::WriteZero => f.write_str("writer accepted no bytes"),
+            CopyError::Read { error, copied } => {
+                write!(f, "read failed after {copied} bytes: {error}")
+            }
+            CopyError::Write { error, copied } => {
+                write!(f, "write failed after {copied} bytes: {error}")
+            }
+            CopyError::WriteZero { copied } => {
+                write!(f, "writer accepted no bytes after {copied} bytes")
+            }
             CopyError::EmptyBuffer => f.write_str("copy buffer is empty"),
         }
     }
@@ -38,7 +72,8 @@ where
 
 /// Copy `reader` to `writer` through `buffer` until the reader reports end of
 /// stream, then flush. Short writes are continued; memory use is the buffer,
-/// whatever the stream's size. Returns the number of bytes copied.
+/// whatever the stream's size. Returns the number of bytes copied; on
+/// failure the error says how many the writer had accepted.
 pub fn stream_copy<R, W>(
     reader: &mut R,
     writer: &mut W,
@@ -51,18 +86,30 @@ where
     if buffer.is_empty() {
         return Err(CopyError::EmptyBuffer);
     }
-    let mut total: u64 = 0;
+    let mut copied: u64 = 0;
     loop {
-        let n = reader.read(buffer).map_err(CopyError::Read)?;
+        let n = match reader.read(buffer) {
+            Ok(n) => n,
+            Err(error) => return Err(CopyError::Read { error, copied }),
+        };
         if n == 0 {
-            writer.flush().map_err(CopyError::Write)?;
-            return Ok(total);
+            return match writer.flush() {
+                Ok(()) => Ok(copied),
+                Err(error) => Err(CopyError::Write { error, copied }),
+            };
         }
-        let chunk = buffer.get(..n).unwrap_or_default();
-        write_all(writer, chunk).map_err(|e| match e {
-            WriteError::Io(e) => CopyError::Write(e),
-            _ => CopyError::WriteZero,
-        })?;
-        total += chunk.len() as u64;
+        let mut chunk = buffer.get(..n).unwrap_or_default();
+        while !chunk.is_empty() {
+            match writer.write(chunk) {
+                Ok(0) => return Err(CopyError::WriteZero { copied }),
+                Ok(written) => {
+                    // A writer claiming more than it was given took the chunk.
+                    let written = written.min(chunk.len());
+                    copied = copied.saturating_add(written as u64);
+                    chunk = chunk.get(written..).unwrap_or_default();
+                }
+                Err(error) => return Err(CopyError::Write { error, copied }),
+            }
+        }
     }
 }

@@ -709,6 +709,40 @@ proptest! {
         prop_assert_eq!(copied, data.len() as u64);
         prop_assert_eq!(writer.out, data);
     }
+
+    /// Whatever fails and wherever, the count is what the writer took.
+    #[test]
+    fn stream_copy_counts_what_was_written_before_a_failure(
+        data in proptest::collection::vec(any::<u8>(), 1..5000),
+        read_sizes in proptest::collection::vec(1usize..300, 1..8),
+        max_write in 1usize..100,
+        buffer_len in 1usize..512,
+        fail_after in 0usize..6000,
+        read_fails in any::<bool>(),
+    ) {
+        let mut reader = Scripted::new(&data, &read_sizes);
+        if read_fails {
+            reader.then = Some(ErrorKind::ConnectionReset);
+        }
+        let mut writer = Trickle { out: Vec::new(), max: max_write, fail_after: Some(fail_after) };
+        let mut buffer = vec![0u8; buffer_len];
+        match stream_copy(&mut reader, &mut writer, &mut buffer) {
+            Ok(copied) => {
+                prop_assert!(!read_fails && fail_after >= data.len());
+                prop_assert_eq!(copied, data.len() as u64);
+            }
+            Err(error @ CopyError::Write { error: ErrorKind::BrokenPipe, copied }) => {
+                prop_assert!(fail_after < data.len(), "{error:?}");
+                prop_assert_eq!(copied, writer.out.len() as u64);
+            }
+            Err(CopyError::Read { error: ErrorKind::ConnectionReset, copied }) => {
+                prop_assert!(read_fails);
+                prop_assert_eq!(copied, data.len() as u64);
+            }
+            Err(other) => prop_assert!(false, "unexpected {other:?}"),
+        }
+        prop_assert!(data.starts_with(&writer.out));
+    }
 }
 
 #[test]
@@ -720,15 +754,29 @@ fn stream_copy_reports_errors() {
         fail_after: Some(20),
     };
     let mut buffer = [0u8; 16];
+    // Reads of 10, written 7 + 3 twice; the next write fails at 20 bytes.
+    let error = stream_copy(&mut reader, &mut writer, &mut buffer).unwrap_err();
     assert_eq!(
-        stream_copy(&mut reader, &mut writer, &mut buffer),
-        Err(CopyError::Write(ErrorKind::BrokenPipe))
+        error,
+        CopyError::Write {
+            error: ErrorKind::BrokenPipe,
+            copied: writer.out.len() as u64
+        }
     );
-    let mut reader = Scripted::new(&[], &[1]);
+    assert_eq!(error.copied(), 20);
+    let mut reader = Scripted::new(&[2; 30], &[30]);
     reader.then = Some(ErrorKind::ConnectionReset);
+    let mut writer = Trickle {
+        out: Vec::new(),
+        max: 64,
+        fail_after: None,
+    };
     assert_eq!(
         stream_copy(&mut reader, &mut writer, &mut buffer),
-        Err(CopyError::Read(ErrorKind::ConnectionReset))
+        Err(CopyError::Read {
+            error: ErrorKind::ConnectionReset,
+            copied: 30
+        })
     );
     assert_eq!(
         stream_copy(&mut reader, &mut writer, &mut []),
@@ -750,7 +798,55 @@ fn stream_copy_reports_errors() {
     let mut reader = Scripted::new(&[1; 10], &[10]);
     assert_eq!(
         stream_copy(&mut reader, &mut Zero, &mut buffer),
-        Err(CopyError::WriteZero)
+        Err(CopyError::WriteZero { copied: 0 })
     );
     let _ = embedded_io::ErrorKind::Other;
+}
+
+/// The writer's own error comes back unchanged, whatever its type, and a
+/// failed final flush counts every byte written before it.
+#[test]
+fn stream_copy_keeps_the_writers_error() {
+    #[derive(Debug, PartialEq)]
+    struct DiskFull(u32);
+    impl std::fmt::Display for DiskFull {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "disk full {}", self.0)
+        }
+    }
+    impl std::error::Error for DiskFull {}
+    impl embedded_io::Error for DiskFull {
+        fn kind(&self) -> ErrorKind {
+            ErrorKind::Other
+        }
+    }
+    struct Unflushable(Vec<u8>);
+    impl ErrorType for Unflushable {
+        type Error = DiskFull;
+    }
+    impl Write for Unflushable {
+        fn write(&mut self, buf: &[u8]) -> Result<usize, DiskFull> {
+            self.0.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> Result<(), DiskFull> {
+            Err(DiskFull(28))
+        }
+    }
+    let mut reader = Scripted::new(&[3; 40], &[16]);
+    let mut writer = Unflushable(Vec::new());
+    let mut buffer = [0u8; 8];
+    let error = stream_copy(&mut reader, &mut writer, &mut buffer).unwrap_err();
+    assert_eq!(
+        error,
+        CopyError::Write {
+            error: DiskFull(28),
+            copied: 40
+        }
+    );
+    let error: CopyError<ErrorKind, DiskFull> = error;
+    assert_eq!(
+        error.to_string(),
+        "write failed after 40 bytes: disk full 28"
+    );
 }

@@ -2,12 +2,28 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::fd::{AsFd, BorrowedFd};
 
 use msglog_core::{valid_name, Client, ClientError};
 
 use crate::connect::connect;
-use crate::transport::{read_ready, GatherStream};
+use crate::transport::{peek, read_ready, GatherStream, Peeked};
 use crate::{Credentials, Error, Options};
+
+/// How a connection with nothing in flight stands; see [`Connection::idle_state`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum IdleState {
+    /// Nothing arrived: the session goes on.
+    Open,
+    /// The server sent a byte unasked, and ends the session: the 0xFF of an
+    /// idle timeout (PROTOCOL.md, decision 6). It is alive: a new connection
+    /// may be opened when there is something to send.
+    Goodbye,
+    /// The server closed or reset the connection without a word: it
+    /// stopped, crashed or restarted, or something between cut the connection.
+    Gone(io::Error),
+}
 
 /// A connection to a msglog server in framed mode: NAME and PASSWORD, then
 /// messages, each acknowledged by the server, then CLOSE.
@@ -182,6 +198,23 @@ impl Connection {
             && !read_ready(self.client.get_ref().get_ref())
     }
 
+    /// With nothing in flight, whether the server has ended the session,
+    /// without reading or waiting; anything but [`IdleState::Open`] ends it
+    /// here too. With transactions in flight, [`IdleState::Open`]: their
+    /// statuses come first (see [`Connection::poll`]).
+    pub fn idle_state(&mut self) -> IdleState {
+        if self.client.in_flight() > 0 {
+            return IdleState::Open;
+        }
+        let state = match peek(self.client.get_ref().get_ref()) {
+            Peeked::Nothing => return IdleState::Open,
+            Peeked::Byte(_) => IdleState::Goodbye,
+            Peeked::Closed(e) => IdleState::Gone(e),
+        };
+        self.ended = true;
+        state
+    }
+
     fn track(&mut self, result: Result<(), ClientError<io::Error>>) -> Result<(), Error> {
         result.map_err(|error| {
             let error = Error::from(error);
@@ -190,5 +223,13 @@ impl Connection {
             }
             error
         })
+    }
+}
+
+/// The socket, e.g. to wait for it to become readable (a status, a goodbye
+/// or a close) in a poll of the caller's; read it only through the connection.
+impl AsFd for Connection {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.client.get_ref().get_ref().as_fd()
     }
 }

@@ -47,6 +47,23 @@ pub enum Error {
         /// Bytes sent before the end of input.
         sent: u64,
     },
+    /// Raw mode: the connection was reset, or closed before the end of the
+    /// input, so the server did not confirm that it took every byte.
+    #[error("connection lost after {sent} bytes were sent, so the server did not confirm taking them: {source}")]
+    Lost {
+        /// Bytes handed to the connection before it failed.
+        sent: u64,
+        /// How it failed.
+        #[source]
+        source: io::Error,
+    },
+    /// Raw mode: the server sent a byte. A raw server never does; a framed
+    /// server answers the first raw bytes with a status.
+    #[error("the server answered with 0x{byte:02x}; a raw server never sends a byte (is it a framed server?)")]
+    Answered {
+        /// The first byte received.
+        byte: u8,
+    },
     /// The connection failed (reset, broken pipe, ...).
     #[error("connection failed: {0}")]
     Io(#[source] io::Error),
@@ -89,7 +106,7 @@ impl Error {
     /// than refused by the server: resending on a new connection may succeed.
     pub fn is_connection_lost(&self) -> bool {
         match self {
-            Error::Disconnected { .. } => true,
+            Error::Disconnected { .. } | Error::Lost { .. } => true,
             Error::Io(e) => matches!(
                 e.kind(),
                 io::ErrorKind::ConnectionReset

@@ -31,7 +31,7 @@ mod table;
 mod transport;
 
 pub use connect::{connect, Options};
-pub use connection::Connection;
+pub use connection::{Connection, IdleState};
 pub use credentials::Credentials;
 pub use error::Error;
 pub use lines::{Line, LineError, LineReader};

@@ -65,7 +65,9 @@ impl<R: Read> LineReader<R> {
     }
 
     /// The next line, or `None` at end of input. A last line without a line
-    /// ending counts; `\r` is removed only before `\n`.
+    /// ending counts; `\r` is removed only before `\n`. A read error (e.g.
+    /// `WouldBlock` from a reader that never blocks) leaves the reader as it
+    /// was: call again once more input is there.
     pub fn next_line(&mut self) -> Result<Option<Line<'_>>, LineError> {
         let next = self.next_range()?;
         Ok(next.map(|range| self.line_at(range)))
@@ -236,6 +238,65 @@ mod tests {
         let mut unterminated = b"x\n".to_vec();
         unterminated.extend(std::iter::repeat_n(b'y', 2 * LINE_BUFFER));
         assert_eq!(lines(&unterminated), vec![Ok((1, b"x".to_vec())), Err(2)]);
+    }
+
+    #[test]
+    fn a_read_that_would_block_loses_nothing() {
+        /// Hands out one chunk per call, `WouldBlock` in between.
+        struct Stuttering {
+            chunks: Vec<&'static [u8]>,
+            ready: bool,
+        }
+        impl Read for Stuttering {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                self.ready = !self.ready;
+                if !self.ready {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                if self.chunks.is_empty() {
+                    return Ok(0);
+                }
+                let chunk = self.chunks.remove(0);
+                buf[..chunk.len()].copy_from_slice(chunk);
+                Ok(chunk.len())
+            }
+        }
+        let mut long = vec![b'z'; MAX_PAYLOAD + 10];
+        long.push(b'\n');
+        let chunks: Vec<&'static [u8]> = vec![
+            b"par",
+            b"tial\r",
+            b"\n\nnext",
+            Box::leak(long.into_boxed_slice()),
+            b"la",
+            b"st",
+        ];
+        let mut reader = LineReader::new(Stuttering {
+            chunks,
+            ready: true,
+        });
+        let mut got = Vec::new();
+        let mut would_block = 0;
+        loop {
+            match reader.next_nonempty_line() {
+                Ok(Some(line)) => got.push(Ok((line.number, line.bytes.to_vec()))),
+                Ok(None) => break,
+                Err(LineError::TooLong { line }) => got.push(Err(line)),
+                Err(LineError::Read(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    would_block += 1
+                }
+                Err(LineError::Read(e)) => panic!("{e}"),
+            }
+        }
+        assert!(would_block >= 5);
+        assert_eq!(
+            got,
+            vec![
+                Ok((1, b"partial".to_vec())),
+                Err(3),
+                Ok((4, b"last".to_vec()))
+            ]
+        );
     }
 
     #[test]

@@ -104,15 +104,47 @@ impl embedded_io::ReadReady for GatherStream<TcpStream> {
 
 /// Whether a read from `stream` would return at once: bytes have arrived,
 /// the peer closed, or the socket has an error to report (which the read
-/// will return). One non-blocking peek.
+/// will return).
 pub(crate) fn read_ready(stream: &TcpStream) -> bool {
-    let mut byte = [MaybeUninit::<u8>::uninit()];
+    !matches!(peek(stream), Peeked::Nothing)
+}
+
+/// What the peer has sent, seen without reading it or waiting.
+#[derive(Debug)]
+pub(crate) enum Peeked {
+    /// Nothing yet.
+    Nothing,
+    /// The next byte.
+    Byte(u8),
+    /// End of stream (`UnexpectedEof`), a reset, or another error the next
+    /// read would report.
+    Closed(io::Error),
+}
+
+/// One non-blocking peek (and a second, to learn the byte, when there is one).
+pub(crate) fn peek(stream: &TcpStream) -> Peeked {
+    let mut probe = [MaybeUninit::<u8>::uninit()];
     let flags = libc::MSG_PEEK | libc::MSG_DONTWAIT;
     loop {
-        match SockRef::from(stream).recv_with_flags(&mut byte, flags) {
+        match SockRef::from(stream).recv_with_flags(&mut probe, flags) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
-            _ => return true,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Peeked::Nothing,
+            Err(e) => return Peeked::Closed(e),
+            Ok(0) => {
+                return Peeked::Closed(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the server closed the connection",
+                ))
+            }
+            // A byte is there, so this peek returns at once.
+            Ok(_) => {
+                let mut byte = [0u8; 1];
+                return match stream.peek(&mut byte) {
+                    Ok(1) => Peeked::Byte(byte[0]),
+                    Ok(_) => Peeked::Closed(io::ErrorKind::UnexpectedEof.into()),
+                    Err(e) => Peeked::Closed(e),
+                };
+            }
         }
     }
 }

@@ -8,6 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::thread;
+use std::time::Duration;
 
 use common::{
     record, records, run_client, wait_until, ClientProcess, Finished, Server, CLIENT, DEADLINE,
@@ -314,25 +315,183 @@ fn retry_after_a_server_restart_delivers_every_line() {
     }
 }
 
+/// A server restarted while the input pauses, nothing in flight: it went
+/// away without a goodbye, so the connection is lost. Without `--retry`
+/// the client says so at once (stdin still open), naming what was
+/// delivered; with `--retry` it connects again and delivers the rest.
 #[test]
-fn a_restart_while_the_input_pauses_needs_no_retry() {
+fn a_restart_while_the_input_pauses_is_reported_or_retried() {
+    for retry in [None, Some("10")] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = Server::framed(dir.path());
+        let port = server.port.to_string();
+        let mut args = vec!["--user", USER, "127.0.0.1", &port];
+        if let Some(retries) = retry {
+            args.extend(["--retry", retries]);
+        }
+        let mut client = ClientProcess::start(&args, &[PASSWORD]);
+        client.write(b"first\n");
+        wait_until("the first line is logged", || {
+            records(dir.path()).len() == 1
+        });
+        server.restart(&[]);
+        if retry.is_none() {
+            let (finished, took) = client.exits_by_itself(DEADLINE);
+            assert_eq!(finished.code(), Some(10), "{}", finished.stderr);
+            assert_eq!(finished.stderr.lines().count(), 1, "{}", finished.stderr);
+            assert!(
+                finished
+                    .stderr
+                    .contains("lost: the server closed the connection")
+                    && finished
+                        .stderr
+                        .contains("all 1 messages sent were acknowledged")
+                    && !finished.stderr.contains("nothing was sent"),
+                "{}",
+                finished.stderr
+            );
+            eprintln!("exit 10 after {took:?}: {}", finished.stderr.trim());
+            continue;
+        }
+        client.write(b"second\n");
+        let finished = client.finish();
+        assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+        assert!(
+            finished
+                .stderr
+                .contains("all 2 messages acknowledged after"),
+            "{}",
+            finished.stderr
+        );
+        assert_eq!(
+            records(dir.path()),
+            expected_records(&[b"first", b"second"])
+        );
+    }
+}
+
+/// Stop the server (SIGSTOP) and send `lines` more, then wait until the
+/// client has sent them all: they are in flight, unread by the server.
+fn freeze_with_in_flight(
+    server: &Server,
+    client: &mut ClientProcess,
+    lines: std::ops::RangeInclusive<usize>,
+) {
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(server.pid() as i32, libc::SIGSTOP) }, 0);
+    // The signal takes effect asynchronously: until then the server still reads.
+    wait_until("the server is stopped", || {
+        fs::read_to_string(format!("/proc/{}/stat", server.pid())).is_ok_and(|stat| {
+            stat.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+        })
+    });
+    let mut bytes = 0;
+    for i in lines {
+        let line = format!("line {i}");
+        bytes += 3 + line.len() as u64;
+        client.write(format!("{line}\n").as_bytes());
+    }
+    wait_until("the client sent the lines", || {
+        common::unread_bytes(server.port) == bytes
+    });
+}
+
+fn numbered_lines(client: &mut ClientProcess, lines: std::ops::RangeInclusive<usize>) {
+    let text: String = lines.map(|i| format!("line {i}\n")).collect();
+    client.write(text.as_bytes());
+}
+
+/// `tail -f log | msglog-client ...`: the server is killed while the client
+/// waits for input with lines in flight. The client must not wait for the
+/// next line: it exits 10 at once, naming the first line not acknowledged.
+#[test]
+fn a_server_killed_while_the_input_waits_is_reported_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::framed(dir.path());
     let port = server.port.to_string();
     let mut client = ClientProcess::start(&["--user", USER, "127.0.0.1", &port], &[PASSWORD]);
-    client.write(b"first\n");
-    wait_until("the first line is logged", || {
-        records(dir.path()).len() == 1
-    });
-    // Nothing is in flight: the client notices the closed connection
-    // before sending the next line and simply connects again.
-    server.restart(&[]);
-    client.write(b"second\n");
-    assert_success(&client.finish());
-    assert_eq!(
-        records(dir.path()),
-        expected_records(&[b"first", b"second"])
+    numbered_lines(&mut client, 1..=10);
+    wait_until("ten lines are logged", || records(dir.path()).len() == 10);
+    freeze_with_in_flight(&server, &mut client, 11..=13);
+    server.kill();
+    let (finished, took) = client.exits_by_itself(DEADLINE);
+    assert_eq!(finished.code(), Some(10), "{}", finished.stderr);
+    assert_eq!(finished.stderr.lines().count(), 1, "{}", finished.stderr);
+    assert!(
+        finished.stderr.contains(
+            "at least 3 messages not acknowledged (10 acknowledged; the rest of stdin was not counted), the first from line 11"
+        ),
+        "{}",
+        finished.stderr
     );
+    // Counting the rest of stdin waits 1 s for more; nothing else waits.
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    eprintln!("exit 10 after {took:?}: {}", finished.stderr.trim());
+}
+
+/// The same with SIGTERM: the server finishes what it has and closes. Every
+/// line sent was acknowledged, and the client says so rather than "nothing
+/// was sent", at once, its stdin still open.
+#[test]
+fn a_server_stopped_while_the_input_waits_is_reported_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::framed(dir.path());
+    let port = server.port.to_string();
+    let mut client = ClientProcess::start(&["--user", USER, "127.0.0.1", &port], &[PASSWORD]);
+    numbered_lines(&mut client, 1..=11);
+    wait_until("eleven lines are logged", || {
+        records(dir.path()).len() == 11
+    });
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(server.pid() as i32, libc::SIGTERM) }, 0);
+    let (finished, took) = client.exits_by_itself(DEADLINE);
+    assert_eq!(finished.code(), Some(10), "{}", finished.stderr);
+    assert_eq!(finished.stderr.lines().count(), 1, "{}", finished.stderr);
+    assert!(
+        finished
+            .stderr
+            .contains("lost: the server closed the connection")
+            && finished
+                .stderr
+                .contains("all 11 messages sent were acknowledged")
+            && !finished.stderr.contains("nothing was sent"),
+        "{}",
+        finished.stderr
+    );
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}
+
+/// With `--retry`, a server restarted while lines are in flight gets them
+/// again at once, before any further line arrives.
+#[test]
+fn retry_resends_at_once_when_the_server_restarts_while_the_input_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::framed(dir.path());
+    let port = server.port.to_string();
+    let args = ["--user", USER, "127.0.0.1", &port, "--retry", "10"];
+    let mut client = ClientProcess::start(&args, &[PASSWORD]);
+    numbered_lines(&mut client, 1..=10);
+    wait_until("ten lines are logged", || records(dir.path()).len() == 10);
+    freeze_with_in_flight(&server, &mut client, 11..=13);
+    server.restart(&[]);
+    wait_until(
+        "the lines in flight are delivered without another line",
+        || records(dir.path()).len() == 13,
+    );
+    let finished = client.finish();
+    assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+    assert!(
+        finished
+            .stderr
+            .contains("all 13 messages acknowledged after"),
+        "{}",
+        finished.stderr
+    );
+    let expected: Vec<Vec<u8>> = (1..=13)
+        .map(|i| record(USER, format!("line {i}").as_bytes()))
+        .collect();
+    assert_eq!(records(dir.path()), expected);
 }
 
 #[test]

@@ -1,16 +1,20 @@
 //! Raw mode against the real `msglog-server --raw`: the classic five checks,
-//! a 100 MiB stream that pauses mid-way, 4 GiB in constant memory, and a
-//! server that dies mid-stream.
+//! a 100 MiB stream that pauses mid-way, 4 GiB in constant memory; the
+//! close as the outcome (a server that dies, cannot write its stdout, or
+//! stops mid-stream resets, and the client exits 10); a framed server
+//! answering a raw client; and `--raw-min-rate` against a dribbler.
 
 mod common;
 
 use std::fs;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
 use std::thread;
+use std::time::{Duration, Instant};
 
 use rand::{Rng, RngCore, SeedableRng};
 
-use common::{peak_rss_kib, run_client, wait_until, ClientProcess, Finished, Server};
+use common::{peak_rss_kib, run_client, wait_until, ClientProcess, Finished, Server, DEADLINE};
 
 /// Send `input` with one client and return how it ended.
 fn send(server: &Server, input: Vec<u8>) -> Finished {
@@ -260,4 +264,193 @@ fn a_server_that_dies_mid_stream_is_an_error() {
         "stderr: {}",
         finished.stderr
     );
+}
+
+/// A pipe: (read end, write end).
+fn pipe() -> (OwnedFd, OwnedFd) {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2(2) writes two new descriptors into the array.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: both were just opened and are owned by nobody else.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
+fn assert_one_line(finished: &Finished, code: i32, needles: &[&str]) {
+    assert_eq!(finished.code(), Some(code), "stderr: {}", finished.stderr);
+    assert_eq!(
+        finished.stderr.lines().count(),
+        1,
+        "stderr: {}",
+        finished.stderr
+    );
+    assert!(
+        finished.stderr.starts_with("msglog-client: "),
+        "stderr: {}",
+        finished.stderr
+    );
+    for needle in needles {
+        assert!(
+            finished.stderr.contains(needle),
+            "{needle:?} not in: {}",
+            finished.stderr
+        );
+    }
+}
+
+/// `msglog-server --raw P | (sleep 0.3; exec true)`: the reader of the
+/// server's stdout is gone, so the client's bytes cannot be written. The
+/// server resets the connection, and the client must not claim success.
+#[test]
+fn a_server_whose_stdout_fails_resets_and_the_client_exits_10() {
+    let (read_end, write_end) = pipe();
+    let mut server = Server::raw_with(write_end, &[]);
+    drop(read_end);
+    let finished = send(&server, b"nobody will read this\n".to_vec());
+    assert_one_line(
+        &finished,
+        10,
+        &["lost", "the server did not confirm that it took every byte"],
+    );
+    assert_eq!(server.wait_exit().code(), Some(7), "{}", server.stderr());
+    let stderr = server.wait_stderr("writing to stdout failed");
+    assert!(
+        stderr.contains("reset, stdout failed (0 bytes written)"),
+        "{stderr}"
+    );
+}
+
+/// SIGTERM while a client is mid-stream: what arrived is written, the
+/// client is reset (a clean close would confirm bytes never received), and
+/// the summary counts the bytes written.
+#[test]
+fn a_server_stopped_mid_stream_resets_and_the_client_exits_10() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out");
+    let mut server = Server::raw(&output);
+    let port = server.port.to_string();
+    let mut client = ClientProcess::start(&["127.0.0.1", &port], &[]);
+    client.write(b"the first part of a stream");
+    wait_until("the server wrote the first part", || {
+        fs::metadata(&output).is_ok_and(|m| m.len() == 26)
+    });
+    server.signal(libc::SIGTERM);
+    assert!(server.wait_exit().success(), "{}", server.stderr());
+    let stderr = server.wait_stderr("stopped:");
+    assert!(stderr.contains("stopped: 1 clients, 26 bytes"), "{stderr}");
+    // The rest of the input, then its end: nobody took it.
+    client.write(b", and the rest");
+    let finished = client.finish();
+    assert_one_line(
+        &finished,
+        10,
+        &["lost", "the server did not confirm that it took every byte"],
+    );
+    assert_eq!(fs::read(&output).unwrap(), b"the first part of a stream");
+}
+
+/// A user who forgot `--user`: the framed server answers the first raw
+/// bytes with 0xFF; a raw server never sends a byte, so the client says
+/// what is wrong instead of exiting 0 — with a small input, and with one
+/// large enough that the server's close resets the upload first.
+#[test]
+fn a_raw_client_pointed_at_a_framed_server_is_told_to_use_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::framed(dir.path());
+    for input in [b"hello\n".to_vec(), vec![b'x'; 64 << 20]] {
+        let len = input.len();
+        let finished = send(&server, input);
+        assert_one_line(
+            &finished,
+            12,
+            &[
+                "the server answered (0xff)",
+                "is it a framed msglog server? use --user",
+            ],
+        );
+        eprintln!("{len} bytes: {}", finished.stderr.trim());
+    }
+    assert!(common::records(dir.path()).is_empty());
+}
+
+/// `--raw-min-rate`: a client that sends one byte every 100 ms is reset at
+/// the end of its first window, and the client waiting behind it is served.
+#[test]
+fn a_dribbler_is_dropped_and_the_next_client_is_served() {
+    const WINDOW: Duration = Duration::from_secs(2);
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out");
+    let mut server = Server::raw_with(
+        fs::File::create(&output).unwrap(),
+        &["--raw-min-rate", "1KiB/s", "--raw-rate-window", "2s"],
+    );
+    let port = server.port.to_string();
+    let before = Instant::now();
+    let mut dribbler = ClientProcess::start(&["127.0.0.1", &port], &[]);
+    dribbler.write(b"d");
+    wait_until("the dribbler is served", || {
+        fs::metadata(&output).is_ok_and(|m| m.len() == 1)
+    });
+    // Next in line: all its input is there; it waits for its turn.
+    let mut next = ClientProcess::start(&["127.0.0.1", &port], &[]);
+    next.write(b"next in line\n");
+    next.close_stdin();
+    // Dribble until the dribbler, reset, stops reading its input.
+    while dribbler.try_write(b"d").is_ok() {
+        assert!(
+            before.elapsed() < DEADLINE,
+            "the dribbler was never dropped"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    let stderr = server.wait_stderr("under the minimum");
+    let dropped_after = before.elapsed();
+    assert!(
+        dropped_after >= WINDOW && dropped_after < WINDOW * 5,
+        "dropped after {dropped_after:?}: {stderr}"
+    );
+    assert_one_line(&dribbler.finish(), 10, &["lost"]);
+    assert_success(&next.finish());
+    let written = fs::read(&output).unwrap();
+    let (dribbled, rest) = written.split_at(written.len() - 13);
+    assert_eq!(rest, b"next in line\n");
+    assert!(!dribbled.is_empty() && dribbled.iter().all(|&b| b == b'd'));
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("under the minimum"))
+        .unwrap();
+    assert!(line.contains("reset"), "{line}");
+    server.signal(libc::SIGTERM);
+    assert!(server.wait_exit().success());
+    let stderr = server.wait_stderr("stopped:");
+    let total = written.len();
+    assert!(
+        stderr.contains(&format!("stopped: 2 clients, {total} bytes")),
+        "{stderr}"
+    );
+}
+
+/// A client well over the minimum rate, paced over several windows, is
+/// served to the end.
+#[test]
+fn a_steady_client_is_not_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out");
+    let server = Server::raw_with(
+        fs::File::create(&output).unwrap(),
+        &["--raw-min-rate", "1KiB/s", "--raw-rate-window", "2s"],
+    );
+    let port = server.port.to_string();
+    let mut client = ClientProcess::start(&["127.0.0.1", &port], &[]);
+    let started = Instant::now();
+    let chunk = vec![b's'; 4096];
+    let mut sent = 0;
+    // 40 KiB/s for three windows.
+    while started.elapsed() < Duration::from_secs(6) {
+        client.write(&chunk);
+        sent += chunk.len();
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert_success(&client.finish());
+    assert_output(&output, &vec![b's'; sent]);
+    assert!(!server.stderr().contains("reset"), "{}", server.stderr());
 }

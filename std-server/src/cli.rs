@@ -38,6 +38,12 @@ Signals: SIGINT/SIGTERM stop accepting, let connections finish the
 transaction in progress for up to --grace, then exit 0 (a second signal stops
 at once); SIGHUP reopens both logs (for logrotate) and re-reads --users.
 
+Raw mode (--raw): one client at a time. A client's connection is closed
+cleanly only after every byte it sent is written to stdout; it is reset if
+stdout fails (then exit 7), if the client breaks a limit (--raw-min-rate over
+--raw-rate-window, --raw-max-session, --idle-timeout), or on SIGINT/SIGTERM
+before its end of stream.
+
 Exit codes: 0 clean stop; 1 runtime error; 2 bad command line; 3 cannot listen
 (port taken or invalid address); 4 cannot open the log directory or a log;
 5 bad users file; 6 hash-password got no usable password; 7 cannot write to
@@ -117,6 +123,21 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "600s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
 
+    /// Raw mode: reset a client that sends less than RATE on average over a
+    /// --raw-rate-window of waiting for it, so that the next client is
+    /// served. RATE is bytes per second: 512, 1KiB/s, 2MB/s, ...; 0: no minimum.
+    #[arg(long, value_name = "RATE", default_value = "1KiB/s", value_parser = parse_rate, requires = "raw")]
+    pub raw_min_rate: u64,
+
+    /// Raw mode: the window --raw-min-rate is checked over (time spent
+    /// writing to stdout does not count).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration, requires = "raw")]
+    pub raw_rate_window: Duration,
+
+    /// Raw mode: reset a client served this long, whatever its rate [default: no limit].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "raw")]
+    pub raw_max_session: Option<Duration>,
+
     /// On SIGINT/SIGTERM, how long connections get to finish the transaction in progress.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, conflicts_with = "raw")]
     pub grace: Duration,
@@ -176,6 +197,39 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// A rate in bytes per second: a number, an optional unit (B, kB, KiB, MB,
+/// MiB, GB, GiB; any case) and an optional `/s`. Zero is allowed.
+pub fn parse_rate(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let rate = trimmed.strip_suffix("/s").unwrap_or(trimmed).trim_end();
+    let split = rate
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(rate.len());
+    let (number, unit) = rate.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a rate (examples: 0, 512, 1KiB/s, 2MB/s)"))?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "ki" | "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mi" | "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gi" | "gib" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "unknown unit in `{text}` (use B, kB, KiB, MB, MiB, GB or GiB, with an optional /s)"
+            ))
+        }
+    };
+    let bytes = (value * scale as f64).round();
+    if !(0.0..=1e15).contains(&bytes) {
+        return Err(format!("`{text}` is out of range"));
+    }
+    Ok(bytes as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +246,44 @@ mod tests {
         assert!(parse_duration("abc").is_err());
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate("0"), Ok(0));
+        assert_eq!(parse_rate("512"), Ok(512));
+        assert_eq!(parse_rate("1KiB/s"), Ok(1024));
+        assert_eq!(parse_rate("1 kib/s"), Ok(1024));
+        assert_eq!(parse_rate("1.5kB"), Ok(1500));
+        assert_eq!(parse_rate("2MB/s"), Ok(2_000_000));
+        assert_eq!(parse_rate("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_rate("1GiB/s"), Ok(1 << 30));
+        assert!(parse_rate("fast").is_err());
+        assert!(parse_rate("1 Mbit/s").is_err());
+        assert!(parse_rate("-1").is_err());
+        assert!(parse_rate("1e30").is_err());
+    }
+
+    #[test]
+    fn raw_limits_need_raw_mode() {
+        let cli = Cli::try_parse_from(["msglog-server", "--raw", "0"]).unwrap();
+        assert_eq!(cli.serve.raw_min_rate, 1024);
+        assert_eq!(cli.serve.raw_rate_window, Duration::from_secs(30));
+        assert_eq!(cli.serve.raw_max_session, None);
+        let cli = Cli::try_parse_from([
+            "msglog-server",
+            "--raw",
+            "--raw-min-rate",
+            "0",
+            "--raw-max-session",
+            "1h",
+            "0",
+        ])
+        .unwrap();
+        assert_eq!(cli.serve.raw_min_rate, 0);
+        assert_eq!(cli.serve.raw_max_session, Some(Duration::from_secs(3600)));
+        assert!(Cli::try_parse_from(["msglog-server", "--raw-min-rate", "1", "0"]).is_err());
+        assert!(Cli::try_parse_from(["msglog-server", "--raw-max-session", "1s"]).is_err());
     }
 
     #[test]

@@ -43,7 +43,16 @@ fn main() -> ExitCode {
     report::set_verbosity(serve.quiet, serve.verbose);
     let result = match &cli.command {
         Some(Command::HashPassword(args)) => hash_password::run(args),
-        None if serve.raw => raw::run(serve.bind, serve.port, serve.idle_timeout),
+        None if serve.raw => raw::run(
+            serve.bind,
+            serve.port,
+            raw::Limits {
+                min_rate: serve.raw_min_rate,
+                window: serve.raw_rate_window,
+                max_session: serve.raw_max_session,
+                idle_timeout: serve.idle_timeout,
+            },
+        ),
         None => server::run(server::Config {
             bind: serve.bind,
             port: serve.port,

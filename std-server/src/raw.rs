@@ -2,23 +2,36 @@
 //! one after another; each one's bytes go to stdout exactly, through the
 //! core's `stream_copy` and one fixed 1 MiB buffer.
 //!
-//! Blocking I/O on purpose: there is one client at a time. A signal thread
-//! makes SIGINT/SIGTERM end the blocking calls (by shutting the listener and
-//! the current client's socket down), so the loop can stop cleanly.
+//! There is no status byte in this mode, so the close carries the outcome:
+//! a client's connection is closed cleanly (FIN) only after every byte it
+//! sent has been written to stdout, and reset (RST) whenever that is not so:
+//! stdout failed, a limit of [`pace`] dropped the client, or the server is
+//! stopping mid-stream.
+//!
+//! One `mio::Poll` waits for the listener, the current client and a waker
+//! the signal thread uses on SIGINT/SIGTERM; stdout is written with plain
+//! blocking writes.
 
+mod pace;
+
+use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Shutdown, TcpStream};
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use msglog_core::{embedded_io, stream_copy, CopyError};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use msglog_core::{stream_copy, CopyError};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use socket2::Socket;
+use socket2::SockRef;
 
+pub use self::pace::Limits;
+use self::pace::{Breach, Pace};
 use crate::error::Failure;
 use crate::listen::{canonical_peer, listen};
 
@@ -27,46 +40,28 @@ const BUFFER: usize = 1024 * 1024;
 /// The exercise asks for at least 10.
 const BACKLOG: i32 = 128;
 
-/// What the signal thread needs to interrupt blocking calls.
-#[derive(Default)]
-struct Stop {
-    requested: AtomicBool,
-    listener: Mutex<Option<Socket>>,
-    client: Mutex<Option<TcpStream>>,
-}
-
-impl Stop {
-    fn request(&self) {
-        self.requested.store(true, Ordering::SeqCst);
-        if let Some(listener) = &*self.listener.lock().unwrap_or_else(PoisonError::into_inner) {
-            // Wakes a blocked accept() (EINVAL on Linux).
-            let _ = listener.shutdown(Shutdown::Both);
-        }
-        if let Some(client) = &*self.client.lock().unwrap_or_else(PoisonError::into_inner) {
-            // Makes a blocked read() return end of stream.
-            let _ = client.shutdown(Shutdown::Both);
-        }
-    }
-
-    fn requested(&self) -> bool {
-        self.requested.load(Ordering::SeqCst)
-    }
-
-    fn set_client(&self, client: Option<TcpStream>) {
-        *self.client.lock().unwrap_or_else(PoisonError::into_inner) = client;
-    }
-}
+const LISTENER: Token = Token(0);
+const CLIENT: Token = Token(1);
+const WAKER: Token = Token(2);
 
 /// Serve raw clients until SIGINT/SIGTERM.
-pub fn run(bind: Option<IpAddr>, port: u16, idle_timeout: Duration) -> Result<(), Failure> {
+pub fn run(bind: Option<IpAddr>, port: u16, limits: Limits) -> Result<(), Failure> {
     let listening = listen(bind, port, BACKLOG)?;
-    let stop = Arc::new(Stop::default());
-    let listener_clone = listening
+    listening
         .listener
-        .try_clone()
-        .map_err(|e| Failure::io("cannot duplicate the listener", e))?;
-    *stop.listener.lock().unwrap_or_else(PoisonError::into_inner) =
-        Some(Socket::from(listener_clone));
+        .set_nonblocking(true)
+        .map_err(|e| Failure::io("cannot make the listener non-blocking", e))?;
+    let mut listener = TcpListener::from_std(listening.listener);
+    let mut poll = Poll::new().map_err(|e| Failure::io("cannot create a poll", e))?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)
+        .map_err(|e| Failure::io("cannot poll the listener", e))?;
+    let waker =
+        Waker::new(poll.registry(), WAKER).map_err(|e| Failure::io("cannot create a waker", e))?;
+    let stop = Arc::new(Stop {
+        requested: AtomicBool::new(false),
+        waker,
+    });
     let mut signals = Signals::new([SIGINT, SIGTERM])
         .map_err(|e| Failure::io("cannot install signal handlers", e))?;
     {
@@ -86,8 +81,9 @@ pub fn run(bind: Option<IpAddr>, port: u16, idle_timeout: Duration) -> Result<()
         .as_fd()
         .try_clone_to_owned()
         .map_err(|e| Failure::io("cannot use stdout", e))?;
-    let mut output = Retrying(File::from(stdout));
+    let mut output = Stdout(File::from(stdout));
     let mut buffer = vec![0u8; BUFFER];
+    let mut events = Events::with_capacity(4);
 
     info!(
         "listening on {} mode=raw{} output=stdout",
@@ -100,115 +96,268 @@ pub fn run(bind: Option<IpAddr>, port: u16, idle_timeout: Duration) -> Result<()
     );
     let mut clients = 0u64;
     let mut total = 0u64;
-    while !stop.requested() {
-        let (stream, peer) = match listening.listener.accept() {
-            Ok(accepted) => accepted,
-            Err(_) if stop.requested() => break,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                error!("cannot accept: {e}");
-                // EMFILE and the like: do not spin.
-                std::thread::sleep(Duration::from_millis(100));
-                continue;
-            }
-        };
-        let peer = canonical_peer(peer);
-        if let Err(e) = stream.set_read_timeout(Some(idle_timeout)) {
-            error!("client {peer}: cannot set a read timeout: {e}");
-        }
-        match stream.try_clone() {
-            Ok(clone) => stop.set_client(Some(clone)),
-            Err(e) => error!("client {peer}: cannot register for shutdown: {e}"),
-        }
-        if stop.requested() {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
-        let started = Instant::now();
-        let mut input = Retrying(stream);
-        let result = stream_copy(&mut input, &mut output, &mut buffer);
-        stop.set_client(None);
+    while let Some((stream, peer)) = accept(&mut listener, &mut poll, &mut events, &stop) {
         clients += 1;
-        match result {
-            Ok(bytes) => {
-                total += bytes;
-                verbose!(
-                    "client {peer}: {bytes} bytes in {:.3} s",
-                    started.elapsed().as_secs_f64()
-                );
-            }
-            Err(CopyError::Read(e)) => {
-                let e = e.0;
-                if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut {
-                    error!(
-                        "client {peer}: no data for {:.1} s, dropped",
-                        idle_timeout.as_secs_f64()
-                    );
-                } else {
-                    error!("client {peer}: {e}");
-                }
-            }
-            Err(CopyError::Write(e)) => return Err(Failure::Stdout(e.0)),
-            Err(CopyError::WriteZero) => {
-                return Err(Failure::Stdout(io::ErrorKind::WriteZero.into()))
-            }
-            Err(CopyError::EmptyBuffer) => {
-                return Err(Failure::io(
-                    "raw copy",
-                    io::Error::other("empty copy buffer"),
-                ));
-            }
-        }
+        let mut client = Client {
+            stream,
+            peer: canonical_peer(peer),
+            started: Instant::now(),
+        };
+        let result = client.serve(
+            &mut poll,
+            &mut events,
+            &stop,
+            limits,
+            &mut output,
+            &mut buffer,
+        );
+        total += result.as_ref().map_or_else(CopyError::copied, |&n| n);
+        client.end(&mut poll, result)?;
     }
     info!("stopped: {clients} clients, {total} bytes");
     Ok(())
 }
 
-/// A std reader/writer as an `embedded_io` one, retrying EINTR (a read
-/// timeout makes the kernel return EINTR rather than restart).
-struct Retrying<T>(T);
+/// What the signal thread shares with the loop.
+struct Stop {
+    requested: AtomicBool,
+    waker: Waker,
+}
 
-/// `std::io::Error` as an `embedded_io` error.
-#[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-struct IoError(io::Error);
-
-impl embedded_io::Error for IoError {
-    fn kind(&self) -> embedded_io::ErrorKind {
-        match self.0.kind() {
-            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => embedded_io::ErrorKind::TimedOut,
-            io::ErrorKind::ConnectionReset => embedded_io::ErrorKind::ConnectionReset,
-            io::ErrorKind::BrokenPipe => embedded_io::ErrorKind::BrokenPipe,
-            _ => embedded_io::ErrorKind::Other,
+impl Stop {
+    fn request(&self) {
+        self.requested.store(true, Ordering::SeqCst);
+        if let Err(e) = self.waker.wake() {
+            error!("cannot wake the server to stop: {e}");
         }
+    }
+
+    fn requested(&self) -> bool {
+        self.requested.load(Ordering::SeqCst)
     }
 }
 
-impl<T> embedded_io::ErrorType for Retrying<T> {
-    type Error = IoError;
-}
-
-impl<T: Read> embedded_io::Read for Retrying<T> {
-    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
-        loop {
-            match self.0.read(buf) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                other => return other.map_err(IoError),
+/// The next client, or `None` once a stop is requested.
+fn accept(
+    listener: &mut TcpListener,
+    poll: &mut Poll,
+    events: &mut Events,
+    stop: &Stop,
+) -> Option<(TcpStream, SocketAddr)> {
+    loop {
+        if stop.requested() {
+            return None;
+        }
+        match listener.accept() {
+            Ok(accepted) => return Some(accepted),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait(poll, events, None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                error!("cannot accept: {e}");
+                // EMFILE and the like: do not spin.
+                wait(poll, events, Some(Duration::from_millis(100)));
             }
         }
     }
 }
 
-impl<T: Write> embedded_io::Write for Retrying<T> {
-    fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+/// Wait for any event (or the timeout). A failed wait is retried by the
+/// caller's loop, after a pause so that it cannot spin.
+fn wait(poll: &mut Poll, events: &mut Events, timeout: Option<Duration>) {
+    match poll.poll(events, timeout) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+        Err(e) => {
+            error!("cannot wait for events: {e}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Why a client's stream ended before its end.
+#[derive(Debug)]
+enum Cut {
+    /// Reading from the client failed (it reset the connection, ...).
+    Io(io::Error),
+    /// A limit was reached.
+    Breach(Breach),
+    /// The server is stopping.
+    Stopping,
+}
+
+impl fmt::Display for Cut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cut::Io(e) => write!(f, "{e}"),
+            Cut::Breach(breach) => write!(f, "{breach}"),
+            Cut::Stopping => f.write_str("the server is stopping"),
+        }
+    }
+}
+
+impl std::error::Error for Cut {}
+
+impl embedded_io::Error for Cut {
+    fn kind(&self) -> embedded_io::ErrorKind {
+        match self {
+            Cut::Io(e) => embedded_io::Error::kind(e),
+            Cut::Breach(_) => embedded_io::ErrorKind::TimedOut,
+            Cut::Stopping => embedded_io::ErrorKind::Interrupted,
+        }
+    }
+}
+
+/// The client being served.
+struct Client {
+    stream: TcpStream,
+    peer: SocketAddr,
+    started: Instant,
+}
+
+type Outcome = Result<u64, CopyError<Cut, io::Error>>;
+
+impl Client {
+    /// Copy the client's stream to stdout until its end or a cut.
+    fn serve(
+        &mut self,
+        poll: &mut Poll,
+        events: &mut Events,
+        stop: &Stop,
+        limits: Limits,
+        output: &mut Stdout,
+        buffer: &mut [u8],
+    ) -> Outcome {
+        if let Err(e) = poll
+            .registry()
+            .register(&mut self.stream, CLIENT, Interest::READABLE)
+        {
+            return Err(CopyError::Read {
+                error: Cut::Io(e),
+                copied: 0,
+            });
+        }
+        let mut reader = Reader {
+            client: self,
+            poll,
+            events,
+            stop,
+            pace: Pace::new(limits),
+        };
+        stream_copy(&mut reader, output, buffer)
+    }
+
+    /// Close the connection cleanly if every byte was written, else reset
+    /// it; report the outcome. A failure of stdout ends the server.
+    fn end(mut self, poll: &mut Poll, outcome: Outcome) -> Result<(), Failure> {
+        let _ = poll.registry().deregister(&mut self.stream);
+        let peer = self.peer;
+        let seconds = self.started.elapsed().as_secs_f64();
+        match outcome {
+            Ok(bytes) => {
+                // Dropping the stream closes it: the FIN confirms every byte.
+                verbose!("client {peer}: {bytes} bytes in {seconds:.3} s");
+                Ok(())
+            }
+            Err(CopyError::Read { error, copied }) => {
+                self.reset();
+                match error {
+                    Cut::Stopping => {
+                        info!(
+                            "client {peer}: reset, the server is stopping ({copied} bytes written)"
+                        )
+                    }
+                    other => {
+                        error!("client {peer}: {other}; reset ({copied} bytes written)")
+                    }
+                }
+                Ok(())
+            }
+            Err(CopyError::Write { error, copied }) => {
+                self.reset();
+                error!("client {peer}: reset, stdout failed ({copied} bytes written)");
+                Err(Failure::Stdout(error))
+            }
+            Err(CopyError::WriteZero { copied }) => {
+                self.reset();
+                error!("client {peer}: reset, stdout failed ({copied} bytes written)");
+                Err(Failure::Stdout(io::ErrorKind::WriteZero.into()))
+            }
+            Err(_) => {
+                self.reset();
+                Err(Failure::io(
+                    "raw copy",
+                    io::Error::other("empty copy buffer"),
+                ))
+            }
+        }
+    }
+
+    /// Close with a reset (linger 0): the client learns that not every
+    /// byte it sent was taken.
+    fn reset(self) {
+        if let Err(e) = SockRef::from(&self.stream).set_linger(Some(Duration::ZERO)) {
+            error!("client {}: cannot reset the connection: {e}", self.peer);
+        }
+    }
+}
+
+/// The client's socket as the copy's reader: waits for it (and for a stop)
+/// in the poll, applying the limits.
+struct Reader<'a> {
+    client: &'a mut Client,
+    poll: &'a mut Poll,
+    events: &'a mut Events,
+    stop: &'a Stop,
+    pace: Pace,
+}
+
+impl embedded_io::ErrorType for Reader<'_> {
+    type Error = Cut;
+}
+
+impl embedded_io::Read for Reader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Cut> {
+        loop {
+            if self.stop.requested() {
+                return Err(Cut::Stopping);
+            }
+            self.pace
+                .served_for(self.client.started.elapsed())
+                .map_err(Cut::Breach)?;
+            match self.client.stream.read(buf) {
+                Ok(n) => {
+                    self.pace.received(n);
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Cut::Io(e)),
+            }
+            let waiting = Instant::now();
+            wait(self.poll, self.events, Some(self.pace.next_check()));
+            self.pace.waited(waiting.elapsed()).map_err(Cut::Breach)?;
+        }
+    }
+}
+
+/// Standard output, unbuffered, retrying EINTR.
+struct Stdout(File);
+
+impl embedded_io::ErrorType for Stdout {
+    type Error = io::Error;
+}
+
+impl embedded_io::Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         loop {
             match self.0.write(buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                other => return other.map_err(IoError),
+                other => return other,
             }
         }
     }
 
-    fn flush(&mut self) -> Result<(), Self::Error> {
-        self.0.flush().map_err(IoError)
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
     }
 }

@@ -230,3 +230,92 @@ fn sigterm_mid_stream_flushes_and_exits_zero() {
         .expect("raw server stops on SIGTERM");
     assert!(status.success(), "{status:?}");
 }
+
+/// Stopping mid-stream must not look like a clean end: the client's
+/// connection is reset, not closed, and the summary counts what was written.
+#[test]
+fn sigterm_mid_stream_resets_the_client_and_counts_what_was_written() {
+    let (mut server, mut output) = start_raw();
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.write_all(b"partial stream, no EOF yet").unwrap();
+    assert_eq!(output.take(26), b"partial stream, no EOF yet");
+    server.signal(libc::SIGTERM);
+    let status = server.wait_exit(PATIENCE).expect("stops on SIGTERM");
+    assert!(status.success(), "{status:?}");
+    let mut byte = [0u8; 1];
+    let closed = s.read(&mut byte);
+    assert!(
+        matches!(&closed, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+        "{closed:?}"
+    );
+    let stderr = server
+        .wait_stderr(|t| t.contains("stopped:"))
+        .unwrap_or_else(|| server.stderr_text());
+    assert!(stderr.contains("stopped: 1 clients, 26 bytes"), "{stderr}");
+    assert!(
+        stderr.contains("reset, the server is stopping (26 bytes written)"),
+        "{stderr}"
+    );
+}
+
+/// The bytes of a client that ended in an error count in the summary too.
+#[test]
+fn the_summary_counts_the_bytes_of_a_client_that_failed() {
+    let (server, mut output) = start_raw();
+    let data = noise(300_000, 5);
+    {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.connect(&server.addr.into()).unwrap();
+        let mut s: TcpStream = socket.try_clone().unwrap().into();
+        s.write_all(&data).unwrap();
+        socket.set_linger(Some(Duration::ZERO)).unwrap();
+    }
+    send(&server, b"after the reset\n");
+    let got = output.take_through(b"after the reset\n");
+    let stderr = server.stop();
+    assert!(
+        stderr.contains(&format!("stopped: 2 clients, {} bytes", got.len())),
+        "{} bytes written; {stderr}",
+        got.len()
+    );
+}
+
+/// `--raw-max-session` and `--idle-timeout` drop a client with a reset and
+/// one stderr line saying why; the next client is served.
+#[test]
+fn session_and_idle_limits_reset_the_client_and_say_why() {
+    for (args, why) in [
+        (
+            ["--raw-min-rate", "0", "--raw-max-session", "1s"],
+            "served for 1.0 s (--raw-max-session); reset (5 bytes written)",
+        ),
+        (
+            ["--raw-min-rate", "0", "--idle-timeout", "1s"],
+            "no data for 1.0 s (--idle-timeout); reset (5 bytes written)",
+        ),
+    ] {
+        let mut server = Server::start_with(Options {
+            raw: true,
+            args: args.iter().map(|s| s.to_string()).collect(),
+            ..Options::default()
+        });
+        let mut output = Output::new(server.stdout.take().expect("stdout pipe"));
+        let mut s = TcpStream::connect(server.addr).unwrap();
+        s.set_read_timeout(Some(PATIENCE)).unwrap();
+        s.write_all(b"early").unwrap();
+        assert_eq!(output.take(5), b"early");
+        // Then silence, the connection open.
+        let mut byte = [0u8; 1];
+        let ended = s.read(&mut byte);
+        assert!(
+            matches!(&ended, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+            "{ended:?}"
+        );
+        send(&server, b"next\n");
+        assert_eq!(output.take(5), b"next\n");
+        let stderr = server.stop();
+        assert!(stderr.contains(why), "{stderr}");
+    }
+}

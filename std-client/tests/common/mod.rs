@@ -77,9 +77,17 @@ pub struct Server {
 impl Server {
     /// `msglog-server --raw` on a free port, stdout into `output`.
     pub fn raw(output: &Path) -> Server {
+        Server::raw_with(File::create(output).expect("output file"), &[])
+    }
+
+    /// `msglog-server --raw` with extra arguments on a free port, stdout into `stdout`.
+    pub fn raw_with(stdout: impl Into<Stdio>, extra: &[&str]) -> Server {
         let mut command = Command::new(server_binary());
-        command.args(["--raw", "--bind", "127.0.0.1", "0"]);
-        command.stdout(File::create(output).expect("output file"));
+        command
+            .args(["--raw", "--bind", "127.0.0.1"])
+            .args(extra)
+            .arg("0");
+        command.stdout(stdout);
         Server::spawn(command, PathBuf::new())
     }
 
@@ -145,6 +153,27 @@ impl Server {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Send `signal` (e.g. `libc::SIGTERM`).
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(self.pid() as i32, signal) }, 0);
+    }
+
+    /// Wait for the server to exit by itself.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        wait_child(&mut self.child, DEADLINE)
+    }
+
+    /// Wait until stderr contains `needle`; returns all of it.
+    pub fn wait_stderr(&self, needle: &str) -> String {
+        let mut text = String::new();
+        wait_until(&format!("the server said {needle:?}"), || {
+            text = self.stderr();
+            text.contains(needle)
+        });
+        text
     }
 
     pub fn stderr(&self) -> String {
@@ -283,7 +312,19 @@ impl ClientProcess {
     /// Close stdin and wait for the client to exit.
     pub fn finish(mut self) -> Finished {
         drop(self.stdin.take());
-        let status = wait_child(&mut self.child, DEADLINE);
+        self.exit_within(DEADLINE)
+    }
+
+    /// Wait for the client to exit by itself, its stdin still open, for at
+    /// most `limit`; returns how it ended and how long that took.
+    pub fn exits_by_itself(mut self, limit: Duration) -> (Finished, Duration) {
+        let start = Instant::now();
+        let finished = self.exit_within(limit);
+        (finished, start.elapsed())
+    }
+
+    fn exit_within(&mut self, limit: Duration) -> Finished {
+        let status = wait_child(&mut self.child, limit);
         let mut stderr = String::new();
         if let Some(mut pipe) = self.child.stderr.take() {
             let _ = pipe.read_to_string(&mut stderr);
@@ -335,4 +376,24 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
         .find_map(|line| line.strip_prefix("VmHWM:"))
         .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmHWM in /proc/PID/status")
+}
+
+/// Bytes received and not yet read by the established TCP sockets whose
+/// local port is `port` (a stopped server's side of its connections), from
+/// `/proc/net/tcp`.
+pub fn unread_bytes(port: u16) -> u64 {
+    let table = fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields.get(1)?.rsplit(':').next()?;
+            let established = *fields.get(3)? == "01";
+            let rx_queue = fields.get(4)?.split(':').nth(1)?;
+            (established && u16::from_str_radix(local_port, 16).ok()? == port)
+                .then(|| u64::from_str_radix(rx_queue, 16).ok())
+                .flatten()
+        })
+        .sum()
 }

@@ -18,7 +18,9 @@ const ABOUT: &str = "Send stdin to a msglog server: raw bytes, or one message pe
 const MODES: &str = "\
 Raw mode (no --user) sends stdin's bytes exactly as read, in fixed-size \
 chunks, then shuts down its side of the connection and waits until the \
-server closes it: that confirms the server took every byte.
+server closes it: that confirms the server took every byte. A reset does \
+not (exit 10), and a raw server never sends a byte: one that does is \
+probably a framed server (exit 12; use --user).
 
 Framed mode (--user NAME) logs in and sends each line of stdin (without its \
 \\n or \\r\\n; empty lines are skipped), or each --message, as one message, \

@@ -26,7 +26,7 @@ pub enum Exit {
     Lost = 10,
     /// No progress within the timeout.
     Timeout = 11,
-    /// The server sent something that is not a status byte.
+    /// The server sent something that is not a status byte (raw mode: any byte).
     Protocol = 12,
 }
 
@@ -49,12 +49,12 @@ impl Exit {
         (Exit::Rejected, "the server rejected a message"),
         (
             Exit::Lost,
-            "the connection was lost before everything was confirmed",
+            "the connection was lost (raw mode: reset) before everything was confirmed",
         ),
         (Exit::Timeout, "no progress within --timeout"),
         (
             Exit::Protocol,
-            "the server answered with a byte that is not a status",
+            "the server answered with a byte that is not a status (raw mode: with any byte)",
         ),
     ];
 

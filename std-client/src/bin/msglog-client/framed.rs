@@ -1,5 +1,11 @@
 //! Framed mode: messages over an authenticated, pipelined session, resent on
 //! a new connection after a failure when `--retry` allows.
+//!
+//! While no complete line is buffered, the client waits for stdin and the
+//! connection at once ([`Watch`]): acknowledgements are counted as they
+//! come, a lost connection is reported (or, with `--retry`, replaced) at
+//! once, and the server's idle-timeout goodbye drops the connection until
+//! the next line needs one.
 
 use std::collections::VecDeque;
 use std::env;
@@ -10,7 +16,7 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use msglog_client::{Connection, Credentials, Error, Options};
+use msglog_client::{Connection, Credentials, Error, IdleState, Options};
 use msglog_core::{valid_name, MAX_PAYLOAD};
 
 use crate::cli::Args;
@@ -18,6 +24,7 @@ use crate::exit::{say, Exit, Failure};
 use crate::input::{Input, InputError, Origin, Remaining};
 use crate::progress::Progress;
 use crate::report::describe;
+use crate::watch::Watch;
 
 /// First pause before reconnecting; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -38,8 +45,9 @@ pub fn run(args: &Args, user: &str) -> Result<(), Failure> {
         ));
     }
     let credentials = Credentials::new(user, password(args)?);
-    let mut input = Input::new(&args.messages)
-        .map_err(|e| Failure::new(Exit::Input, format!("cannot read stdin: {e}")))?;
+    let cannot_read = |e: io::Error| Failure::new(Exit::Input, format!("cannot read stdin: {e}"));
+    let (mut watch, waker) = Watch::new().map_err(cannot_read)?;
+    let mut input = Input::new(&args.messages, waker).map_err(cannot_read)?;
     if let Some(origin) = input.first_too_long() {
         return Err(Failure::new(
             Exit::TooLong,
@@ -48,7 +56,7 @@ pub fn run(args: &Args, user: &str) -> Result<(), Failure> {
     }
     let mut delivery = Delivery::new(args, credentials);
     let mut progress = Progress::new(args.progress);
-    let outcome = deliver(&mut delivery, &mut input, &mut progress);
+    let outcome = deliver(&mut delivery, &mut input, &mut watch, &mut progress);
     progress.finish();
     match outcome {
         Ok(()) => {
@@ -86,11 +94,21 @@ enum Stop {
 fn deliver(
     delivery: &mut Delivery<'_>,
     input: &mut Input,
+    watch: &mut Watch,
     progress: &mut Progress,
 ) -> Result<(), Stop> {
     delivery.start().map_err(Stop::Delivery)?;
     loop {
         let stop = match input.next_message() {
+            Err(InputError::Pending) => {
+                delivery.await_input(watch)?;
+                progress.update(
+                    delivery.sent,
+                    delivery.acknowledged,
+                    delivery.bytes_acknowledged,
+                );
+                continue;
+            }
             Ok(Some((origin, message))) => {
                 delivery.push(origin, message).map_err(Stop::Delivery)?;
                 progress.update(
@@ -151,8 +169,18 @@ fn report(args: &Args, delivery: &Delivery<'_>, input: &mut Input, stop: Stop) -
             }
             match first {
                 Some(origin) => failure.message.push_str(&format!("; {count}, the first from {origin}")),
-                None if missing > 0 => failure.message.push_str(&format!("; nothing was sent: {count}")),
-                None => {}
+                None if acknowledged == 0 && missing > 0 => {
+                    failure.message.push_str(&format!("; nothing was sent: {count}"))
+                }
+                None if acknowledged == 0 => {}
+                None => {
+                    failure.message.push_str(&format!(
+                        "; all {acknowledged} messages sent were acknowledged"
+                    ));
+                    if missing > 0 {
+                        failure.message.push_str(&format!(", none after them: {count}"));
+                    }
+                }
             }
             failure
         }
@@ -170,7 +198,10 @@ struct Delivery<'a> {
     args: &'a Args,
     credentials: Credentials,
     options: Options,
+    /// `None` before the first connection and after the server's goodbye.
     connection: Option<Connection>,
+    /// Counts the connections opened, so that a watch knows a new one.
+    generation: u64,
     /// Unacknowledged messages, oldest first; kept to be resent after a failure.
     pending: VecDeque<Pending>,
     /// Buffers of acknowledged messages, reused for the next ones.
@@ -191,10 +222,14 @@ struct Delivery<'a> {
     maybe_duplicates: u64,
     /// When the last submission returned: the input has paused since.
     last_submit: Instant,
+    /// When the server last made progress on what is in flight (or the
+    /// oldest of it was sent): `--timeout` counts from here while waiting.
+    last_progress: Instant,
 }
 
 impl<'a> Delivery<'a> {
     fn new(args: &'a Args, credentials: Credentials) -> Self {
+        let now = Instant::now();
         Delivery {
             args,
             credentials,
@@ -204,6 +239,7 @@ impl<'a> Delivery<'a> {
                 window: args.window,
             },
             connection: None,
+            generation: 0,
             pending: VecDeque::with_capacity(args.window + 1),
             spare: Vec::new(),
             session_acknowledged: 0,
@@ -215,7 +251,8 @@ impl<'a> Delivery<'a> {
             bytes_acknowledged: 0,
             unsent: 0,
             maybe_duplicates: 0,
-            last_submit: Instant::now(),
+            last_submit: now,
+            last_progress: now,
         }
     }
 
@@ -226,7 +263,8 @@ impl<'a> Delivery<'a> {
         }
     }
 
-    /// Submit one message (pipelined).
+    /// Submit one message (pipelined), on a new connection if the server
+    /// said goodbye since the last one.
     fn push(&mut self, origin: Origin, message: &[u8]) -> Result<(), Error> {
         self.refresh()?;
         let mut bytes = self.spare.pop().unwrap_or_default();
@@ -235,8 +273,14 @@ impl<'a> Delivery<'a> {
         self.pending.push_back(Pending { origin, bytes });
         self.sent += 1;
         let result = match (self.connection.as_mut(), self.pending.back()) {
-            (Some(connection), Some(pending)) => connection.submit(&pending.bytes),
-            _ => Err(Error::SessionEnded),
+            (Some(connection), Some(pending)) => {
+                if connection.in_flight() == 0 {
+                    self.last_progress = Instant::now();
+                }
+                connection.submit(&pending.bytes)
+            }
+            // Sends every pending message, this one included.
+            _ => self.reopen(),
         };
         self.last_submit = Instant::now();
         self.collect_acknowledged();
@@ -246,34 +290,66 @@ impl<'a> Delivery<'a> {
         }
     }
 
-    /// Before sending after a pause in the input: read the statuses that
-    /// arrived meanwhile, and replace a connection the server has closed
-    /// (restarted, or timed out while idle; its 0xFF goodbye must not be
-    /// read as the next message's status). Streaming input skips this.
+    /// Before sending after a pause in the input: what arrived meanwhile
+    /// (see [`Delivery::check`]). Streaming input skips this.
     fn refresh(&mut self) -> Result<(), Error> {
         if self.last_submit.elapsed() < IDLE_CHECK {
             return Ok(());
         }
+        self.check()
+    }
+
+    /// Without blocking: count the statuses that arrived, and act on how
+    /// the connection stands. A failure with messages in flight, and a
+    /// close without a word with none, lose the connection (recovered with
+    /// `--retry`, at once); the server's goodbye with none in flight (an
+    /// idle timeout, whose 0xFF must not be read as the next message's
+    /// status) only drops it: the next message opens a new one. In flight
+    /// for longer than `--timeout` without an answer is a timeout.
+    fn check(&mut self) -> Result<(), Error> {
         let Some(connection) = self.connection.as_mut() else {
             return Ok(());
         };
         let polled = connection.poll();
+        let state = match polled {
+            Ok(()) => connection.idle_state(),
+            Err(_) => IdleState::Open,
+        };
+        let in_flight = connection.in_flight();
         self.collect_acknowledged();
         if let Err(error) = polled {
             return self.recover(error);
         }
-        let closed = self
-            .connection
-            .as_ref()
-            .is_some_and(|c| c.in_flight() == 0 && !c.is_usable());
-        if closed {
-            // Nothing is in flight, so nothing is lost or resent.
-            self.connection = None;
-            if let Err(error) = self.reopen() {
-                return self.recover(error);
+        match state {
+            IdleState::Goodbye => {
+                self.connection = None;
+                Ok(())
             }
+            IdleState::Gone(e) => self.recover(Error::Io(e)),
+            _ if in_flight > 0 && self.status_overdue() => self.recover(Error::Timeout),
+            _ => Ok(()),
         }
-        Ok(())
+    }
+
+    /// No complete line is buffered: check the connection, then wait for
+    /// more input, the connection, or the `--timeout` of what is in flight.
+    fn await_input(&mut self, watch: &mut Watch) -> Result<(), Stop> {
+        self.check().map_err(Stop::Delivery)?;
+        let timeout = match (&self.connection, self.options.io_timeout) {
+            (Some(connection), Some(limit)) if connection.in_flight() > 0 => {
+                Some(limit.saturating_sub(self.last_progress.elapsed()))
+            }
+            _ => None,
+        };
+        let socket = self.connection.as_ref().map(|c| (self.generation, c));
+        watch.wait(socket, timeout).map_err(Stop::Input)
+    }
+
+    /// Whether what is in flight has waited longer than `--timeout`.
+    fn status_overdue(&self) -> bool {
+        self.options
+            .io_timeout
+            .is_some_and(|limit| self.last_progress.elapsed() >= limit)
     }
 
     /// Wait for every status, then CLOSE.
@@ -299,6 +375,9 @@ impl<'a> Delivery<'a> {
             return;
         };
         let acknowledged = connection.messages_acknowledged();
+        if self.session_acknowledged < acknowledged {
+            self.last_progress = Instant::now();
+        }
         while self.session_acknowledged < acknowledged {
             let Some(done) = self.pending.pop_front() else {
                 break;
@@ -338,8 +417,10 @@ impl<'a> Delivery<'a> {
     fn reopen(&mut self) -> Result<(), Error> {
         let server = (self.args.host.as_str(), self.args.port);
         let mut connection = Connection::open(server, &self.credentials, &self.options)?;
+        self.generation += 1;
         self.failures_in_a_row = 0;
         self.session_acknowledged = 0;
+        self.last_progress = Instant::now();
         let resent = self
             .pending
             .iter()

@@ -6,13 +6,14 @@ use std::fs::File;
 use std::io::{self, IsTerminal};
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStringExt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
-use std::thread;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mio::Waker;
 use msglog_client::{LineError, LineReader};
 use msglog_core::MAX_PAYLOAD;
+
+use crate::watch::StdinChunks;
 
 /// Where a message came from, for reports: a stdin line or a `--message`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +34,8 @@ impl fmt::Display for Origin {
 /// Why no next message could be read.
 #[derive(Debug)]
 pub enum InputError {
+    /// No complete line has arrived yet: wait (see [`crate::watch::Watch`]), then ask again.
+    Pending,
     TooLong(Origin),
     Read(io::Error),
 }
@@ -47,20 +50,22 @@ pub enum Remaining {
 
 /// The messages to send, in order, empty ones skipped.
 pub enum Input {
-    Stdin(Option<LineReader<File>>),
+    Stdin(Option<LineReader<StdinChunks>>),
     Arguments { messages: Vec<Vec<u8>>, next: usize },
 }
 
-/// Counting the rest of stdin stops when it stalls this long...
+/// Counting the rest of stdin stops when no more arrives for this long...
 const DRAIN_STALL: Duration = Duration::from_secs(1);
 /// ...or after this long in all.
 const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
 impl Input {
-    /// `--message` arguments if any, else stdin.
-    pub fn new(arguments: &[OsString]) -> io::Result<Self> {
+    /// `--message` arguments if any, else stdin, read by a thread that
+    /// wakes `waker` whenever more has arrived.
+    pub fn new(arguments: &[OsString], waker: Arc<Waker>) -> io::Result<Self> {
         if arguments.is_empty() {
-            return Ok(Input::Stdin(Some(LineReader::new(stdin()?))));
+            let chunks = StdinChunks::spawn(stdin()?, waker)?;
+            return Ok(Input::Stdin(Some(LineReader::new(chunks))));
         }
         Ok(Input::Arguments {
             messages: arguments.iter().cloned().map(OsString::into_vec).collect(),
@@ -79,7 +84,8 @@ impl Input {
         }
     }
 
-    /// The next non-empty message, or `None` at the end.
+    /// The next non-empty message, or `None` at the end. Never blocks:
+    /// [`InputError::Pending`] when stdin has no complete line yet.
     pub fn next_message(&mut self) -> Result<Option<(Origin, &[u8])>, InputError> {
         match self {
             Input::Stdin(None) => Ok(None),
@@ -87,6 +93,9 @@ impl Input {
                 Ok(Some(line)) => Ok(Some((Origin::Line(line.number), line.bytes))),
                 Ok(None) => Ok(None),
                 Err(LineError::TooLong { line }) => Err(InputError::TooLong(Origin::Line(line))),
+                Err(LineError::Read(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    Err(InputError::Pending)
+                }
                 Err(LineError::Read(e)) => Err(InputError::Read(e)),
             },
             Input::Arguments { messages, next } => {
@@ -125,29 +134,25 @@ impl Input {
     }
 }
 
-/// Count the non-empty lines left in `reader` on a helper thread.
-fn drain(mut reader: LineReader<File>) -> Remaining {
-    let counted = Arc::new(AtomicU64::new(0));
-    let (done, finished) = mpsc::channel();
-    let counter = Arc::clone(&counted);
-    thread::spawn(move || {
-        // A read error ends the count like the end of input does.
-        while let Ok(Some(_)) | Err(LineError::TooLong { .. }) = reader.next_nonempty_line() {
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
-        let _ = done.send(());
-    });
+/// Count the non-empty lines left in `reader`, waiting for stdin's thread
+/// up to [`DRAIN_STALL`] for each chunk and [`DRAIN_LIMIT`] in all.
+fn drain(mut reader: LineReader<StdinChunks>) -> Remaining {
+    reader.get_mut().block_for(DRAIN_STALL);
     let start = Instant::now();
-    let mut last = 0;
+    let mut counted = 0;
     loop {
-        if finished.recv_timeout(DRAIN_STALL).is_ok() {
-            return Remaining::Exactly(counted.load(Ordering::Relaxed));
+        match reader.next_nonempty_line() {
+            Ok(Some(_)) | Err(LineError::TooLong { .. }) => counted += 1,
+            Ok(None) => return Remaining::Exactly(counted),
+            Err(LineError::Read(e)) if e.kind() == io::ErrorKind::TimedOut => {
+                return Remaining::AtLeast(counted)
+            }
+            // A read error ends the count like the end of input does.
+            Err(LineError::Read(_)) => return Remaining::Exactly(counted),
         }
-        let now = counted.load(Ordering::Relaxed);
-        if now == last || start.elapsed() > DRAIN_LIMIT {
-            return Remaining::AtLeast(now);
+        if start.elapsed() > DRAIN_LIMIT {
+            return Remaining::AtLeast(counted);
         }
-        last = now;
     }
 }
 

@@ -10,6 +10,7 @@ mod input;
 mod progress;
 mod raw;
 mod report;
+mod watch;
 
 use std::process::ExitCode;
 

@@ -64,6 +64,20 @@ pub fn describe(args: &Args, error: &Error, message: Option<Origin>) -> Failure 
             Exit::Lost,
             format!("connection to {host} port {port} lost: {e}"),
         ),
+        Error::Lost { sent, source } => (
+            Exit::Lost,
+            format!(
+                "connection to {host} port {port} lost after {sent} bytes were sent: {source}; \
+                 the server did not confirm that it took every byte"
+            ),
+        ),
+        Error::Answered { byte } => (
+            Exit::Protocol,
+            format!(
+                "the server answered (0x{byte:02x}), but a raw server never sends a byte: \
+                 is it a framed msglog server? use --user"
+            ),
+        ),
         Error::Protocol { byte, stage } => (
             Exit::Protocol,
             format!(

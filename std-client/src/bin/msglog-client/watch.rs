@@ -1,0 +1,181 @@
+//! Waiting for input and watching the connection at once: framed mode
+//! waits here whenever no complete line is buffered.
+//!
+//! Stdin is read by a thread of its own ([`StdinChunks`]), which hands its
+//! chunks over through a channel and wakes the main loop's `mio::Poll`;
+//! the poll also watches the connection's socket. No descriptor but the
+//! socket is polled, so this works where stdin cannot be polled.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+const STDIN: Token = Token(0);
+const SOCKET: Token = Token(1);
+
+/// Bytes the stdin thread reads at a time.
+const CHUNK: usize = 64 * 1024;
+/// Chunks read ahead of the main loop: bounds memory when the server is slower than stdin.
+const READ_AHEAD: usize = 4;
+
+/// The main loop's wait: for stdin's next chunk, the socket, or a timeout.
+pub struct Watch {
+    poll: Poll,
+    /// Kept here too: an eventfd closed by the stdin thread's exit would
+    /// take its last, unseen wake-up out of the poll with it.
+    _waker: Arc<Waker>,
+    events: Events,
+    /// The generation of the connection whose socket is registered.
+    registered: Option<u64>,
+}
+
+impl Watch {
+    /// A watch, and the waker the stdin thread uses.
+    pub fn new() -> io::Result<(Watch, Arc<Waker>)> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), STDIN)?);
+        let watch = Watch {
+            poll,
+            _waker: Arc::clone(&waker),
+            events: Events::with_capacity(4),
+            registered: None,
+        };
+        Ok((watch, waker))
+    }
+
+    /// Wait until stdin has more, `socket` (the connection of `generation`,
+    /// if any) becomes readable or closes, or `timeout` passes. Returns
+    /// early, too: the caller checks everything again.
+    pub fn wait(
+        &mut self,
+        socket: Option<(u64, &impl AsFd)>,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
+        if let Some((generation, socket)) = socket {
+            if self.registered != Some(generation) {
+                // A closed socket left the poll by itself; a descriptor
+                // number may be reused, hence the generation.
+                let fd = socket.as_fd().as_raw_fd();
+                let registry = self.poll.registry();
+                match registry.register(&mut SourceFd(&fd), SOCKET, Interest::READABLE) {
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                        registry.reregister(&mut SourceFd(&fd), SOCKET, Interest::READABLE)?
+                    }
+                    other => other?,
+                }
+                self.registered = Some(generation);
+            }
+        }
+        match self.poll.poll(&mut self.events, timeout) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+            other => other,
+        }
+    }
+}
+
+/// Stdin, read ahead by a thread: a reader that never blocks (`WouldBlock`
+/// when no chunk is there) unless [`StdinChunks::block_for`] says so.
+pub struct StdinChunks {
+    chunks: Receiver<io::Result<Vec<u8>>>,
+    current: Vec<u8>,
+    offset: usize,
+    /// Wait this long for a chunk instead of returning `WouldBlock`.
+    stall: Option<Duration>,
+}
+
+impl StdinChunks {
+    /// Start the thread that reads `stdin` and wakes `waker` after each chunk.
+    pub fn spawn(stdin: File, waker: Arc<Waker>) -> io::Result<StdinChunks> {
+        let (sender, chunks) = mpsc::sync_channel(READ_AHEAD);
+        thread::Builder::new()
+            .name("stdin".into())
+            .spawn(move || pump(stdin, sender, &waker))?;
+        Ok(StdinChunks {
+            chunks,
+            current: Vec::new(),
+            offset: 0,
+            stall: None,
+        })
+    }
+
+    /// From now on, wait up to `stall` for each chunk; after that a read
+    /// fails with `TimedOut`.
+    pub fn block_for(&mut self, stall: Duration) {
+        self.stall = Some(stall);
+    }
+}
+
+/// Read `stdin` until its end or an error, which is handed over as the last item.
+fn pump(mut stdin: File, chunks: SyncSender<io::Result<Vec<u8>>>, waker: &Waker) {
+    loop {
+        let mut chunk = vec![0u8; CHUNK];
+        let item = match stdin.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                chunk.truncate(n);
+                Ok(chunk)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => Err(e),
+        };
+        let last = item.is_err();
+        if chunks.send(item).is_err() || last {
+            break;
+        }
+        // Nothing to do if the main loop's poll is gone: it has exited.
+        let _ = waker.wake();
+    }
+    // The main loop sees the end of input once the sender is gone: drop it
+    // before the wake, or the loop may look too early and sleep on.
+    drop(chunks);
+    let _ = waker.wake();
+}
+
+/// What the channel gave.
+enum Next {
+    Chunk(io::Result<Vec<u8>>),
+    NotYet,
+    End,
+}
+
+impl Read for StdinChunks {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.offset == self.current.len() {
+            let next = match self.stall {
+                None => match self.chunks.try_recv() {
+                    Ok(chunk) => Next::Chunk(chunk),
+                    Err(TryRecvError::Empty) => Next::NotYet,
+                    Err(TryRecvError::Disconnected) => Next::End,
+                },
+                Some(stall) => match self.chunks.recv_timeout(stall) {
+                    Ok(chunk) => Next::Chunk(chunk),
+                    Err(RecvTimeoutError::Timeout) => Next::NotYet,
+                    Err(RecvTimeoutError::Disconnected) => Next::End,
+                },
+            };
+            match next {
+                Next::Chunk(chunk) => {
+                    self.current = chunk?;
+                    self.offset = 0;
+                }
+                Next::End => return Ok(0),
+                Next::NotYet if self.stall.is_some() => return Err(io::ErrorKind::TimedOut.into()),
+                Next::NotYet => return Err(io::ErrorKind::WouldBlock.into()),
+            }
+        }
+        let rest = self.current.get(self.offset..).unwrap_or_default();
+        let n = rest.len().min(buf.len());
+        buf.get_mut(..n)
+            .unwrap_or_default()
+            .copy_from_slice(rest.get(..n).unwrap_or_default());
+        self.offset += n;
+        Ok(n)
+    }
+}
