@@ -67,7 +67,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::indexing_slicing))]
 
 #[macro_use]
-mod log;
+mod fmt;
 
 mod auth;
 mod client;
