@@ -335,6 +335,8 @@ fn check_error(client: &Client<Server<'_>>, error: &ClientError<ErrorKind>, befo
         | ClientError::SessionEnded => {
             assert_eq!(server.written.len(), before, "{error:?} after writing")
         }
+        ClientError::TimedOut { .. } => panic!("{error:?} without a timeout"),
+        _ => panic!("{error:?}: an error this target does not know"),
     }
 }
 
