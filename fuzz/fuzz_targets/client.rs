@@ -353,7 +353,6 @@ fn check_state(client: &Client<Server<'_>>, window: usize, expected: &Expected) 
         client.in_flight() <= window,
         "more than the window in flight"
     );
-    check_session(client, window, expected);
 
     // What was written: NAME, PASSWORD, the accepted messages, CLOSE.
     let mut frames = Frames::new(&server.written, Limits::WIRE);
@@ -361,6 +360,7 @@ fn check_state(client: &Client<Server<'_>>, window: usize, expected: &Expected) 
         .by_ref()
         .map(|frame| frame.expect("the client writes only valid transactions"))
         .collect();
+    check_session(client, window, expected, &sent);
     if frames.consumed() != server.written.len() {
         assert!(server.faulted, "a torn transaction without a write fault");
     }
@@ -407,7 +407,12 @@ fn check_state(client: &Client<Server<'_>>, window: usize, expected: &Expected) 
 
 /// The session's own account agrees with what the driver reported and
 /// what went over the wire.
-fn check_session(client: &Client<Server<'_>>, window: usize, expected: &Expected) {
+fn check_session(
+    client: &Client<Server<'_>>,
+    window: usize,
+    expected: &Expected,
+    sent: &[Transaction<'_>],
+) {
     let session = client.session();
     let server = client.get_ref();
     assert_eq!(
@@ -437,20 +442,17 @@ fn check_session(client: &Client<Server<'_>>, window: usize, expected: &Expected
     }
     if let (Some(stage), false) = (session.oldest(), session.is_ended()) {
         // The transaction awaited next was written whole, with its tag.
-        let (index, tag) = match stage {
-            Stage::Name => (0, Tag::Name),
-            Stage::Password => (1, Tag::Password),
-            Stage::Message(i) => (usize::try_from(i + 2).unwrap_or(usize::MAX), Tag::Message),
-            Stage::Close => (usize::MAX, Tag::Close),
+        let (written, tag) = match stage {
+            Stage::Name => (sent.first(), Tag::Name),
+            Stage::Password => (sent.get(1), Tag::Password),
+            Stage::Message(i) => (
+                sent.get(usize::try_from(i + 2).unwrap_or(usize::MAX)),
+                Tag::Message,
+            ),
+            Stage::Close => (sent.last(), Tag::Close),
         };
-        let frames = Frames::new(&server.written, Limits::WIRE);
-        let written = match stage {
-            Stage::Close => frames.last(),
-            _ => frames.into_iter().nth(index),
-        };
-        let written = written.map(|frame| frame.expect("valid transactions").tag());
         assert_eq!(
-            written,
+            written.map(Transaction::tag),
             Some(tag),
             "awaiting {stage:?}, which was not written"
         );
