@@ -381,9 +381,8 @@ impl<T: Read + Write, M: Timer<T>> Client<T, M> {
 impl<T: Read + Write + ReadReady, M: Timer<T>> Client<T, M> {
     /// Read the statuses that have already arrived, without blocking: a
     /// status is read only while one is buffered or the transport is
-    /// [`ReadReady`]. Lets a
-    /// caller notice acknowledgements, a rejection or a closed connection
-    /// before it sends again, e.g. after a pause.
+    /// [`ReadReady`]. Lets a caller notice acknowledgements, a rejection or
+    /// a closed connection before it sends again, e.g. after a pause.
     pub fn poll(&mut self) -> Result<(), ClientError<T::Error>> {
         while self.session.in_flight() > 0 {
             if self.session.is_ended() {
