@@ -119,7 +119,8 @@ pub enum SubmitError {
     NotLoggedIn,
     /// A NAME or PASSWORD after the login was submitted.
     AlreadyLoggedIn,
-    /// The session ended, CLOSE was submitted, or a write failed.
+    /// The session ended, CLOSE was submitted, or a write failed (or,
+    /// after 2^64 - 1 transactions, the counters are used up).
     Ended,
 }
 
@@ -196,8 +197,8 @@ const FIRST_MESSAGE: u64 = 2;
 /// bytes received and in whatever order the methods are called (the
 /// `client` fuzz target checks this). A call that does not fit the state
 /// is refused with a [`SubmitError`] or ignored (input after the end).
-/// Counters are `u64`: a session would need 2^64 transactions to exhaust
-/// them.
+/// Counters are `u64`; a session that submitted 2^64 - 1 transactions
+/// refuses more ([`SubmitError::Ended`]) rather than overflow.
 ///
 /// `I` is the caller's clock ([`Instant`]); a session without a timeout
 /// never looks at it.
@@ -293,6 +294,10 @@ impl<I: Instant> ClientSession<I> {
     /// return its header; submits nothing.
     pub fn check(&self, transaction: &Transaction<'_>) -> Result<Header, SubmitError> {
         if self.end.is_some() || self.close.is_some() || self.write_failed {
+            return Err(SubmitError::Ended);
+        }
+        // A session that used up its u64 of transactions takes no more.
+        if self.submitted == u64::MAX {
             return Err(SubmitError::Ended);
         }
         let order = match transaction.tag() {
