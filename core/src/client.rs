@@ -1,39 +1,19 @@
-//! Blocking client driver over `embedded_io`, with optional pipelining.
+//! Blocking client driver over `embedded_io`: a thin loop around
+//! [`ClientSession`], which does all the matching of statuses, the stage
+//! labels and the window accounting.
 
-use embedded_io::{Read, ReadReady, Write};
+use embedded_io::{Error as _, ErrorKind, ErrorType, Read, ReadReady, Write};
 
+use crate::client_session::{ClientEnd, ClientSession, Stage, SubmitError};
 use crate::encode::EncodeError;
-use crate::io::WriteError;
-use crate::wire::{Status, Transaction};
-
-/// Which transaction a status answered (or failed to).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Stage {
-    /// The NAME transaction.
-    Name,
-    /// The PASSWORD transaction.
-    Password,
-    /// The message with this index (0 for the first message of the session).
-    Message(u64),
-    /// The CLOSE transaction.
-    Close,
-}
-
-impl core::fmt::Display for Stage {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Stage::Name => f.write_str("name"),
-            Stage::Password => f.write_str("password"),
-            Stage::Message(i) => write!(f, "message {}", i + 1),
-            Stage::Close => f.write_str("close"),
-        }
-    }
-}
+use crate::io::{write_all, WriteError};
+use crate::time::Instant;
+use crate::wire::Transaction;
 
 /// Why a client operation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum ClientError<E> {
     /// The transport failed.
     Io(E),
@@ -54,6 +34,11 @@ pub enum ClientError<E> {
         /// The byte received.
         byte: u8,
         /// The transaction it was meant to answer.
+        stage: Stage,
+    },
+    /// No status arrived within the timeout (see [`Client::with_timer`]).
+    TimedOut {
+        /// The oldest transaction left unanswered.
         stage: Stage,
     },
     /// The payload cannot be sent (empty, or longer than 65535); nothing was sent.
@@ -78,6 +63,7 @@ impl<E: core::fmt::Display> core::fmt::Display for ClientError<E> {
             ClientError::InvalidStatus { byte, stage } => {
                 write!(f, "invalid status byte 0x{byte:02x} for the {stage}")
             }
+            ClientError::TimedOut { stage } => write!(f, "no answer to the {stage} in time"),
             ClientError::Encode(e) => write!(f, "{e}"),
             ClientError::SessionEnded => f.write_str("the session has ended"),
             ClientError::AlreadyLoggedIn => f.write_str("already logged in"),
@@ -98,39 +84,135 @@ impl<E> From<WriteError<E>> for ClientError<E> {
     }
 }
 
-/// One client session: NAME, PASSWORD, any number of MESSAGEs, CLOSE.
+impl<E> ClientError<E> {
+    /// The error that reports a session's end, if it is not a clean one.
+    fn from_end(end: Option<ClientEnd>) -> Result<(), Self> {
+        let Some(end) = end else {
+            return Ok(());
+        };
+        Err(match end {
+            ClientEnd::Closed => return Ok(()),
+            ClientEnd::Rejected { stage } => ClientError::Rejected { stage },
+            ClientEnd::InvalidStatus { byte, stage } => ClientError::InvalidStatus { byte, stage },
+            ClientEnd::Disconnected { stage } => ClientError::Disconnected { stage },
+            ClientEnd::TimedOut { stage } => ClientError::TimedOut { stage },
+            // `Failed` is reported with the transport's error by the caller;
+            // the client reads only while an answer is awaited and feeds no
+            // more bytes than are awaited, so the others do not occur.
+            ClientEnd::Failed | ClientEnd::Hangup | ClientEnd::Unsolicited { .. } => {
+                ClientError::SessionEnded
+            }
+        })
+    }
+
+    fn from_submit(error: SubmitError) -> Self {
+        match error {
+            SubmitError::Encode(e) => ClientError::Encode(e),
+            SubmitError::NotLoggedIn => ClientError::NotLoggedIn,
+            SubmitError::AlreadyLoggedIn => ClientError::AlreadyLoggedIn,
+            // A full window is waited out before a submission, never reported.
+            SubmitError::WindowFull | SubmitError::Ended => ClientError::SessionEnded,
+        }
+    }
+}
+
+/// The clock of a blocking [`Client`], and how it bounds a read by the
+/// session's deadline ([`ClientSession::poll_timeout`]).
 ///
-/// Up to `window` transactions are in flight; statuses are matched to them
-/// in order. Each transaction is written (header then payload) and followed
-/// by a `flush`, so a buffering transport sends every transaction in one
-/// write, as the original server requires.
+/// For a socket: the time since some epoch, and a receive timeout set to
+/// the time left before the deadline.
+pub trait Timer<T: ErrorType + ?Sized> {
+    /// The clock's instants.
+    type Instant: Instant;
+
+    /// The current time.
+    fn now(&mut self) -> Self::Instant;
+
+    /// Called before every read: make it return by `deadline` if nothing
+    /// arrives, with an error that [`timed_out`](Self::timed_out)
+    /// recognises (returning earlier is fine: the client reads again).
+    /// `None`: no deadline, block as long as the transport does.
+    fn bound_read(&mut self, io: &mut T, deadline: Option<Self::Instant>) -> Result<(), T::Error>;
+
+    /// Whether a read failed because the bound of
+    /// [`bound_read`](Self::bound_read) expired.
+    fn timed_out(&self, error: &T::Error) -> bool {
+        error.kind() == ErrorKind::TimedOut
+    }
+}
+
+/// No clock: a client that waits as long as its transport does (a
+/// transport's own timeout is an I/O error like any other).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct NoTimer;
+
+impl<T: ErrorType + ?Sized> Timer<T> for NoTimer {
+    type Instant = u64;
+
+    fn now(&mut self) -> u64 {
+        0
+    }
+
+    fn bound_read(&mut self, _io: &mut T, _deadline: Option<u64>) -> Result<(), T::Error> {
+        Ok(())
+    }
+
+    fn timed_out(&self, _error: &T::Error) -> bool {
+        false
+    }
+}
+
+/// Status bytes read at once.
+const INBOX: usize = 64;
+
+/// One client session over a blocking transport: NAME, PASSWORD, any number
+/// of MESSAGEs, CLOSE.
+///
+/// Up to `window` transactions are in flight; the [`ClientSession`] matches
+/// the statuses to them in order. Each transaction is written (header, then
+/// payload, from the caller's slice) and followed by a `flush`, so a
+/// buffering transport sends every transaction in one write, as the
+/// original server requires.
+///
+/// Status bytes are read up to 64 at a time; bytes read ahead of the
+/// transactions they answer wait in the client until those are sent.
 #[derive(Debug)]
-pub struct Client<T> {
+pub struct Client<T: ErrorType, M: Timer<T> = NoTimer> {
     io: T,
-    window: usize,
-    /// Index of the next transaction to send (0 NAME, 1 PASSWORD, 2.. messages).
-    sent: u64,
-    /// Index of the next transaction whose status is awaited.
-    answered: u64,
-    /// Index of the CLOSE transaction, once sent.
-    close_index: Option<u64>,
-    ended: bool,
-    inbox: [u8; 64],
+    timer: M,
+    session: ClientSession<M::Instant>,
+    inbox: [u8; INBOX],
     inbox_start: usize,
     inbox_end: usize,
 }
 
 impl<T: Read + Write> Client<T> {
-    /// A client over a connected transport, with at most `window` (≥ 1) transactions in flight.
+    /// A client over a connected transport, with at most `window` (≥ 1)
+    /// transactions in flight and no timeout of its own.
     pub fn new(io: T, window: usize) -> Self {
+        Client::with_timer(io, window, NoTimer, None)
+    }
+}
+
+impl<T: Read + Write, M: Timer<T>> Client<T, M> {
+    /// A client whose waits for a status end after `timeout` on `timer`'s
+    /// clock, as [`ClientSession::set_timeout`] describes: a status that
+    /// does not arrive in time fails with [`ClientError::TimedOut`] (or
+    /// ends the session cleanly if only the CLOSE is unanswered).
+    pub fn with_timer(
+        io: T,
+        window: usize,
+        timer: M,
+        timeout: Option<<M::Instant as Instant>::Duration>,
+    ) -> Self {
+        let mut session = ClientSession::new(window);
+        session.set_timeout(timeout);
         Client {
             io,
-            window: window.max(1),
-            sent: 0,
-            answered: 0,
-            close_index: None,
-            ended: false,
-            inbox: [0; 64],
+            timer,
+            session,
+            inbox: [0; INBOX],
             inbox_start: 0,
             inbox_end: 0,
         }
@@ -138,20 +220,15 @@ impl<T: Read + Write> Client<T> {
 
     /// Send NAME and PASSWORD and wait until both are accepted.
     pub fn login(&mut self, name: &str, password: &[u8]) -> Result<(), ClientError<T::Error>> {
-        if self.ended {
-            return Err(ClientError::SessionEnded);
-        }
-        if self.sent != 0 {
-            return Err(ClientError::AlreadyLoggedIn);
-        }
-        Transaction::Name(name.as_bytes())
-            .header()
-            .map_err(ClientError::Encode)?;
-        Transaction::Password(password)
-            .header()
-            .map_err(ClientError::Encode)?;
-        self.submit(Transaction::Name(name.as_bytes()))?;
-        self.submit(Transaction::Password(password))?;
+        let name = Transaction::Name(name.as_bytes());
+        let password = Transaction::Password(password);
+        self.session
+            .check(&name)
+            .map_err(ClientError::from_submit)?;
+        // An unsendable password is refused before NAME goes out.
+        password.header().map_err(ClientError::Encode)?;
+        self.submit(name)?;
+        self.submit(password)?;
         self.wait()
     }
 
@@ -159,17 +236,6 @@ impl<T: Read + Write> Client<T> {
     /// An invalid message (empty or over 65535 bytes), or one before
     /// [`login`](Self::login), is refused before anything is sent.
     pub fn send(&mut self, message: &[u8]) -> Result<(), ClientError<T::Error>> {
-        if self.ended {
-            return Err(ClientError::SessionEnded);
-        }
-        // A MESSAGE before NAME and PASSWORD would be rejected by the
-        // server and mislabelled here (statuses are matched by position).
-        if self.sent == 0 {
-            return Err(ClientError::NotLoggedIn);
-        }
-        Transaction::Message(message)
-            .header()
-            .map_err(ClientError::Encode)?;
         self.submit(Transaction::Message(message))
     }
 
@@ -177,41 +243,49 @@ impl<T: Read + Write> Client<T> {
     /// session ended with transactions unanswered (a rejection or a failure,
     /// already reported), fails with [`ClientError::SessionEnded`].
     pub fn wait(&mut self) -> Result<(), ClientError<T::Error>> {
-        while self.answered < self.sent {
-            self.await_status()?;
+        while self.session.in_flight() > 0 {
+            if self.session.is_ended() {
+                return Err(ClientError::SessionEnded);
+            }
+            self.receive()?;
         }
         Ok(())
     }
 
-    /// Send CLOSE after every pending message is acknowledged. Any answer to
-    /// CLOSE, including the connection closing, ends the session cleanly.
+    /// Send CLOSE and wait for its answer, after the statuses of the
+    /// messages before it. Any answer to CLOSE, including the connection
+    /// closing, ends the session cleanly.
     pub fn close(&mut self) -> Result<(), ClientError<T::Error>> {
-        if self.ended {
-            return Err(ClientError::SessionEnded);
-        }
         self.submit(Transaction::Close)?;
         self.wait()
     }
 
     /// Messages sent so far.
     pub fn messages_sent(&self) -> u64 {
-        self.sent
-            .saturating_sub(2)
-            .saturating_sub(u64::from(self.close_index.is_some()))
+        self.session.messages_submitted()
     }
 
     /// Messages the server has acknowledged (0x00) so far.
     pub fn messages_acknowledged(&self) -> u64 {
-        let answered = match self.close_index {
-            Some(close) => self.answered.min(close),
-            None => self.answered,
-        };
-        answered.saturating_sub(2)
+        self.session.messages_acknowledged()
     }
 
     /// Transactions sent and not yet answered.
     pub fn in_flight(&self) -> usize {
-        usize::try_from(self.sent - self.answered).unwrap_or(usize::MAX)
+        self.session.in_flight()
+    }
+
+    /// The session: what was answered, what is in flight, how it ended.
+    pub fn session(&self) -> &ClientSession<M::Instant> {
+        &self.session
+    }
+
+    /// End the session because the driver found the transport gone (the
+    /// peer closed or reset it, or spoke unasked) while it watched the
+    /// transport itself; see [`ClientSession::handle_error`]. Nothing more is
+    /// read or written afterwards.
+    pub fn transport_ended(&mut self) -> Option<ClientEnd> {
+        self.session.handle_error()
     }
 
     /// The transport.
@@ -229,130 +303,107 @@ impl<T: Read + Write> Client<T> {
         self.io
     }
 
-    fn stage(&self, index: u64) -> Stage {
-        match index {
-            // First: CLOSE may come before or during the login.
-            i if Some(i) == self.close_index => Stage::Close,
-            0 => Stage::Name,
-            1 => Stage::Password,
-            i => Stage::Message(i - 2),
-        }
-    }
-
+    /// Submit one transaction (waiting for room in the window) and write it.
     fn submit(&mut self, transaction: Transaction<'_>) -> Result<(), ClientError<T::Error>> {
-        if self.ended {
-            return Err(ClientError::SessionEnded);
-        }
-        while self.in_flight() >= self.window {
-            self.await_status()?;
-        }
-        let result = transaction
-            .write_to(&mut self.io)
+        let header = loop {
+            let now = self.timer.now();
+            match self.session.submit(&transaction, now) {
+                Ok(header) => break header,
+                Err(SubmitError::WindowFull) => self.receive()?,
+                Err(e) => return Err(ClientError::from_submit(e)),
+            }
+        };
+        let written = write_all(&mut self.io, header.as_bytes())
+            .and_then(|()| write_all(&mut self.io, transaction.payload()))
             .and_then(|()| self.io.flush().map_err(WriteError::Io));
-        if let Err(e) = result {
-            // The server may have rejected an earlier transaction and closed:
-            // its 0xFF, if still readable, explains the failed write.
-            while self.answered < self.sent {
-                if let Err(reason @ ClientError::Rejected { .. }) = self.await_status() {
-                    self.ended = true;
+        let Err(error) = written else {
+            return Ok(());
+        };
+        // The server may have rejected an earlier transaction and closed:
+        // its 0xFF, if still readable, explains the failed write.
+        if self.session.write_failed().is_none() {
+            while !self.session.is_ended() {
+                if let Err(reason @ ClientError::Rejected { .. }) = self.receive() {
                     return Err(reason);
                 }
-                if self.ended {
-                    break;
-                }
             }
-            self.ended = true;
-            return Err(e.into());
         }
-        if transaction == Transaction::Close {
-            self.close_index = Some(self.sent);
-        }
-        self.sent += 1;
-        Ok(())
+        Err(error.into())
     }
 
-    fn await_status(&mut self) -> Result<(), ClientError<T::Error>> {
-        // After a rejection or a failure, further bytes answer nothing.
-        if self.ended {
-            return Err(ClientError::SessionEnded);
-        }
-        let stage = self.stage(self.answered);
-        let byte = match self.next_byte() {
-            Ok(byte) => byte,
-            // A reset after CLOSE still ends the session cleanly.
-            Err(ClientError::Io(_)) if stage == Stage::Close => None,
-            Err(e) => return Err(e),
-        };
-        let Some(byte) = byte else {
-            // Only CLOSE may be answered by the connection closing.
-            self.ended = true;
-            if stage == Stage::Close {
-                self.answered = self.sent;
+    /// Feed the session the statuses it awaits, reading first if none is
+    /// buffered.
+    fn receive(&mut self) -> Result<(), ClientError<T::Error>> {
+        if self.inbox_start == self.inbox_end {
+            self.read()?;
+            if self.session.is_ended() {
                 return Ok(());
             }
-            return Err(ClientError::Disconnected { stage });
-        };
-        if stage == Stage::Close {
-            self.ended = true;
-            self.answered = self.sent;
-            return Ok(());
         }
-        match Status::from_byte(byte) {
-            Some(Status::Accepted) => {
-                self.answered += 1;
-                Ok(())
+        let awaited = self.session.in_flight();
+        let end = self.inbox_end.min(self.inbox_start.saturating_add(awaited));
+        let statuses = self.inbox.get(self.inbox_start..end).unwrap_or_default();
+        self.inbox_start = end;
+        let now = self.timer.now();
+        ClientError::from_end(self.session.handle_input(statuses, now))
+    }
+
+    /// Read into the empty inbox, or end the session (end of stream, a
+    /// failure, the deadline), bounding the read by the session's deadline.
+    fn read(&mut self) -> Result<(), ClientError<T::Error>> {
+        loop {
+            let deadline = self.session.poll_timeout();
+            if let Err(e) = self.timer.bound_read(&mut self.io, deadline) {
+                return self.transport_failed(e);
             }
-            Some(Status::Rejected) => {
-                self.ended = true;
-                Err(ClientError::Rejected { stage })
-            }
-            None => {
-                self.ended = true;
-                Err(ClientError::InvalidStatus { byte, stage })
-            }
+            let end = match self.io.read(&mut self.inbox) {
+                Ok(0) => self.session.handle_eof(),
+                Ok(n) => {
+                    self.inbox_start = 0;
+                    self.inbox_end = n.min(INBOX);
+                    return Ok(());
+                }
+                Err(e) if deadline.is_some() && self.timer.timed_out(&e) => {
+                    let now = self.timer.now();
+                    match self.session.handle_timeout(now) {
+                        // Woken before the deadline: read again.
+                        None => continue,
+                        end => end,
+                    }
+                }
+                Err(e) => return self.transport_failed(e),
+            };
+            return ClientError::from_end(end);
         }
     }
 
-    /// The next status byte, or `None` at end of stream.
-    fn next_byte(&mut self) -> Result<Option<u8>, ClientError<T::Error>> {
-        if self.inbox_start == self.inbox_end {
-            let n = match self.io.read(&mut self.inbox) {
-                Ok(n) => n.min(self.inbox.len()),
-                Err(e) => {
-                    self.ended = true;
-                    return Err(ClientError::Io(e));
-                }
-            };
-            if n == 0 {
-                return Ok(None);
-            }
-            self.inbox_start = 0;
-            self.inbox_end = n;
+    /// The transport failed: a clean end if only the CLOSE awaited an answer.
+    fn transport_failed(&mut self, error: T::Error) -> Result<(), ClientError<T::Error>> {
+        match self.session.handle_error() {
+            Some(ClientEnd::Closed) => Ok(()),
+            _ => Err(ClientError::Io(error)),
         }
-        let byte = self.inbox.get(self.inbox_start).copied();
-        self.inbox_start += 1;
-        Ok(byte)
     }
 }
 
-impl<T: Read + Write + ReadReady> Client<T> {
+impl<T: Read + Write + ReadReady, M: Timer<T>> Client<T, M> {
     /// Read the statuses that have already arrived, without blocking: a
     /// status is read only while one is buffered or the transport is
-    /// [`ReadReady`]. Lets a caller notice acknowledgements, a rejection or a
-    /// closed connection before it sends again, e.g. after a pause.
+    /// [`ReadReady`]. Lets a caller notice acknowledgements, a rejection or
+    /// a closed connection before it sends again, e.g. after a pause.
     pub fn poll(&mut self) -> Result<(), ClientError<T::Error>> {
-        while self.answered < self.sent {
+        while self.session.in_flight() > 0 {
+            if self.session.is_ended() {
+                return Err(ClientError::SessionEnded);
+            }
             if self.inbox_start == self.inbox_end {
                 match self.io.read_ready() {
                     Ok(true) => {}
                     Ok(false) => return Ok(()),
-                    Err(e) => {
-                        self.ended = true;
-                        return Err(ClientError::Io(e));
-                    }
+                    Err(e) => return self.transport_failed(e),
                 }
             }
-            self.await_status()?;
+            self.receive()?;
         }
         Ok(())
     }

@@ -120,6 +120,7 @@ impl core::error::Error for FrameError {}
 /// What the decoder made of the bytes received so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[must_use = "a complete transaction must be handled, a partial one awaited"]
 pub enum Decoded<'a> {
     /// A whole transaction, borrowing its payload from the input.
     Complete {

@@ -1,9 +1,9 @@
-//! The encoder: transactions and status bytes into a buffer or an `embedded_io::Write`.
+//! The encoder: a transaction's header, and whole transactions into a buffer.
+//!
+//! Writing to an `embedded_io::Write` is in `io.rs`, which builds on this
+//! module (never the other way round).
 
-use embedded_io::Write;
-
-use crate::io::{write_all, WriteError};
-use crate::wire::{Status, Tag, Transaction, HEADER_LEN, MAX_PAYLOAD};
+use crate::wire::{Tag, Transaction, HEADER_LEN, MAX_PAYLOAD};
 
 /// Why a transaction cannot be encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -104,19 +104,5 @@ impl<'a> Transaction<'a> {
         head.copy_from_slice(header.as_bytes());
         body.copy_from_slice(self.payload());
         Ok(needed)
-    }
-
-    /// Write this transaction to `writer` (header, then payload; no flush).
-    pub fn write_to<W: Write>(&self, writer: &mut W) -> Result<(), WriteError<W::Error>> {
-        let header = self.header().map_err(WriteError::Encode)?;
-        write_all(writer, header.as_bytes())?;
-        write_all(writer, self.payload())
-    }
-}
-
-impl Status {
-    /// Write this status byte to `writer` (no flush).
-    pub fn write_to<W: Write>(&self, writer: &mut W) -> Result<(), WriteError<W::Error>> {
-        write_all(writer, &[self.as_byte()])
     }
 }

@@ -1,8 +1,10 @@
-//! Panic-free I/O helpers shared by the drivers.
+//! Writing to an `embedded_io::Write`: panic-free helpers shared by the
+//! drivers, and transactions and status bytes written whole.
 
 use embedded_io::Write;
 
 use crate::encode::EncodeError;
+use crate::wire::{Status, Transaction};
 
 /// Why writing to an `embedded_io::Write` failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,4 +43,20 @@ pub(crate) fn write_all<W: Write + ?Sized>(
         }
     }
     Ok(())
+}
+
+impl Transaction<'_> {
+    /// Write this transaction to `writer` (header, then payload; no flush).
+    pub fn write_to<W: Write>(&self, writer: &mut W) -> Result<(), WriteError<W::Error>> {
+        let header = self.header().map_err(WriteError::Encode)?;
+        write_all(writer, header.as_bytes())?;
+        write_all(writer, self.payload())
+    }
+}
+
+impl Status {
+    /// Write this status byte to `writer` (no flush).
+    pub fn write_to<W: Write>(&self, writer: &mut W) -> Result<(), WriteError<W::Error>> {
+        write_all(writer, &[self.as_byte()])
+    }
 }

@@ -1,8 +1,28 @@
-//! The msglog protocol without `std`: codec, record escaping, the server's
-//! session state machine, and blocking drivers for server, client and raw
+//! The msglog protocol without `std`: codec, record escaping, both roles as
+//! sans-I/O state machines, and blocking drivers for server, client and raw
 //! stream mode, all over [`embedded_io`] traits with caller-supplied storage.
 //!
 //! The wire format is specified in `PROTOCOL.md` at the repository root.
+//!
+//! # Where things are
+//!
+//! | concept | items | module |
+//! |---|---|---|
+//! | the wire's vocabulary | [`Tag`], [`Transaction`], [`Status`], [`MAX_FRAME`] | `wire` |
+//! | decoding | [`decode`], [`Frames`], [`Limits`], [`FrameError`] | `decode` |
+//! | encoding | [`Transaction::header`] ([`Header`]), [`Transaction::encode`] | `encode` |
+//! | writing to `embedded_io` | [`Transaction::write_to`], [`WriteError`] | `io` |
+//! | the server role, sans-I/O | [`Session`], [`Action`], [`Outcome`], [`Reject`] | `session` |
+//! | the server role, blocking | [`serve`] | `serve` |
+//! | the client role, sans-I/O | [`ClientSession`], [`ClientEnd`], [`Stage`], [`SubmitError`] | `client_session` |
+//! | the client role, blocking | [`Client`], [`Timer`] | `client` |
+//! | time as an input of the sessions | [`Instant`] | `time` |
+//! | records of `messages.log` | [`write_record`], [`RecordWriter`] | `record`, `sink` |
+//! | raw stream mode | [`stream_copy`] | `stream` |
+//! | authenticators | [`StaticUsers`], [`LegacyParity`], [`AcceptAny`] | `auth` |
+//!
+//! Diagnostics go through `defmt` (feature `defmt`, for no_std targets)
+//! or the `log` crate (feature `log`); without either they compile away.
 //!
 //! # Contract
 //!
@@ -67,10 +87,11 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::indexing_slicing))]
 
 #[macro_use]
-mod log;
+mod fmt;
 
 mod auth;
 mod client;
+mod client_session;
 mod decode;
 mod encode;
 mod io;
@@ -79,10 +100,12 @@ mod serve;
 mod session;
 mod sink;
 mod stream;
+mod time;
 mod wire;
 
 pub use auth::{constant_time_eq, AcceptAny, LegacyParity, StaticUsers};
-pub use client::{Client, ClientError, Stage};
+pub use client::{Client, ClientError, NoTimer, Timer};
+pub use client_session::{ClientEnd, ClientSession, Stage, SubmitError};
 pub use decode::{decode, Decoded, FrameError, Frames, Limits};
 pub use encode::{EncodeError, Header};
 pub use io::WriteError;
@@ -91,6 +114,7 @@ pub use serve::{serve, Ended, ServeError, Served};
 pub use session::{valid_name, Action, Authenticator, Outcome, Reject, Session, Sink, State};
 pub use sink::RecordWriter;
 pub use stream::{stream_copy, CopyError};
+pub use time::Instant;
 pub use wire::{Status, Tag, Transaction, DEFAULT_PORT, HEADER_LEN, MAX_FRAME, MAX_PAYLOAD};
 
 /// Re-exported so users name the same trait versions as this crate.

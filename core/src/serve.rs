@@ -22,6 +22,16 @@ pub enum Ended {
     },
 }
 
+impl core::fmt::Display for Ended {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Ended::Closed => f.write_str("closed"),
+            Ended::Rejected(reject) => write!(f, "rejected: {reject}"),
+            Ended::Eof { partial } => write!(f, "end of stream, {partial} bytes dropped"),
+        }
+    }
+}
+
 /// What [`serve`] did on one connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

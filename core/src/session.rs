@@ -147,6 +147,7 @@ impl Outcome {
 /// What the caller must do for a received transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[must_use = "the transaction is answered only once its action is resolved"]
 pub enum Action<'s, 'i> {
     /// Nothing to do but send `outcome.status()`.
     Reply(Outcome),

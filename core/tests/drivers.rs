@@ -1,11 +1,13 @@
 //! The blocking drivers over in-memory transports: `serve`, `Client`, `stream_copy`.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
+use std::rc::Rc;
 
 use msglog_core::embedded_io::{self, ErrorKind, ErrorType, Read, ReadReady, Write};
 use msglog_core::{
     serve, stream_copy, AcceptAny, Client, ClientError, CopyError, Ended, LegacyParity,
-    RecordWriter, Reject, ServeError, Session, Stage, Transaction,
+    RecordWriter, Reject, ServeError, Session, Stage, Timer, Transaction,
 };
 use proptest::prelude::*;
 
@@ -849,4 +851,136 @@ fn stream_copy_keeps_the_writers_error() {
         error.to_string(),
         "write failed after 40 bytes: disk full 28"
     );
+}
+
+/// A server that answers only what the test queued, on a clock the test
+/// shares with the client's [`TestTimer`]: a read with nothing queued waits
+/// until the deadline the client set (the clock jumps there, or only
+/// `early_by` short of it) and times out.
+struct Clocked {
+    arrived: VecDeque<u8>,
+    clock: Rc<Cell<u64>>,
+    deadline: Option<u64>,
+    early_by: u64,
+    written: Vec<u8>,
+}
+
+impl Clocked {
+    fn new(arrived: &[u8], clock: &Rc<Cell<u64>>) -> Self {
+        Clocked {
+            arrived: arrived.iter().copied().collect(),
+            clock: Rc::clone(clock),
+            deadline: None,
+            early_by: 0,
+            written: Vec::new(),
+        }
+    }
+}
+
+impl ErrorType for Clocked {
+    type Error = ErrorKind;
+}
+
+impl Read for Clocked {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, ErrorKind> {
+        if self.arrived.is_empty() {
+            let deadline = self.deadline.expect("a read that would block forever");
+            let woke = deadline - std::mem::take(&mut self.early_by);
+            self.clock.set(self.clock.get().max(woke));
+            return Err(ErrorKind::TimedOut);
+        }
+        let n = buf.len().min(self.arrived.len());
+        for slot in &mut buf[..n] {
+            *slot = self.arrived.pop_front().unwrap();
+        }
+        Ok(n)
+    }
+}
+
+impl ReadReady for Clocked {
+    fn read_ready(&mut self) -> Result<bool, ErrorKind> {
+        Ok(!self.arrived.is_empty())
+    }
+}
+
+impl Write for Clocked {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, ErrorKind> {
+        self.written.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> Result<(), ErrorKind> {
+        Ok(())
+    }
+}
+
+/// The test's clock, in milliseconds.
+struct TestTimer(Rc<Cell<u64>>);
+
+impl Timer<Clocked> for TestTimer {
+    type Instant = u64;
+    fn now(&mut self) -> u64 {
+        self.0.get()
+    }
+    fn bound_read(&mut self, io: &mut Clocked, deadline: Option<u64>) -> Result<(), ErrorKind> {
+        io.deadline = deadline;
+        Ok(())
+    }
+}
+
+fn clocked_client(arrived: &[u8], timeout: u64) -> (Client<Clocked, TestTimer>, Rc<Cell<u64>>) {
+    let clock = Rc::new(Cell::new(0));
+    let io = Clocked::new(arrived, &clock);
+    let client = Client::with_timer(io, 4, TestTimer(Rc::clone(&clock)), Some(timeout));
+    (client, clock)
+}
+
+#[test]
+fn client_times_out_a_status_that_does_not_come() {
+    let (mut client, clock) = clocked_client(&[0, 0], 100);
+    client.login("alice", b"pw").unwrap();
+    clock.set(10);
+    client.send(b"never answered").unwrap();
+    assert_eq!(client.session().poll_timeout(), Some(110));
+    assert_eq!(
+        client.wait(),
+        Err(ClientError::TimedOut {
+            stage: Stage::Message(0)
+        })
+    );
+    assert_eq!(clock.get(), 110);
+    assert_eq!(client.wait(), Err(ClientError::SessionEnded));
+    assert_eq!(client.send(b"more"), Err(ClientError::SessionEnded));
+}
+
+#[test]
+fn client_waits_from_the_last_status_and_rereads_after_an_early_wake_up() {
+    let (mut client, clock) = clocked_client(&[0, 0], 100);
+    client.login("alice", b"pw").unwrap();
+    client.send(b"a").unwrap();
+    client.send(b"b").unwrap();
+    clock.set(90);
+    client.get_mut().arrived.push_back(0);
+    client.poll().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(client.messages_acknowledged(), 1);
+    assert_eq!(client.session().poll_timeout(), Some(190));
+    // The transport's own timer fires 30 ms early: the client reads again.
+    client.get_mut().early_by = 30;
+    assert_eq!(
+        client.wait(),
+        Err(ClientError::TimedOut {
+            stage: Stage::Message(1)
+        })
+    );
+    assert_eq!(clock.get(), 190);
+}
+
+#[test]
+fn client_ends_cleanly_when_only_close_goes_unanswered() {
+    let (mut client, clock) = clocked_client(&[0, 0, 0], 50);
+    client.login("alice", b"pw").unwrap();
+    client.send(b"a").unwrap();
+    client.close().unwrap();
+    assert_eq!(clock.get(), 50);
+    assert_eq!(client.messages_acknowledged(), 1);
+    assert_eq!(client.get_ref().written.last(), Some(&0x04));
 }

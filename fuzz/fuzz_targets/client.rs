@@ -1,4 +1,6 @@
-//! The `Client` driver against a server whose answers the input chooses.
+//! The `Client` driver, a thin loop around the sans-I/O `ClientSession`,
+//! against a server whose answers the input chooses: the session's contract
+//! is what is checked, through the driver's results and the session itself.
 //!
 //! A client reads status bytes from the network, so they are untrusted
 //! input just like the frames a server reads.
@@ -30,13 +32,18 @@
 //! after a write fault; no more than `window` transactions in flight; a
 //! message counts as acknowledged only if it and the login were answered
 //! 0x00; every error names the transaction and byte that caused it; once
-//! the session ended, nothing more is written.
+//! the session ended, nothing more is written. The session itself: it has
+//! ended exactly when the driver reported an end (an error that ends it, or
+//! a successful `close`), cleanly only after `close`; its window and room
+//! agree with what is in flight; the transaction it awaits next was written
+//! whole with the tag its stage names; it counts the login authenticated
+//! only after two 0x00; no timeout is armed without one configured.
 #![no_main]
 
 use arbitrary::Unstructured;
 use libfuzzer_sys::fuzz_target;
 use msglog_core::embedded_io::{self, ErrorKind};
-use msglog_core::{Client, ClientError, Frames, Limits, Stage, Tag, Transaction};
+use msglog_core::{Client, ClientEnd, ClientError, Frames, Limits, Stage, Tag, Transaction};
 
 const WINDOWS: [usize; 8] = [1, 2, 3, 4, 8, 16, 64, 0];
 const NAME: &str = "abcdefg";
@@ -335,6 +342,8 @@ fn check_error(client: &Client<Server<'_>>, error: &ClientError<ErrorKind>, befo
         | ClientError::SessionEnded => {
             assert_eq!(server.written.len(), before, "{error:?} after writing")
         }
+        ClientError::TimedOut { .. } => panic!("{error:?} without a timeout"),
+        _ => panic!("{error:?}: an error this target does not know"),
     }
 }
 
@@ -351,6 +360,7 @@ fn check_state(client: &Client<Server<'_>>, window: usize, expected: &Expected) 
         .by_ref()
         .map(|frame| frame.expect("the client writes only valid transactions"))
         .collect();
+    check_session(client, window, expected, &sent);
     if frames.consumed() != server.written.len() {
         assert!(server.faulted, "a torn transaction without a write fault");
     }
@@ -392,5 +402,59 @@ fn check_state(client: &Client<Server<'_>>, window: usize, expected: &Expected) 
             .get(..answered)
             .expect("read beyond the replies");
         assert!(replies.iter().all(|&b| b == 0), "acknowledged without 0x00");
+    }
+}
+
+/// The session's own account agrees with what the driver reported and
+/// what went over the wire.
+fn check_session(
+    client: &Client<Server<'_>>,
+    window: usize,
+    expected: &Expected,
+    sent: &[Transaction<'_>],
+) {
+    let session = client.session();
+    let server = client.get_ref();
+    assert_eq!(
+        session.is_ended(),
+        expected.ended,
+        "the session's end ({:?}) disagrees with what the client reported",
+        session.end()
+    );
+    assert_eq!(
+        session.end() == Some(ClientEnd::Closed),
+        expected.closed,
+        "{:?}: a clean end without a successful close, or the reverse",
+        session.end()
+    );
+    assert_eq!(session.window(), window);
+    assert_eq!(session.in_flight(), client.in_flight());
+    let room = if session.is_ended() || session.is_closing() {
+        0
+    } else {
+        window - session.in_flight()
+    };
+    assert_eq!(session.room(), room, "room disagrees with the window");
+    assert_eq!(session.poll_timeout(), None, "a deadline without a timeout");
+    if session.is_authenticated() {
+        assert!(expected.login.is_some(), "authenticated without a login");
+        assert_eq!(server.replies.get(..2), Some(&[0, 0][..]), "authenticated");
+    }
+    if let (Some(stage), false) = (session.oldest(), session.is_ended()) {
+        // The transaction awaited next was written whole, with its tag.
+        let (written, tag) = match stage {
+            Stage::Name => (sent.first(), Tag::Name),
+            Stage::Password => (sent.get(1), Tag::Password),
+            Stage::Message(i) => (
+                sent.get(usize::try_from(i + 2).unwrap_or(usize::MAX)),
+                Tag::Message,
+            ),
+            Stage::Close => (sent.last(), Tag::Close),
+        };
+        assert_eq!(
+            written.map(Transaction::tag),
+            Some(tag),
+            "awaiting {stage:?}, which was not written"
+        );
     }
 }

@@ -12,8 +12,9 @@ use crate::Error;
 pub struct Options {
     /// Longest wait for each connection attempt; `None` waits as long as the OS does.
     pub connect_timeout: Option<Duration>,
-    /// Longest wait for any single read or write to make progress (a status
-    /// byte, room in the send buffer); `None` waits forever.
+    /// Longest wait for a write to make progress (room in the send buffer)
+    /// and for an awaited status byte (counted from the send that found
+    /// nothing in flight, and again from every status); `None` waits forever.
     pub io_timeout: Option<Duration>,
     /// Transactions in flight per connection (at least 1).
     pub window: usize,

@@ -4,10 +4,10 @@ use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsFd, BorrowedFd};
 
-use msglog_core::{valid_name, Client, ClientError};
+use msglog_core::{valid_name, Client};
 
 use crate::connect::connect;
-use crate::transport::{peek, read_ready, GatherStream, Peeked};
+use crate::transport::{nanos, peek, read_ready, GatherStream, Peeked, SocketTimer};
 use crate::{Credentials, Error, Options};
 
 /// How a connection with nothing in flight stands; see [`Connection::idle_state`].
@@ -29,9 +29,12 @@ pub enum IdleState {
 /// messages, each acknowledged by the server, then CLOSE.
 ///
 /// Up to [`Options::window`] transactions are in flight; statuses are
-/// matched in order by the core's [`Client`]. Each transaction reaches the
-/// socket in one write. After any error other than [`Error::Invalid`] the
-/// session is over: the connection must be dropped and a new one opened.
+/// matched in order by the core's [`ClientSession`](msglog_core::ClientSession),
+/// driven by its blocking [`Client`]. Each transaction reaches the socket
+/// in one write. A status awaited longer than [`Options::io_timeout`] (from
+/// the send that found nothing in flight, or from the last status) fails
+/// with [`Error::Timeout`]. After any error other than [`Error::Invalid`]
+/// the session is over: the connection must be dropped and a new one opened.
 ///
 /// ```no_run
 /// use msglog_client::{Connection, Credentials, Options};
@@ -46,10 +49,8 @@ pub enum IdleState {
 /// ```
 #[derive(Debug)]
 pub struct Connection {
-    client: Client<GatherStream<TcpStream>>,
+    client: Client<GatherStream<TcpStream>, SocketTimer>,
     peer: SocketAddr,
-    authenticated: bool,
-    ended: bool,
 }
 
 impl Connection {
@@ -60,12 +61,14 @@ impl Connection {
         // Each transaction is one write already; send it at once.
         stream.set_nodelay(true).map_err(Error::Io)?;
         let peer = stream.peer_addr().map_err(Error::Io)?;
-        Ok(Connection {
-            client: Client::new(GatherStream::new(stream), options.window),
-            peer,
-            authenticated: false,
-            ended: false,
-        })
+        let timeout = options.io_timeout.filter(|t| !t.is_zero());
+        let client = Client::with_timer(
+            GatherStream::new(stream),
+            options.window,
+            SocketTimer::new(timeout),
+            timeout.map(nanos),
+        );
+        Ok(Connection { client, peer })
     }
 
     /// Connect and authenticate.
@@ -81,16 +84,13 @@ impl Connection {
 
     /// Send NAME and PASSWORD and wait until both are accepted.
     pub fn authenticate(&mut self, user: &str, password: &[u8]) -> Result<(), Error> {
-        if self.authenticated {
+        if self.client.session().is_authenticated() {
             return Err(Error::AlreadyAuthenticated);
         }
         if valid_name(user.as_bytes()).is_none() {
             return Err(Error::InvalidName);
         }
-        let result = self.client.login(user, password);
-        self.track(result)?;
-        self.authenticated = true;
-        Ok(())
+        Ok(self.client.login(user, password)?)
     }
 
     /// Send one message and wait until the server acknowledges it (and every
@@ -130,36 +130,31 @@ impl Connection {
     /// full, in which case the oldest status is awaited first. An invalid
     /// message is refused before anything is sent and ends nothing.
     pub fn submit(&mut self, message: &[u8]) -> Result<(), Error> {
-        if !self.authenticated {
+        if !self.client.session().is_authenticated() {
             return Err(Error::NotAuthenticated);
         }
-        let result = self.client.send(message);
-        self.track(result)
+        Ok(self.client.send(message)?)
     }
 
     /// Read the statuses that have already arrived, without blocking (see
     /// [`Client::poll`]): acknowledgements are counted, and a rejection or a
     /// closed connection is reported now rather than at the next send.
     pub fn poll(&mut self) -> Result<(), Error> {
-        let result = self.client.poll();
-        self.track(result)
+        Ok(self.client.poll()?)
     }
 
     /// Wait until every message submitted so far is acknowledged.
     pub fn wait(&mut self) -> Result<(), Error> {
-        let result = self.client.wait();
-        self.track(result)
+        Ok(self.client.wait()?)
     }
 
     /// Send CLOSE and wait for its answer, after the statuses of every
     /// message in flight. Ends the session whatever the outcome.
     pub fn close(&mut self) -> Result<(), Error> {
-        if self.ended {
+        if self.client.session().is_ended() {
             return Err(Error::SessionEnded);
         }
-        let result = self.client.close();
-        self.ended = true;
-        self.track(result)
+        Ok(self.client.close()?)
     }
 
     /// Messages submitted in this session.
@@ -185,7 +180,8 @@ impl Connection {
 
     /// Whether the connection is authenticated and has not ended.
     pub fn is_open(&self) -> bool {
-        self.authenticated && !self.ended
+        let session = self.client.session();
+        session.is_authenticated() && !session.is_ended()
     }
 
     /// Whether the connection can take another message right now: it is
@@ -211,18 +207,9 @@ impl Connection {
             Peeked::Byte(_) => IdleState::Goodbye,
             Peeked::Closed(e) => IdleState::Gone(e),
         };
-        self.ended = true;
+        // The session ends here too: nothing more is sent on this connection.
+        let _ = self.client.transport_ended();
         state
-    }
-
-    fn track(&mut self, result: Result<(), ClientError<io::Error>>) -> Result<(), Error> {
-        result.map_err(|error| {
-            let error = Error::from(error);
-            if !matches!(error, Error::Invalid(_)) {
-                self.ended = true;
-            }
-            error
-        })
     }
 }
 
@@ -231,5 +218,78 @@ impl Connection {
 impl AsFd for Connection {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.client.get_ref().get_ref().as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::sync::mpsc;
+    use std::thread;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// A server on 127.0.0.1 that accepts the login of user `u` with
+    /// password `p`, then reads one message and never answers it (until the
+    /// test is over).
+    fn silent_after_login() -> (SocketAddr, mpsc::Sender<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (done, finished) = mpsc::channel::<()>();
+        thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut login = [0u8; 8]; // 01 01 00 'u' 02 01 00 'p'
+            stream.read_exact(&mut login).unwrap();
+            stream.write_all(&[0, 0]).unwrap();
+            let mut message = [0u8; 4];
+            let _ = stream.read_exact(&mut message);
+            let _ = finished.recv_timeout(Duration::from_secs(60));
+        });
+        (addr, done)
+    }
+
+    fn options(io_timeout: Duration) -> Options {
+        Options {
+            connect_timeout: Some(Duration::from_secs(10)),
+            io_timeout: Some(io_timeout),
+            window: 4,
+        }
+    }
+
+    #[test]
+    fn an_overdue_status_times_out_and_ends_the_session() {
+        let (addr, _done) = silent_after_login();
+        let credentials = Credentials::new("u", "p");
+        let timeout = Duration::from_millis(300);
+        let mut connection = Connection::open(addr, &credentials, &options(timeout)).unwrap();
+        let sent = Instant::now();
+        connection.submit(b"m").unwrap();
+        assert!(matches!(connection.wait(), Err(Error::Timeout)));
+        let waited = sent.elapsed();
+        assert!(
+            waited >= timeout && waited < Duration::from_secs(10),
+            "{waited:?}"
+        );
+        assert!(!connection.is_open());
+        assert_eq!(connection.messages_acknowledged(), 0);
+        assert!(matches!(connection.close(), Err(Error::SessionEnded)));
+    }
+
+    #[test]
+    fn the_timeout_runs_from_the_send_not_from_the_read() {
+        let (addr, _done) = silent_after_login();
+        let credentials = Credentials::new("u", "p");
+        let timeout = Duration::from_secs(2);
+        let mut connection = Connection::open(addr, &credentials, &options(timeout)).unwrap();
+        connection.submit(b"m").unwrap();
+        // Busy elsewhere (reading input, say) past the deadline.
+        thread::sleep(timeout + Duration::from_millis(100));
+        let reading = Instant::now();
+        assert!(matches!(connection.wait(), Err(Error::Timeout)));
+        // Not another full timeout: the status was overdue already.
+        let waited = reading.elapsed();
+        assert!(waited < timeout / 2, "{waited:?}");
     }
 }

@@ -140,10 +140,13 @@ impl From<ClientError<io::Error>> for Error {
             ClientError::Rejected { stage } => Error::Rejected { stage },
             ClientError::Disconnected { stage } => Error::Disconnected { stage },
             ClientError::InvalidStatus { byte, stage } => Error::Protocol { byte, stage },
+            ClientError::TimedOut { .. } => Error::Timeout,
             ClientError::Encode(e) => Error::Invalid(e),
-            ClientError::SessionEnded => Error::SessionEnded,
             ClientError::AlreadyLoggedIn => Error::AlreadyAuthenticated,
             ClientError::NotLoggedIn => Error::NotAuthenticated,
+            ClientError::SessionEnded => Error::SessionEnded,
+            // A kind of failure added later: the session is over either way.
+            _ => Error::SessionEnded,
         }
     }
 }

@@ -2,8 +2,10 @@
 //! [`ConnectionTable`] for many servers, and [`send_raw`] for the raw stream
 //! mode, all over `std::net`.
 //!
-//! The protocol itself (framing, status matching, pipelining) is the
-//! no_std core's [`Client`](msglog_core::Client) and
+//! The protocol itself (framing, status matching, the window, when an
+//! answer is overdue) is the no_std core's
+//! [`ClientSession`](msglog_core::ClientSession), driven by its blocking
+//! [`Client`](msglog_core::Client), and
 //! [`stream_copy`](msglog_core::stream_copy); this crate connects them to
 //! TCP sockets with timeouts, gathers each transaction into one write (the
 //! original server requires it), and turns their errors into [`Error`].

@@ -4,8 +4,9 @@
 use std::io::{self, Read, Write};
 use std::mem::MaybeUninit;
 use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
-use msglog_core::MAX_FRAME;
+use msglog_core::{Timer, MAX_FRAME};
 use socket2::SockRef;
 
 /// Capacity of [`GatherStream`]'s write buffer: the largest transaction
@@ -164,6 +165,74 @@ impl<S: Write> embedded_io::Write for GatherStream<S> {
     fn flush(&mut self) -> io::Result<()> {
         self.send_pending()?;
         self.stream.flush()
+    }
+}
+
+/// How late a bounded read may wake up after the session's deadline: while
+/// statuses stream in, the receive timeout already set is close enough and
+/// no `setsockopt` is needed per read.
+const TIMEOUT_SLACK: Duration = Duration::from_millis(10);
+
+/// The shortest receive timeout set (zero would mean none).
+const MIN_READ_TIMEOUT: Duration = Duration::from_millis(1);
+
+/// The clock of a [`Connection`](crate::Connection)'s client: nanoseconds
+/// since the connection opened. It bounds each read by the session's
+/// deadline with the socket's receive timeout.
+#[derive(Debug)]
+pub(crate) struct SocketTimer {
+    epoch: Instant,
+    /// The socket's receive timeout as last set (`None`: none).
+    read_timeout: Option<Duration>,
+}
+
+impl SocketTimer {
+    /// A clock starting now, for a socket whose receive timeout is `read_timeout`.
+    pub(crate) fn new(read_timeout: Option<Duration>) -> Self {
+        SocketTimer {
+            epoch: Instant::now(),
+            read_timeout,
+        }
+    }
+}
+
+/// `duration` in nanoseconds, the unit of [`SocketTimer`]'s instants.
+pub(crate) fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl Timer<GatherStream<TcpStream>> for SocketTimer {
+    type Instant = u64;
+
+    fn now(&mut self) -> u64 {
+        nanos(self.epoch.elapsed())
+    }
+
+    fn bound_read(
+        &mut self,
+        io: &mut GatherStream<TcpStream>,
+        deadline: Option<u64>,
+    ) -> io::Result<()> {
+        let Some(deadline) = deadline else {
+            return Ok(());
+        };
+        let left = Duration::from_nanos(deadline.saturating_sub(self.now())).max(MIN_READ_TIMEOUT);
+        // Neither much later than the deadline nor many early wake-ups.
+        let close_enough = self
+            .read_timeout
+            .is_some_and(|set| set <= left + TIMEOUT_SLACK && set >= left / 2);
+        if !close_enough {
+            io.get_ref().set_read_timeout(Some(left))?;
+            self.read_timeout = Some(left);
+        }
+        Ok(())
+    }
+
+    fn timed_out(&self, error: &io::Error) -> bool {
+        matches!(
+            error.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+        )
     }
 }
 

@@ -2,8 +2,8 @@
 //! sockets on 127.0.0.1, logs in temp directories.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
@@ -358,6 +358,86 @@ fn a_rejected_password_is_an_error() {
     assert_eq!(report["error_kinds"]["rejected"], 1, "{report}");
     assert_eq!(report["authenticated"], 0);
     assert_eq!(records(&server.messages_log(), 64), 0);
+}
+
+/// How [`original_server`] answers a bare CLOSE.
+#[derive(Debug, Clone, Copy)]
+enum CloseAnswer {
+    /// 0xFF, as the original C server does (it waits for a length that never comes).
+    Ff,
+    /// No answer: the connection closes.
+    Eof,
+    /// No answer: the connection is reset.
+    Reset,
+}
+
+/// A framed server on 127.0.0.1 in the original's manner: every NAME,
+/// PASSWORD and MESSAGE answered 0x00, a bare CLOSE answered `answer`.
+/// Serves `clients` connections, each on its own thread; the handle
+/// returns the number of MESSAGEs received.
+fn original_server(clients: usize, answer: CloseAnswer) -> (u16, thread::JoinHandle<u64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = thread::spawn(move || {
+        let handlers: Vec<_> = (0..clients)
+            .map(|_| {
+                let (stream, _) = listener.accept().expect("accept");
+                stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+                thread::spawn(move || serve_original(stream, answer))
+            })
+            .collect();
+        handlers
+            .into_iter()
+            .map(|handler| handler.join().expect("handler"))
+            .sum()
+    });
+    (port, server)
+}
+
+fn serve_original(stream: TcpStream, answer: CloseAnswer) -> u64 {
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut writer = stream;
+    let mut messages = 0;
+    loop {
+        let mut tag = [0u8; 1];
+        reader
+            .read_exact(&mut tag)
+            .expect("a transaction, up to CLOSE");
+        if tag == [0x04] {
+            match answer {
+                CloseAnswer::Ff => writer.write_all(&[0xFF]).expect("answer CLOSE"),
+                CloseAnswer::Eof => {}
+                CloseAnswer::Reset => socket2::SockRef::from(&writer)
+                    .set_linger(Some(Duration::ZERO))
+                    .expect("linger 0: close resets"),
+            }
+            return messages;
+        }
+        let mut length = [0u8; 2];
+        reader.read_exact(&mut length).expect("length");
+        let mut payload = vec![0u8; usize::from(u16::from_le_bytes(length))];
+        reader.read_exact(&mut payload).expect("payload");
+        messages += u64::from(tag == [0x03]);
+        writer.write_all(&[0x00]).expect("status");
+    }
+}
+
+#[test]
+fn any_answer_to_close_ends_a_clean_run() {
+    // PROTOCOL.md: any answer to CLOSE (0x00, 0xFF, or the connection
+    // closing) ends a clean session.
+    for answer in [CloseAnswer::Ff, CloseAnswer::Eof, CloseAnswer::Reset] {
+        let (port, server) = original_server(2, answer);
+        let output = bench(
+            port,
+            &["-c", "2", "-n", "50", "-s", "16", "-w", "4", "--json"],
+        );
+        let report = json(&output);
+        assert_eq!(exit_code(output.status), Some(0), "{answer:?}: {report}");
+        assert_eq!(report["errors"], 0, "{answer:?}: {report}");
+        assert_eq!(report["acknowledged"], 100, "{answer:?}: {report}");
+        assert_eq!(server.join().expect("server"), 100, "{answer:?}");
+    }
 }
 
 #[test]

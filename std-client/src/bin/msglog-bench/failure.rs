@@ -17,15 +17,13 @@ pub enum Failure {
     Reset,
     /// No progress for the stall timeout.
     Timeout,
-    /// CLOSE was answered by something other than 0x00.
-    Close,
     /// The event loop itself failed.
     EventLoop,
 }
 
 impl Failure {
     /// Every kind, in report order.
-    pub const ALL: [Failure; 9] = [
+    pub const ALL: [Failure; 8] = [
         Failure::Connect,
         Failure::Rejected,
         Failure::InvalidStatus,
@@ -33,7 +31,6 @@ impl Failure {
         Failure::Eof,
         Failure::Reset,
         Failure::Timeout,
-        Failure::Close,
         Failure::EventLoop,
     ];
 
@@ -47,7 +44,6 @@ impl Failure {
             Failure::Eof => "eof",
             Failure::Reset => "reset",
             Failure::Timeout => "timeout",
-            Failure::Close => "close",
             Failure::EventLoop => "event_loop",
         }
     }

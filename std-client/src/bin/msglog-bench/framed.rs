@@ -7,11 +7,15 @@
 //! connections are authenticated, a barrier starts the clock and the message
 //! phase: each connection keeps up to `window` MESSAGE transactions in
 //! flight until it has sent its messages (or the duration is over), then
-//! sends CLOSE and awaits its status.
+//! sends CLOSE and awaits its answer (any answer, PROTOCOL.md says).
 //!
-//! Nothing is allocated per message: the frames are encoded once per thread
-//! with the core's encoder and every connection sends from that block; the
-//! send timestamps live in one preallocated ring per connection.
+//! Each connection's protocol state is the core's `ClientSession`: it
+//! matches the status bytes to the transactions in order, keeps the window
+//! and says when the session ended; this module only moves bytes and times
+//! them. Nothing is allocated per message: the frames are encoded once per
+//! thread with the core's encoder and every connection sends from that
+//! block (the session sees each message when a write begins it); the send
+//! timestamps live in one preallocated ring per connection.
 
 use std::io::{ErrorKind, Read};
 use std::net::SocketAddr;
@@ -21,7 +25,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
-use msglog_core::{Status, Transaction};
+use msglog_core::{ClientEnd, ClientSession, Transaction};
 
 use crate::failure::{Failure, Failures};
 use crate::socket::{connected, write};
@@ -183,20 +187,16 @@ struct Outcome {
     end: Instant,
 }
 
+/// Where a connection's socket is. Where its protocol is (logging in,
+/// authenticated, closing, ended) is its [`ClientSession`]'s to say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+enum Link {
     /// Not opened yet.
     Idle,
     /// `connect` in progress.
     Connecting,
-    /// NAME and PASSWORD sent (or being sent), statuses awaited.
-    LoggingIn,
-    /// Authenticated; waiting for the message phase.
-    Ready,
-    /// Sending messages.
-    Sending,
-    /// Every message acknowledged; CLOSE to send or its status awaited.
-    Closing,
+    /// Connected; NAME and PASSWORD submitted.
+    Open,
     /// Closed cleanly or failed.
     Done,
 }
@@ -209,44 +209,81 @@ enum Progress {
     Closed,
 }
 
-/// One connection's state; its timestamps are in [`Buffers::sent_at`].
+impl From<ClientEnd> for Failure {
+    fn from(end: ClientEnd) -> Failure {
+        match end {
+            ClientEnd::Rejected { .. } => Failure::Rejected,
+            ClientEnd::InvalidStatus { .. } => Failure::InvalidStatus,
+            ClientEnd::Unsolicited { .. } => Failure::UnexpectedStatus,
+            ClientEnd::Disconnected { .. } | ClientEnd::Hangup => Failure::Eof,
+            ClientEnd::TimedOut { .. } => Failure::Timeout,
+            _ => Failure::Reset,
+        }
+    }
+}
+
+/// One connection: its socket, its session (which matches the statuses
+/// and keeps the window), and what it has written; its timestamps are in
+/// [`Buffers::sent_at`].
 #[derive(Debug)]
 struct Conn {
     stream: Option<TcpStream>,
-    phase: Phase,
+    link: Link,
+    /// The protocol; its clock is nanoseconds since [`Buffers::epoch`].
+    session: ClientSession,
     /// Bytes of the NAME + PASSWORD prelude written.
     prelude_written: usize,
-    /// NAME and PASSWORD statuses still awaited.
-    login_pending: u8,
-    /// Messages this connection sends in all.
-    target: u64,
-    /// Messages written whole.
-    sent: u64,
-    /// Bytes of the next message already written.
+    /// Messages this connection sends in all, once the message phase began.
+    target: Option<u64>,
+    /// Bytes written of the last message submitted, when a short write tore
+    /// it (0: every message submitted is written whole).
     partial: usize,
-    /// Messages answered 0x00.
-    acked: u64,
-    close_sent: bool,
 }
 
 impl Conn {
-    fn new() -> Conn {
+    /// A connection sending up to `window` messages ahead of their
+    /// statuses; NAME and PASSWORD are pipelined whatever the window.
+    fn new(window: usize) -> Conn {
         Conn {
             stream: None,
-            phase: Phase::Idle,
+            link: Link::Idle,
+            session: ClientSession::new(window.max(2)),
             prelude_written: 0,
-            login_pending: 2,
-            target: 0,
-            sent: 0,
+            target: None,
             partial: 0,
-            acked: 0,
-            close_sent: false,
         }
+    }
+
+    /// Messages written whole to the socket.
+    fn sent(&self) -> u64 {
+        self.session.messages_submitted() - u64::from(self.partial > 0)
     }
 
     /// Messages handed to the socket (whole or in part) and not acknowledged.
     fn unacknowledged(&self) -> u64 {
-        self.sent - self.acked + u64::from(self.partial > 0)
+        self.session.messages_submitted() - self.session.messages_acknowledged()
+    }
+
+    /// Whether the message phase began and the connection has not stopped
+    /// sending (CLOSE not yet submitted).
+    fn sending(&self) -> bool {
+        self.target.is_some() && self.link == Link::Open && !self.session.is_closing()
+    }
+
+    /// The connection is established: NAME and PASSWORD go out first.
+    fn open(&mut self, buf: &Buffers) -> Result<(), Failure> {
+        self.link = Link::Open;
+        let now = buf.now_ns();
+        for transaction in [
+            Transaction::Name(&buf.user),
+            Transaction::Password(&buf.password),
+        ] {
+            // Cannot fail: the plan's user and password were encoded already.
+            self.session
+                .submit(&transaction, now)
+                .map_err(|_| Failure::EventLoop)?;
+        }
+        Ok(())
     }
 
     /// Read what has arrived if `readable`, then write what the window allows.
@@ -256,15 +293,15 @@ impl Conn {
         readable: bool,
         buf: &mut Buffers,
     ) -> Result<Progress, Failure> {
-        let before = self.phase;
+        let authenticated = self.session.is_authenticated();
         if readable {
             self.receive(index, buf)?;
         }
-        if self.phase == Phase::Done {
+        if self.link == Link::Done {
             return Ok(Progress::Closed);
         }
         self.transmit(index, buf)?;
-        if before != Phase::Ready && self.phase == Phase::Ready {
+        if !authenticated && self.session.is_authenticated() {
             return Ok(Progress::LoggedIn);
         }
         Ok(Progress::Continue)
@@ -273,14 +310,8 @@ impl Conn {
     fn receive(&mut self, index: usize, buf: &mut Buffers) -> Result<(), Failure> {
         loop {
             let stream = self.stream.as_mut().ok_or(Failure::Reset)?;
-            match stream.read(&mut buf.inbox) {
-                Ok(0) => {
-                    return Err(if self.close_sent {
-                        Failure::Close
-                    } else {
-                        Failure::Eof
-                    })
-                }
+            let end = match stream.read(&mut buf.inbox) {
+                Ok(0) => self.session.handle_eof(),
                 Ok(n) => {
                     let now = buf.now_ns();
                     let statuses = buf.inbox.get(..n).unwrap_or_default();
@@ -288,19 +319,21 @@ impl Conn {
                     let ring = buf.sent_at.get(ring).unwrap_or_default();
                     self.on_statuses(statuses, now, ring, &mut buf.latency_us)?;
                     // A short read emptied the socket: the next arrival is a new edge.
-                    if self.phase == Phase::Done || n < buf.inbox.len() {
+                    if self.link == Link::Done || n < buf.inbox.len() {
                         return Ok(());
                     }
+                    continue;
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) if self.close_sent => return Err(Failure::Close),
-                Err(_) => return Err(Failure::Reset),
-            }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => self.session.handle_error(),
+            };
+            return self.on_end(end);
         }
     }
 
-    /// Match status bytes to the transactions awaiting them, in order.
+    /// Feed status bytes to the session and record the latency of every
+    /// message they acknowledged.
     fn on_statuses(
         &mut self,
         statuses: &[u8],
@@ -308,110 +341,115 @@ impl Conn {
         sent_at: &[u64],
         latency_us: &mut Histogram<u64>,
     ) -> Result<(), Failure> {
-        for &byte in statuses {
-            let status = Status::from_byte(byte);
-            match self.phase {
-                Phase::LoggingIn if self.login_pending > 0 => match status {
-                    Some(Status::Accepted) => {
-                        self.login_pending -= 1;
-                        if self.login_pending == 0 {
-                            self.phase = Phase::Ready;
-                        }
-                    }
-                    Some(Status::Rejected) => return Err(Failure::Rejected),
-                    None => return Err(Failure::InvalidStatus),
-                },
-                Phase::Sending => match status {
-                    Some(Status::Accepted) if self.acked < self.sent => {
-                        let slot = ring_slot(self.acked, sent_at.len());
-                        let sent = sent_at.get(slot).copied().unwrap_or(now);
-                        latency_us.saturating_record(now.saturating_sub(sent).div_ceil(1000));
-                        self.acked += 1;
-                        if self.acked == self.target {
-                            self.phase = Phase::Closing;
-                        }
-                    }
-                    Some(Status::Accepted) => return Err(Failure::UnexpectedStatus),
-                    Some(Status::Rejected) => return Err(Failure::Rejected),
-                    None => return Err(Failure::InvalidStatus),
-                },
-                Phase::Closing if self.close_sent => {
-                    if status != Some(Status::Accepted) {
-                        return Err(Failure::Close);
-                    }
-                    self.phase = Phase::Done;
-                    self.stream = None;
-                    return Ok(());
-                }
-                _ => {
-                    return Err(match status {
-                        Some(Status::Rejected) => Failure::Rejected,
-                        Some(Status::Accepted) => Failure::UnexpectedStatus,
-                        None => Failure::InvalidStatus,
-                    })
-                }
+        let acknowledged = self.session.messages_acknowledged();
+        let end = self.session.handle_input(statuses, now);
+        for message in acknowledged..self.session.messages_acknowledged() {
+            let sent = sent_at
+                .get(ring_slot(message, sent_at.len()))
+                .copied()
+                .unwrap_or(now);
+            latency_us.saturating_record(now.saturating_sub(sent).div_ceil(1000));
+        }
+        self.on_end(end)
+    }
+
+    /// A clean end (any answer to CLOSE) closes the connection; any other
+    /// end is its failure.
+    fn on_end(&mut self, end: Option<ClientEnd>) -> Result<(), Failure> {
+        match end {
+            None => Ok(()),
+            Some(ClientEnd::Closed) => {
+                self.link = Link::Done;
+                self.stream = None;
+                Ok(())
             }
+            Some(end) => Err(Failure::from(end)),
+        }
+    }
+
+    fn transmit(&mut self, index: usize, buf: &mut Buffers) -> Result<(), Failure> {
+        if self.link != Link::Open || self.session.is_ended() {
+            return Ok(());
+        }
+        while let Some(rest) = buf
+            .prelude
+            .get(self.prelude_written..)
+            .filter(|r| !r.is_empty())
+        {
+            match write(&mut self.stream, rest)? {
+                Some(n) => self.prelude_written += n,
+                None => return Ok(()),
+            }
+        }
+        let Some(target) = self.target else {
+            // Authenticating, or waiting for the message phase.
+            return Ok(());
+        };
+        if self.session.messages_submitted() < target || self.partial > 0 {
+            return self.send_messages(index, target, buf);
+        }
+        let acknowledged = self.session.messages_acknowledged() == target;
+        if acknowledged
+            && !self.session.is_closing()
+            && write(&mut self.stream, &buf.close)?.is_some()
+        {
+            self.session
+                .submit(&Transaction::Close, buf.now_ns())
+                .map_err(|_| Failure::EventLoop)?;
         }
         Ok(())
     }
 
-    fn transmit(&mut self, index: usize, buf: &mut Buffers) -> Result<(), Failure> {
-        match self.phase {
-            Phase::LoggingIn => {
-                while let Some(rest) = buf
-                    .prelude
-                    .get(self.prelude_written..)
-                    .filter(|r| !r.is_empty())
-                {
-                    match write(&mut self.stream, rest)? {
-                        Some(n) => self.prelude_written += n,
-                        None => break,
-                    }
-                }
-                Ok(())
-            }
-            Phase::Sending => self.send_messages(index, buf),
-            Phase::Closing if !self.close_sent => {
-                if write(&mut self.stream, &buf.close)?.is_some() {
-                    self.close_sent = true;
-                }
-                Ok(())
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Write as many message frames as the window and the target allow, from the shared block.
-    fn send_messages(&mut self, index: usize, buf: &mut Buffers) -> Result<(), Failure> {
-        let window = buf.window as u64;
+    /// Write as many message frames as the window and the target allow, from
+    /// the shared block; the session counts each message from the write that
+    /// begins it.
+    fn send_messages(
+        &mut self,
+        index: usize,
+        target: u64,
+        buf: &mut Buffers,
+    ) -> Result<(), Failure> {
+        let frame_len = buf.frame_len;
         loop {
-            let room = window.saturating_sub(self.sent - self.acked);
-            let to_complete = room
-                .min(self.target - self.sent)
-                .min(buf.block_frames as u64);
-            if to_complete == 0 {
+            let submitted = self.session.messages_submitted();
+            let torn = usize::from(self.partial > 0);
+            let room = (self.session.room() as u64).min(target.saturating_sub(submitted));
+            let fresh = usize::try_from(room)
+                .unwrap_or(usize::MAX)
+                .min(buf.block_frames - torn);
+            let frames = torn + fresh;
+            if frames == 0 {
                 return Ok(());
             }
             // The block holds whole frames, so frame boundaries fall at multiples of frame_len.
-            let end = to_complete as usize * buf.frame_len;
-            let bytes = buf.block.get(self.partial..end).unwrap_or_default();
+            let bytes = buf
+                .block
+                .get(self.partial..frames * frame_len)
+                .unwrap_or_default();
             let now = buf.now_ns();
             let Some(written) = write(&mut self.stream, bytes)? else {
                 return Ok(());
             };
             let total = self.partial + written;
-            let completed = (total / buf.frame_len) as u64;
+            let message = Transaction::Message(&buf.payload);
+            for _ in torn..total.div_ceil(frame_len) {
+                // Cannot fail: no more than the window's room was written.
+                self.session
+                    .submit(&message, now)
+                    .map_err(|_| Failure::EventLoop)?;
+            }
+            let first = submitted - torn as u64;
+            let completed = (total / frame_len) as u64;
             let ring = buf.ring(index);
             if let Some(ring) = buf.sent_at.get_mut(ring) {
                 let len = ring.len();
-                for message in self.sent..self.sent + completed {
+                for message in first..first + completed {
                     if let Some(slot) = ring.get_mut(ring_slot(message, len)) {
                         *slot = now;
                     }
                 }
             }
-            self.sent += completed;
-            self.partial = total % buf.frame_len;
+            self.partial = total % frame_len;
             if written < bytes.len() {
                 // The socket buffer is full; a writable edge will follow.
                 return Ok(());
@@ -426,8 +464,13 @@ fn ring_slot(message: u64, len: usize) -> usize {
 
 /// A thread's shared, preallocated buffers.
 struct Buffers {
+    /// The NAME and PASSWORD payloads.
+    user: Vec<u8>,
+    password: Vec<u8>,
     /// NAME then PASSWORD, encoded once.
     prelude: Vec<u8>,
+    /// The payload of every message.
+    payload: Vec<u8>,
     /// `block_frames` identical MESSAGE frames, encoded once.
     block: Vec<u8>,
     block_frames: usize,
@@ -481,7 +524,10 @@ impl Buffers {
         sent_at.resize(slots, 0);
 
         Ok(Buffers {
+            user: plan.user.as_bytes().to_vec(),
+            password: plan.password.clone(),
             prelude,
+            payload,
             block,
             block_frames,
             frame_len: frame.len(),
@@ -536,7 +582,7 @@ impl Worker {
         Ok(Worker {
             poll: Poll::new().map_err(SetupError::Poll)?,
             addr: plan.addr,
-            conns: (0..connections).map(|_| Conn::new()).collect(),
+            conns: (0..connections).map(|_| Conn::new(plan.window)).collect(),
             buf: Buffers::new(plan, connections)?,
             stop: plan.stop,
             stall_timeout: plan.stall_timeout,
@@ -576,8 +622,8 @@ impl Worker {
 
         let (mut sent, mut acknowledged) = (0, 0);
         for conn in &self.conns {
-            sent += conn.sent;
-            acknowledged += conn.acked;
+            sent += conn.sent();
+            acknowledged += conn.session.messages_acknowledged();
         }
         Outcome {
             latency_us: self.buf.latency_us,
@@ -644,14 +690,18 @@ impl Worker {
         let Some(conn) = self.conns.get_mut(index) else {
             return;
         };
-        match conn.phase {
-            Phase::Idle | Phase::Done => return,
-            Phase::Connecting => match connected(&conn.stream) {
-                Ok(true) => conn.phase = Phase::LoggingIn,
+        match conn.link {
+            Link::Idle | Link::Done => return,
+            Link::Connecting => match connected(&conn.stream) {
+                Ok(true) => {
+                    if let Err(failure) = conn.open(&self.buf) {
+                        return self.fail(index, failure);
+                    }
+                }
                 Ok(false) => return,
                 Err(failure) => return self.fail(index, failure),
             },
-            _ => {}
+            Link::Open => {}
         }
         self.pump(index, readable);
     }
@@ -692,7 +742,7 @@ impl Worker {
             match opened {
                 Ok(stream) => {
                     conn.stream = Some(stream);
-                    conn.phase = Phase::Connecting;
+                    conn.link = Link::Connecting;
                     self.opening += 1;
                 }
                 Err(_) => self.fail(index, Failure::Connect),
@@ -708,15 +758,11 @@ impl Worker {
             let Some(conn) = self.conns.get_mut(index) else {
                 break;
             };
-            if conn.phase != Phase::Ready {
+            if conn.link != Link::Open || !conn.session.is_authenticated() {
                 continue;
             }
-            conn.target = target;
-            conn.phase = if target == 0 {
-                Phase::Closing
-            } else {
-                Phase::Sending
-            };
+            conn.target = Some(target);
+            conn.session.set_window(self.buf.window);
             self.pump(index, false);
         }
     }
@@ -727,12 +773,12 @@ impl Worker {
             let Some(conn) = self.conns.get_mut(index) else {
                 break;
             };
-            if conn.phase != Phase::Sending {
+            if !conn.sending() {
                 continue;
             }
-            conn.target = conn.sent + u64::from(conn.partial > 0);
-            if conn.acked == conn.target {
-                conn.phase = Phase::Closing;
+            let target = conn.session.messages_submitted();
+            conn.target = Some(target);
+            if conn.session.messages_acknowledged() == target {
                 self.pump(index, false);
             }
         }
@@ -742,40 +788,41 @@ impl Worker {
         let Some(conn) = self.conns.get_mut(index) else {
             return;
         };
-        let phase = conn.phase;
-        if phase == Phase::Done {
+        let link = conn.link;
+        if link == Link::Done {
             return;
         }
-        conn.phase = Phase::Done;
+        conn.link = Link::Done;
         // Dropping the socket closes it and removes it from the poll set.
         conn.stream = None;
         self.lost_in_flight += conn.unacknowledged();
         self.failures.add(failure);
-        match phase {
-            Phase::Idle => self.to_login -= 1,
-            Phase::Connecting | Phase::LoggingIn => {
+        match link {
+            Link::Idle => self.to_login -= 1,
+            Link::Connecting => {
                 self.opening -= 1;
                 self.to_login -= 1;
             }
-            Phase::Ready => self.ready -= 1,
-            Phase::Sending | Phase::Closing => self.live -= 1,
+            Link::Open if !conn.session.is_authenticated() => {
+                self.opening -= 1;
+                self.to_login -= 1;
+            }
+            Link::Open if conn.target.is_none() => self.ready -= 1,
+            Link::Open => self.live -= 1,
             // Returned above: a connection fails at most once.
-            Phase::Done => {}
+            Link::Done => {}
         }
     }
 
     /// Fail every connection that is still waiting on the server.
     fn fail_all(&mut self, failure: Failure) {
         for index in 0..self.conns.len() {
-            let waiting = self.conns.get(index).is_some_and(|c| {
-                matches!(
-                    c.phase,
-                    Phase::Idle
-                        | Phase::Connecting
-                        | Phase::LoggingIn
-                        | Phase::Sending
-                        | Phase::Closing
-                )
+            // Every connection but those done or authenticated and
+            // waiting for the message phase.
+            let waiting = self.conns.get(index).is_some_and(|c| match c.link {
+                Link::Idle | Link::Connecting => true,
+                Link::Open => !c.session.is_authenticated() || c.target.is_some(),
+                Link::Done => false,
             });
             if waiting {
                 self.fail(index, failure);
@@ -788,28 +835,41 @@ impl Worker {
 mod tests {
     use super::*;
 
-    fn sending_conn(window: usize, sent: u64) -> (Conn, Vec<u64>) {
-        let mut conn = Conn::new();
-        conn.phase = Phase::Sending;
-        conn.target = 10;
-        conn.sent = sent;
+    /// A connection in the message phase (target 10) with `acknowledged`
+    /// messages answered and `in_flight` more written whole.
+    fn sending_conn(window: usize, acknowledged: u64, in_flight: u64) -> (Conn, Vec<u64>) {
+        let mut conn = Conn::new(window);
+        conn.link = Link::Open;
+        for transaction in [Transaction::Name(b"u"), Transaction::Password(b"p")] {
+            conn.session.submit(&transaction, 0).unwrap();
+        }
+        assert_eq!(conn.session.handle_input(&[0, 0], 0), None);
+        conn.target = Some(10);
+        conn.session.set_window(window);
+        for _ in 0..acknowledged {
+            conn.session.submit(&Transaction::Message(b"m"), 0).unwrap();
+            assert_eq!(conn.session.handle_input(&[0], 0), None);
+        }
+        for _ in 0..in_flight {
+            conn.session.submit(&Transaction::Message(b"m"), 0).unwrap();
+        }
         (conn, vec![0; window])
     }
 
     #[test]
     fn statuses_acknowledge_in_order_and_record_latency() {
-        let (mut conn, ring) = sending_conn(4, 3);
+        let (mut conn, ring) = sending_conn(4, 0, 3);
         let mut latency = new_histogram().unwrap();
         conn.on_statuses(&[0, 0], 5_000, &ring, &mut latency)
             .unwrap();
-        assert_eq!(conn.acked, 2);
+        assert_eq!(conn.session.messages_acknowledged(), 2);
         assert_eq!(latency.len(), 2);
         assert_eq!(latency.max(), 5);
     }
 
     #[test]
     fn a_status_for_an_unsent_message_is_unexpected() {
-        let (mut conn, ring) = sending_conn(4, 1);
+        let (mut conn, ring) = sending_conn(4, 0, 1);
         let mut latency = new_histogram().unwrap();
         assert_eq!(
             conn.on_statuses(&[0, 0], 0, &ring, &mut latency),
@@ -820,13 +880,13 @@ mod tests {
     #[test]
     fn rejected_and_invalid_statuses_fail() {
         let mut latency = new_histogram().unwrap();
-        let (mut conn, ring) = sending_conn(4, 3);
+        let (mut conn, ring) = sending_conn(4, 0, 3);
         assert_eq!(
             conn.on_statuses(&[0, 0xFF], 0, &ring, &mut latency),
             Err(Failure::Rejected)
         );
-        assert_eq!(conn.acked, 1);
-        let (mut conn, ring) = sending_conn(4, 3);
+        assert_eq!(conn.session.messages_acknowledged(), 1);
+        let (mut conn, ring) = sending_conn(4, 0, 3);
         assert_eq!(
             conn.on_statuses(&[0x42], 0, &ring, &mut latency),
             Err(Failure::InvalidStatus)
@@ -837,30 +897,60 @@ mod tests {
     fn login_then_last_ack_moves_to_closing() {
         let mut latency = new_histogram().unwrap();
         let ring = vec![0; 1];
-        let mut conn = Conn::new();
-        conn.phase = Phase::LoggingIn;
+        let mut conn = Conn::new(1);
+        conn.link = Link::Open;
+        for transaction in [Transaction::Name(b"u"), Transaction::Password(b"p")] {
+            conn.session.submit(&transaction, 0).unwrap();
+        }
         conn.on_statuses(&[0, 0], 0, &ring, &mut latency).unwrap();
-        assert_eq!(conn.phase, Phase::Ready);
+        assert!(conn.session.is_authenticated());
         // A status while waiting for the message phase answers nothing.
         assert_eq!(
             conn.on_statuses(&[0], 0, &ring, &mut latency),
             Err(Failure::UnexpectedStatus)
         );
 
-        let (mut conn, ring) = sending_conn(1, 10);
-        conn.acked = 9;
+        let (mut conn, ring) = sending_conn(1, 9, 1);
         conn.on_statuses(&[0], 0, &ring, &mut latency).unwrap();
-        assert_eq!(conn.phase, Phase::Closing);
+        assert_eq!(conn.session.messages_acknowledged(), 10);
+        assert!(!conn.session.is_closing() && !conn.session.is_ended());
         // CLOSE not yet written: nothing may answer it.
         assert_eq!(
             conn.on_statuses(&[0], 0, &ring, &mut latency),
             Err(Failure::UnexpectedStatus)
         );
-        conn.close_sent = true;
-        assert_eq!(
-            conn.on_statuses(&[0xFF], 0, &ring, &mut latency),
-            Err(Failure::Close)
-        );
+        // Written: 0xFF answers it as well as 0x00 does (PROTOCOL.md; the
+        // original server answers a bare CLOSE with 0xFF).
+        let (mut conn, ring) = sending_conn(1, 10, 0);
+        conn.session.submit(&Transaction::Close, 0).unwrap();
+        assert_eq!(conn.on_statuses(&[0xFF], 0, &ring, &mut latency), Ok(()));
+        assert_eq!(conn.link, Link::Done);
+    }
+
+    #[test]
+    fn any_answer_to_close_ends_cleanly() {
+        let mut latency = new_histogram().unwrap();
+        for answer in [Some(0x00), Some(0xFF), Some(0x42), None] {
+            let (mut conn, ring) = sending_conn(4, 10, 0);
+            conn.session.submit(&Transaction::Close, 0).unwrap();
+            let answered = match answer {
+                Some(byte) => conn.on_statuses(&[byte], 0, &ring, &mut latency),
+                None => {
+                    let end = conn.session.handle_eof();
+                    conn.on_end(end)
+                }
+            };
+            assert_eq!(answered, Ok(()), "{answer:?}");
+            assert_eq!(conn.link, Link::Done);
+        }
+        let (mut conn, _) = sending_conn(4, 10, 0);
+        conn.session.submit(&Transaction::Close, 0).unwrap();
+        let end = conn.session.handle_error();
+        assert_eq!(conn.on_end(end), Ok(()), "a reset answers CLOSE too");
+        // Without CLOSE in flight, the connection closing is a failure.
+        let (mut conn, _) = sending_conn(4, 9, 1);
+        let end = conn.session.handle_eof();
+        assert_eq!(conn.on_end(end), Err(Failure::Eof));
     }
 
     #[test]
