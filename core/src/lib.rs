@@ -79,6 +79,7 @@ mod serve;
 mod session;
 mod sink;
 mod stream;
+mod unicode;
 mod wire;
 
 pub use auth::{constant_time_eq, AcceptAny, LegacyParity, StaticUsers};

@@ -1,19 +1,22 @@
 //! Message-log records: `[name]: escaped message\r\n`, one per line.
 //!
 //! The escaping keeps every record on one line, so a message cannot forge a
-//! record of another user: `\` becomes `\\`, CR `\r`, LF `\n`, TAB `\t`, any
-//! other control byte (0x00..=0x1F, 0x7F) or byte that is not part of valid
-//! UTF-8 becomes `\xNN`. Printable ASCII and valid UTF-8 pass through, so a
-//! plain text message gives the original server's record byte for byte.
+//! record of another user, and keeps terminal escapes off the screen: `\`
+//! becomes `\\`, CR `\r`, LF `\n`, TAB `\t`, any other control byte (0x00..=0x1F,
+//! 0x7F) or byte that is not part of valid UTF-8 becomes `\xNN`, and so does
+//! each byte of a code point that rewrites the display (C1 controls, U+2028,
+//! U+2029, bidi controls). Other valid UTF-8 passes through, so a plain text
+//! message gives the original server's record byte for byte.
 
 use embedded_io::Write;
 
 use crate::io::{write_all, WriteError};
+use crate::unicode::{rewrites_display, REWRITES_DISPLAY_LEADS};
 
 /// Write the record for `message` from `name` (no flush).
 ///
-/// `name` is written as is: the session only admits names without control
-/// characters or brackets (see [`valid_name`](crate::valid_name)).
+/// `name` is written as is: the session only admits names without control,
+/// invisible or bidi characters or brackets (see [`valid_name`](crate::valid_name)).
 pub fn write_record<W: Write + ?Sized>(
     writer: &mut W,
     name: &str,
@@ -54,13 +57,17 @@ fn write_escaped_text<W: Write + ?Sized>(
     writer: &mut W,
     mut text: &[u8],
 ) -> Result<(), WriteError<W::Error>> {
-    while let Some(i) = first_to_escape(text) {
-        let (run, rest) = text.split_at(i);
-        write_all(writer, run)?;
-        let Some((&byte, rest)) = rest.split_first() else {
+    while let Some((at, len)) = first_to_escape(text) {
+        let Some((run, (escaped, rest))) = text
+            .split_at_checked(at)
+            .and_then(|(run, rest)| Some((run, rest.split_at_checked(len)?)))
+        else {
             break;
         };
-        write_all(writer, escape_byte(byte).as_bytes())?;
+        write_all(writer, run)?;
+        for &byte in escaped {
+            write_all(writer, escape_byte(byte).as_bytes())?;
+        }
         text = rest;
     }
     write_all(writer, text)
@@ -70,11 +77,13 @@ fn write_escaped_text<W: Write + ?Sized>(
 pub fn escaped_len(message: &[u8]) -> usize {
     let text_len = |mut text: &[u8]| {
         let mut len = text.len();
-        while let Some((&byte, rest)) = first_to_escape(text)
-            .and_then(|i| text.get(i..))
-            .and_then(<[u8]>::split_first)
+        while let Some((escaped, rest)) =
+            first_to_escape(text).and_then(|(at, len)| text.get(at..)?.split_at_checked(len))
         {
-            len += escape_byte(byte).as_bytes().len() - 1;
+            len += escaped
+                .iter()
+                .map(|&byte| escape_byte(byte).as_bytes().len() - 1)
+                .sum::<usize>();
             text = rest;
         }
         len
@@ -88,13 +97,14 @@ pub fn escaped_len(message: &[u8]) -> usize {
         .sum()
 }
 
-/// Index of the first byte that needs escaping, scanning eight bytes at a time.
-fn first_to_escape(bytes: &[u8]) -> Option<usize> {
+/// Where the first sequence to escape in valid UTF-8 `text` starts, and
+/// its length, scanning eight bytes at a time.
+fn first_to_escape(text: &[u8]) -> Option<(usize, usize)> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     // High bit of each byte set where the byte is zero (exact for the first hit).
     let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-    let mut chunks = bytes.chunks_exact(8);
+    let mut chunks = text.chunks_exact(8);
     let mut offset = 0;
     for chunk in chunks.by_ref() {
         let mut word = [0u8; 8];
@@ -102,26 +112,52 @@ fn first_to_escape(bytes: &[u8]) -> Option<usize> {
         let x = u64::from_le_bytes(word);
         // Bytes < 0x20 (ASCII bytes only: UTF-8 lead/continuation bytes have the high bit set).
         let control = x.wrapping_sub(0x20 * ONES) & !x & HIGH;
-        let hits =
+        let mut hits =
             control | zero_bytes(x ^ (0x7F * ONES)) | zero_bytes(x ^ (u64::from(b'\\') * ONES));
+        // Only a word with a non-ASCII byte can hold the lead byte of a code point to escape.
+        if x & HIGH != 0 {
+            for lead in REWRITES_DISPLAY_LEADS {
+                hits |= zero_bytes(x ^ (u64::from(lead) * ONES));
+            }
+        }
         if hits != 0 {
-            // The borrow-based tricks can flag bytes after the first real hit; rescan this word exactly.
-            if let Some(i) = chunk.iter().position(|&b| needs_escape(b)) {
-                return Some(offset + i);
+            // The lowest flagged byte is a real candidate, later ones may be
+            // false (borrows) and a lead may start text to keep: check exactly.
+            let first = offset + (hits.trailing_zeros() / 8) as usize;
+            if let Some(found) = escape_in(text, first..offset + 8) {
+                return Some(found);
             }
         }
         offset += 8;
     }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&b| needs_escape(b))
-        .map(|i| offset + i)
+    escape_in(text, offset..text.len())
 }
 
-#[inline]
-fn needs_escape(byte: u8) -> bool {
-    byte < 0x20 || byte == 0x7F || byte == b'\\'
+/// The first sequence to escape that starts in `range` of valid UTF-8 `text`.
+fn escape_in(text: &[u8], range: core::ops::Range<usize>) -> Option<(usize, usize)> {
+    range
+        .into_iter()
+        .find_map(|at| match escape_len(text.get(at..)?) {
+            0 => None,
+            len => Some((at, len)),
+        })
+}
+
+/// Length of the sequence to escape at the start of valid UTF-8 `text`
+/// (0: none): an ASCII control byte or `\`, or a whole code point that
+/// rewrites the display.
+fn escape_len(text: &[u8]) -> usize {
+    match *text {
+        [byte, ..] if byte < 0x20 || byte == 0x7F || byte == b'\\' => 1,
+        [lead, ..] if REWRITES_DISPLAY_LEADS.contains(&lead) => {
+            let len = if lead < 0xE0 { 2 } else { 3 };
+            match text.get(..len).map(core::str::from_utf8) {
+                Some(Ok(c)) if c.chars().any(rewrites_display) => len,
+                _ => 0,
+            }
+        }
+        _ => 0,
+    }
 }
 
 /// A short escape sequence held inline (at most `\xNN`).
