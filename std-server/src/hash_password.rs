@@ -15,7 +15,7 @@ const MAX_PASSWORD: usize = 255;
 pub fn run(args: &HashPasswordArgs) -> Result<(), Failure> {
     if args.name.len() > 255 || msglog_core::valid_name(args.name.as_bytes()).is_none() {
         return Err(Failure::Password(format!(
-            "`{}` is not a valid user name (1..=255 bytes of UTF-8, no control characters or brackets)",
+            "`{}` is not a valid user name (1..=255 bytes of UTF-8, no brackets and no control, invisible or bidi characters)",
             args.name.escape_debug()
         )));
     }
