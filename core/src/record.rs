@@ -44,7 +44,9 @@ pub fn write_escaped<W: Write + ?Sized>(
         return write_escaped_text(writer, message);
     }
     for chunk in message.utf8_chunks() {
-        write_escaped_text(writer, chunk.valid().as_bytes())?;
+        if !chunk.valid().is_empty() {
+            write_escaped_text(writer, chunk.valid().as_bytes())?;
+        }
         for &byte in chunk.invalid() {
             write_all(writer, hex_escape(byte).as_bytes())?;
         }
@@ -98,65 +100,85 @@ pub fn escaped_len(message: &[u8]) -> usize {
 }
 
 /// Where the first sequence to escape in valid UTF-8 `text` starts, and
-/// its length, scanning eight bytes at a time.
+/// its length, scanning sixteen bytes at a time.
 fn first_to_escape(text: &[u8]) -> Option<(usize, usize)> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    // High bit of each byte set where the byte is zero (exact for the first hit).
+    // High bit of each byte set where the byte is zero; a borrow may also
+    // flag a byte after a zero byte, so flagged bytes are only candidates.
     let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-    let mut chunks = text.chunks_exact(8);
+    // Bytes < 0x20 (ASCII bytes only: UTF-8 lead/continuation bytes have the high bit set).
+    let ascii = |x: u64| {
+        let control = x.wrapping_sub(0x20 * ONES) & !x & HIGH;
+        control | zero_bytes(x ^ (0x7F * ONES)) | zero_bytes(x ^ (u64::from(b'\\') * ONES))
+    };
+    let leads = |x: u64| {
+        REWRITES_DISPLAY_LEADS.iter().fold(0, |hits, &lead| {
+            hits | zero_bytes(x ^ (u64::from(lead) * ONES))
+        })
+    };
+    let word = |bytes: &[u8]| {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(bytes.get(..8).unwrap_or(&[0; 8]));
+        u64::from_le_bytes(word)
+    };
+    let mut chunks = text.chunks_exact(16);
     let mut offset = 0;
     for chunk in chunks.by_ref() {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word);
-        // Bytes < 0x20 (ASCII bytes only: UTF-8 lead/continuation bytes have the high bit set).
-        let control = x.wrapping_sub(0x20 * ONES) & !x & HIGH;
-        let mut hits =
-            control | zero_bytes(x ^ (0x7F * ONES)) | zero_bytes(x ^ (u64::from(b'\\') * ONES));
-        // Only a word with a non-ASCII byte can hold the lead byte of a code point to escape.
-        if x & HIGH != 0 {
-            for lead in REWRITES_DISPLAY_LEADS {
-                hits |= zero_bytes(x ^ (u64::from(lead) * ONES));
-            }
+        let (first, second) = chunk.split_at(8);
+        let (x, y) = (word(first), word(second));
+        let (mut at_x, mut at_y) = (ascii(x), ascii(y));
+        // Only words with a non-ASCII byte can hold a lead byte.
+        if (x | y) & HIGH != 0 {
+            at_x |= leads(x);
+            at_y |= leads(y);
         }
-        if hits != 0 {
-            // The lowest flagged byte is a real candidate, later ones may be
-            // false (borrows) and a lead may start text to keep: check exactly.
-            let first = offset + (hits.trailing_zeros() / 8) as usize;
-            if let Some(found) = escape_in(text, first..offset + 8) {
+        if at_x | at_y != 0 {
+            if let Some(found) =
+                confirm(text, offset, at_x).or_else(|| confirm(text, offset + 8, at_y))
+            {
                 return Some(found);
             }
         }
-        offset += 8;
+        offset += 16;
     }
-    escape_in(text, offset..text.len())
+    let rest = chunks.remainder();
+    (0..rest.len()).find_map(|i| match escape_len(rest.get(i..)?) {
+        0 => None,
+        len => Some((offset + i, len)),
+    })
 }
 
-/// The first sequence to escape that starts in `range` of valid UTF-8 `text`.
-fn escape_in(text: &[u8], range: core::ops::Range<usize>) -> Option<(usize, usize)> {
-    range
-        .into_iter()
-        .find_map(|at| match escape_len(text.get(at..)?) {
-            0 => None,
-            len => Some((at, len)),
-        })
+/// The first sequence to escape that starts at a byte of the word at
+/// `offset` whose high bit is set in `candidates`.
+#[inline]
+fn confirm(text: &[u8], offset: usize, mut candidates: u64) -> Option<(usize, usize)> {
+    while candidates != 0 {
+        let at = offset + (candidates.trailing_zeros() / 8) as usize;
+        match escape_len(text.get(at..)?) {
+            0 => candidates &= candidates - 1,
+            len => return Some((at, len)),
+        }
+    }
+    None
 }
 
 /// Length of the sequence to escape at the start of valid UTF-8 `text`
 /// (0: none): an ASCII control byte or `\`, or a whole code point that
 /// rewrites the display.
 fn escape_len(text: &[u8]) -> usize {
-    match *text {
-        [byte, ..] if byte < 0x20 || byte == 0x7F || byte == b'\\' => 1,
-        [lead, ..] if REWRITES_DISPLAY_LEADS.contains(&lead) => {
-            let len = if lead < 0xE0 { 2 } else { 3 };
-            match text.get(..len).map(core::str::from_utf8) {
-                Some(Ok(c)) if c.chars().any(rewrites_display) => len,
-                _ => 0,
-            }
-        }
-        _ => 0,
+    let byte = |i: usize| u32::from(text.get(i).copied().unwrap_or(0) & 0x3F);
+    // A lead byte starts a whole sequence: `text` is valid UTF-8.
+    let (code, len) = match text.first() {
+        Some(0x00..=0x1F | 0x7F | b'\\') => return 1,
+        Some(&lead @ 0xC0..=0xDF) => ((u32::from(lead & 0x1F) << 6) | byte(1), 2),
+        Some(&lead @ 0xE0..=0xEF) => ((u32::from(lead & 0x0F) << 12) | (byte(1) << 6) | byte(2), 3),
+        _ => return 0,
+    };
+    if rewrites_display(code) {
+        len
+    } else {
+        0
     }
 }
 

@@ -3,16 +3,16 @@
 //! No Unicode tables: the firmware stays small and the rules do not change
 //! with Unicode versions (PROTOCOL.md, decisions 1 and 7).
 
-/// A code point that rewrites how text is displayed or split into lines:
-/// records escape it and names refuse it.
+/// Whether a code point rewrites how text is displayed or split into
+/// lines: records escape it and names refuse it.
 ///
 /// C1 controls (U+009B CSI and U+009D OSC start terminal escape sequences,
 /// U+0085 NEL ends a line), U+2028 LINE SEPARATOR and U+2029 PARAGRAPH
 /// SEPARATOR (Unicode-aware line readers split there), and the bidi controls
 /// (Unicode's Bidi_Control set: they reorder the text that follows).
-pub(crate) const fn rewrites_display(c: char) -> bool {
+pub(crate) const fn rewrites_display(code: u32) -> bool {
     matches!(
-        c as u32,
+        code,
         0x0080..=0x009F // C1 controls
             | 0x061C // ARABIC LETTER MARK
             | 0x200E..=0x200F // LRM, RLM
@@ -31,7 +31,7 @@ pub(crate) const REWRITES_DISPLAY_LEADS: [u8; 3] = [0xC2, 0xD8, 0xE2];
 /// of [`rewrites_display`], invisible ones, private-use ones and
 /// noncharacters.
 pub(crate) const fn refused_in_names(c: char) -> bool {
-    rewrites_display(c) || default_ignorable(c) || private_use(c) || noncharacter(c)
+    rewrites_display(c as u32) || default_ignorable(c) || private_use(c) || noncharacter(c)
 }
 
 /// Unicode's Default_Ignorable_Code_Point (unchanged since Unicode 14,

@@ -122,8 +122,8 @@ const KEPT_CODE_POINTS: [char; 24] = [
 #[test]
 fn code_points_that_rewrite_the_display_are_escaped_byte_wise() {
     for (c, escapes) in ESCAPED_CODE_POINTS {
-        // At every offset within an eight-byte word, and across word boundaries.
-        for pad in 0..=9 {
+        // At every offset of the sixteen bytes the scan reads at once, and across their boundary.
+        for pad in 0..=17 {
             let before = "p".repeat(pad);
             let message = format!("{before}{c}after{c}");
             assert_eq!(
@@ -135,7 +135,7 @@ fn code_points_that_rewrite_the_display_are_escaped_byte_wise() {
         }
     }
     for c in KEPT_CODE_POINTS {
-        for pad in 0..=9 {
+        for pad in 0..=17 {
             let message = format!("{}{c}x{c}", "p".repeat(pad));
             assert_eq!(escaped(message.as_bytes()), message, "U+{:04X}", c as u32);
         }
@@ -168,8 +168,8 @@ fn every_code_point_is_escaped_as_the_reference_says() {
     let all: Vec<char> = (0..=0x10FFFF_u32).filter_map(char::from_u32).collect();
     for (i, chars) in all.chunks(64).enumerate() {
         // Each code point after a different number of ASCII bytes, so that
-        // every offset within an eight-byte word is covered.
-        let mut message = "-".repeat(i % 8);
+        // every offset of the scan's sixteen-byte steps is covered.
+        let mut message = "-".repeat(i % 16);
         for c in chars {
             message.push(*c);
             message.push_str("0123456");
