@@ -102,8 +102,16 @@ fn encoding(c: &mut Criterion) {
 fn escaping(c: &mut Criterion) {
     let mut group = c.benchmark_group("escape");
     let text: Vec<u8> = (0..4096).map(|i| b' ' + (i % 95) as u8).collect();
+    // Typographic text: an E2 80 xx quote, dash or ellipsis every few words,
+    // the lead byte the escaper must look at twice.
+    let phrase = "\u{201c}Quoted\u{201d} \u{2014} it\u{2019}s text\u{2026} ";
+    let punctuation = phrase.repeat(4096 / phrase.len()).into_bytes();
     let binary: Vec<u8> = (0..4096).map(|i| i as u8).collect();
-    for (name, message) in [("text", &text), ("binary", &binary)] {
+    for (name, message) in [
+        ("text", &text),
+        ("punctuation", &punctuation),
+        ("binary", &binary),
+    ] {
         let mut out = vec![0u8; escaped_len(message)];
         group.throughput(Throughput::Bytes(message.len() as u64));
         group.bench_function(BenchmarkId::new("write_escaped", name), |b| {

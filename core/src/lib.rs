@@ -101,6 +101,7 @@ mod session;
 mod sink;
 mod stream;
 mod time;
+mod unicode;
 mod wire;
 
 pub use auth::{constant_time_eq, AcceptAny, LegacyParity, StaticUsers};

@@ -14,6 +14,7 @@
 use heapless::String;
 
 use crate::decode::{decode, Decoded, FrameError, Limits};
+use crate::unicode::refused_in_names;
 use crate::wire::{Status, Tag, Transaction};
 
 /// Where a connection is in the protocol.
@@ -57,7 +58,7 @@ pub enum Reject {
         /// The tag received.
         received: Tag,
     },
-    /// The name is not UTF-8, contains a control character or a bracket, or is too long.
+    /// The name is not UTF-8, contains a character [`valid_name`] refuses, or is too long.
     InvalidName,
     /// The authenticator refused the name and password.
     AuthenticationFailed,
@@ -192,12 +193,16 @@ pub trait Sink {
     fn append(&mut self, name: &str, message: &[u8]) -> Result<(), Self::Error>;
 }
 
-/// `name` as a session name, if it is one: UTF-8 with no control characters
-/// (C0, DEL, C1) and no `[` or `]`, so that a record's `[name]: ` prefix
-/// always parses back to the same name.
+/// `name` as a session name, if it is one: non-empty UTF-8 with no `[` or
+/// `]`, so that a record's `[name]: ` prefix always parses back to the same
+/// name, and none of the code points that hide, reorder or split text (C0,
+/// DEL, C1, U+2028, U+2029, bidi controls, invisible characters), private-use
+/// code points or noncharacters, so that a name cannot pass for another
+/// (PROTOCOL.md, decision 1).
 pub fn valid_name(name: &[u8]) -> Option<&str> {
     let name = core::str::from_utf8(name).ok()?;
-    if name.is_empty() || name.chars().any(|c| c.is_control() || c == '[' || c == ']') {
+    let refused = |c: char| c.is_control() || c == '[' || c == ']' || refused_in_names(c);
+    if name.is_empty() || name.chars().any(refused) {
         return None;
     }
     Some(name)

@@ -216,6 +216,171 @@ fn names_are_validated() {
     }
 }
 
+/// Names that look like another name, reorder or split their line, or
+/// use code points with no meaning between users (PROTOCOL.md decision 1).
+const REFUSED_IN_NAMES: [char; 52] = [
+    '\u{85}',
+    '\u{9b}',
+    '\u{9d}',  // C1: NEL, CSI, OSC
+    '\u{ad}',  // SOFT HYPHEN
+    '\u{34f}', // COMBINING GRAPHEME JOINER
+    '\u{61c}', // ARABIC LETTER MARK
+    '\u{115f}',
+    '\u{1160}', // HANGUL fillers
+    '\u{17b4}',
+    '\u{17b5}', // KHMER inherent vowels
+    '\u{180b}',
+    '\u{180e}',
+    '\u{180f}', // MONGOLIAN variation selectors, vowel separator
+    '\u{200b}',
+    '\u{200c}',
+    '\u{200d}', // ZWSP, ZWNJ, ZWJ
+    '\u{200e}',
+    '\u{200f}', // LRM, RLM
+    '\u{2028}',
+    '\u{2029}', // LINE and PARAGRAPH SEPARATOR
+    '\u{202a}',
+    '\u{202b}',
+    '\u{202c}',
+    '\u{202d}',
+    '\u{202e}', // LRE RLE PDF LRO RLO
+    '\u{2060}',
+    '\u{2064}',
+    '\u{2065}', // WORD JOINER, INVISIBLE PLUS, reserved
+    '\u{2066}',
+    '\u{2067}',
+    '\u{2068}',
+    '\u{2069}', // LRI RLI FSI PDI
+    '\u{206a}',
+    '\u{206f}', // deprecated format characters
+    '\u{3164}',
+    '\u{ffa0}', // HANGUL FILLER, HALFWIDTH HANGUL FILLER
+    '\u{fe00}',
+    '\u{fe0f}', // VARIATION SELECTORS
+    '\u{feff}', // BOM
+    '\u{fff9}',
+    '\u{fffb}', // interlinear annotation controls
+    '\u{1bca0}',
+    '\u{1d173}', // shorthand format, musical format controls
+    '\u{e0001}',
+    '\u{e0041}',
+    '\u{e0100}', // LANGUAGE TAG, TAG A, VARIATION SELECTOR-17
+    '\u{e000}',
+    '\u{f8ff}',
+    '\u{f0000}',
+    '\u{10fffd}', // private use
+    '\u{fdd0}',
+    '\u{fffe}', // noncharacters
+];
+
+/// Their neighbours, and text a real name may hold.
+const ACCEPTED_IN_NAMES: [char; 22] = [
+    '\u{a0}',    // NO-BREAK SPACE
+    '\u{a1}',    // ¡
+    '\u{301}',   // COMBINING ACUTE ACCENT
+    '\u{61b}',   // ARABIC SEMICOLON
+    '\u{61d}',   // ARABIC END OF TEXT MARK
+    '\u{627}',   // ARABIC LETTER ALEF: right-to-left letters are not controls
+    '\u{5d0}',   // HEBREW LETTER ALEF
+    '\u{17b6}',  // KHMER VOWEL SIGN AA
+    '\u{200a}',  // HAIR SPACE
+    '\u{2010}',  // HYPHEN
+    '\u{2027}',  // HYPHENATION POINT
+    '\u{202f}',  // NARROW NO-BREAK SPACE
+    '\u{205f}',  // MEDIUM MATHEMATICAL SPACE
+    '\u{2070}',  // SUPERSCRIPT ZERO
+    '\u{f900}',  // CJK COMPATIBILITY IDEOGRAPH, after private use
+    '\u{fdcf}',  // before the noncharacters
+    '\u{fdf0}',  // after them
+    '\u{fffc}',  // OBJECT REPLACEMENT CHARACTER
+    '\u{fffd}',  // REPLACEMENT CHARACTER
+    '\u{1f600}', // an emoji
+    '\u{378}',   // unassigned: accepted (no Unicode tables)
+    '\u{efffd}', // unassigned, plane 14, after the tags
+];
+
+#[test]
+fn names_refuse_invisible_bidi_and_line_breaking_code_points() {
+    for c in REFUSED_IN_NAMES {
+        for name in [
+            format!("ad{c}min"),
+            format!("{c}admin"),
+            format!("admin{c}"),
+        ] {
+            assert_eq!(valid_name(name.as_bytes()), None, "U+{:04X}", c as u32);
+            let mut s = Small::new();
+            assert_eq!(
+                s.receive(Transaction::Name(name.as_bytes())),
+                Action::Reply(Outcome::Rejected(Reject::InvalidName)),
+                "U+{:04X}",
+                c as u32
+            );
+        }
+    }
+    for c in ACCEPTED_IN_NAMES {
+        let name = format!("ad{c}min");
+        assert_eq!(
+            valid_name(name.as_bytes()),
+            Some(name.as_str()),
+            "U+{:04X}",
+            c as u32
+        );
+    }
+    // The examples.
+    assert_eq!(valid_name("ad\u{200b}min".as_bytes()), None);
+    assert_eq!(valid_name("user\u{202e}nimda".as_bytes()), None);
+    assert_eq!(valid_name("one\u{2028}[admin]".as_bytes()), None);
+    assert_eq!(valid_name("عليّ".as_bytes()), Some("عليّ"));
+}
+
+/// PROTOCOL.md decision 1, as a list of the code points a name refuses.
+fn refused_by_decision_1(c: char) -> bool {
+    const RANGES: [(u32, u32); 24] = [
+        (0x0000, 0x001F), // C0
+        (0x007F, 0x009F), // DEL, C1
+        (0x00AD, 0x00AD),
+        (0x034F, 0x034F),
+        (0x061C, 0x061C),
+        (0x115F, 0x1160),
+        (0x17B4, 0x17B5),
+        (0x180B, 0x180F),
+        (0x200B, 0x200F),
+        (0x2028, 0x202E),
+        (0x2060, 0x206F),
+        (0x3164, 0x3164),
+        (0xE000, 0xF8FF), // private use
+        (0xFDD0, 0xFDEF), // noncharacters
+        (0xFE00, 0xFE0F),
+        (0xFEFF, 0xFEFF),
+        (0xFFA0, 0xFFA0),
+        (0xFFF0, 0xFFFB),
+        (0x1BCA0, 0x1BCA3),
+        (0x1D173, 0x1D17A),
+        (0xE0000, 0xE0FFF),
+        (0xF0000, 0x10FFFF), // private use, planes 15 and 16
+        (0x5B, 0x5B),        // [
+        (0x5D, 0x5D),        // ]
+    ];
+    let code = c as u32;
+    let last_two_of_a_plane = code % 0x10000 >= 0xFFFE; // noncharacters
+    last_two_of_a_plane
+        || RANGES
+            .iter()
+            .any(|&(first, last)| (first..=last).contains(&code))
+}
+
+#[test]
+fn every_code_point_is_judged_as_decision_1_says() {
+    for code in 0..=0x10FFFF_u32 {
+        let Some(c) = char::from_u32(code) else {
+            continue;
+        };
+        let name = format!("a{c}b");
+        let expected = (!refused_by_decision_1(c)).then_some(name.as_str());
+        assert_eq!(valid_name(name.as_bytes()), expected, "U+{code:04X}");
+    }
+}
+
 #[test]
 fn verification_is_resolved_by_the_caller() {
     let mut s = session_in(State::Named);

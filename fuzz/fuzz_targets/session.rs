@@ -395,14 +395,23 @@ fn reference_record(name: &str, message: &[u8]) -> Vec<u8> {
                 (valid, e.error_len().unwrap_or(rest.len() - e.valid_up_to()))
             }
         };
-        for byte in valid.bytes() {
-            match byte {
-                b'\\' => record.extend_from_slice(b"\\\\"),
-                b'\r' => record.extend_from_slice(b"\\r"),
-                b'\n' => record.extend_from_slice(b"\\n"),
-                b'\t' => record.extend_from_slice(b"\\t"),
-                0x00..=0x1F | 0x7F => record.extend_from_slice(format!("\\x{byte:02x}").as_bytes()),
-                _ => record.push(byte),
+        for c in valid.chars() {
+            let mut utf8 = [0u8; 4];
+            let bytes = c.encode_utf8(&mut utf8).as_bytes();
+            match c {
+                '\\' => record.extend_from_slice(b"\\\\"),
+                '\r' => record.extend_from_slice(b"\\r"),
+                '\n' => record.extend_from_slice(b"\\n"),
+                '\t' => record.extend_from_slice(b"\\t"),
+                '\u{0}'..='\u{1f}' | '\u{7f}' => {
+                    record.extend_from_slice(format!("\\x{:02x}", c as u32).as_bytes())
+                }
+                c if rewrites_display(c) => {
+                    for byte in bytes {
+                        record.extend_from_slice(format!("\\x{byte:02x}").as_bytes());
+                    }
+                }
+                _ => record.extend_from_slice(bytes),
             }
         }
         let invalid_bytes = &rest[valid.len()..valid.len() + invalid];
@@ -412,12 +421,56 @@ fn reference_record(name: &str, message: &[u8]) -> Vec<u8> {
         rest = &rest[valid.len() + invalid..];
     }
     record.extend_from_slice(b"\r\n");
-    // One line, valid UTF-8, whatever the message.
-    assert!(std::str::from_utf8(&record).is_ok());
-    assert!(!record[..record.len() - 2]
-        .iter()
-        .any(|&b| b < 0x20 || b == 0x7F));
+    // One line for byte- and Unicode-aware readers, valid UTF-8, whatever the message.
+    let text = std::str::from_utf8(&record).expect("a record is UTF-8");
+    assert!(!text[..text.len() - 2]
+        .chars()
+        .any(|c| c.is_control() || rewrites_display(c)));
     record
+}
+
+/// PROTOCOL.md decision 7: the C1 controls, U+2028, U+2029 and the bidi
+/// controls, which a record escapes byte-wise.
+fn rewrites_display(c: char) -> bool {
+    const BIDI_CONTROLS: [char; 12] = [
+        '\u{61c}', '\u{200e}', '\u{200f}', '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}',
+        '\u{202e}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
+    ];
+    ('\u{80}'..='\u{9f}').contains(&c)
+        || c == '\u{2028}'
+        || c == '\u{2029}'
+        || BIDI_CONTROLS.contains(&c)
+}
+
+/// PROTOCOL.md decision 1: what a name may not contain.
+fn refused_in_names(c: char) -> bool {
+    let code = c as u32;
+    let invisible = [
+        0xAD..=0xAD,
+        0x34F..=0x34F,
+        0x115F..=0x1160,
+        0x17B4..=0x17B5,
+        0x180B..=0x180F,
+        0x200B..=0x200D,
+        0x2060..=0x206F,
+        0x3164..=0x3164,
+        0xFE00..=0xFE0F,
+        0xFEFF..=0xFEFF,
+        0xFFA0..=0xFFA0,
+        0xFFF0..=0xFFFB,
+        0x1BCA0..=0x1BCA3,
+        0x1D173..=0x1D17A,
+        0xE0000..=0xE0FFF,
+    ];
+    let private_use = (0xE000..=0xF8FF).contains(&code) || code >= 0xF0000;
+    let noncharacter = (0xFDD0..=0xFDEF).contains(&code) || code % 0x10000 >= 0xFFFE;
+    c.is_control()
+        || c == '['
+        || c == ']'
+        || rewrites_display(c)
+        || invisible.iter().any(|r| r.contains(&code))
+        || private_use
+        || noncharacter
 }
 
 /// What PROTOCOL.md says the server answers and logs.
@@ -513,7 +566,7 @@ fn model(
             };
             match state {
                 State::Connected => match std::str::from_utf8(payload) {
-                    Ok(text) if !text.chars().any(|c| c.is_control() || c == '[' || c == ']') => {
+                    Ok(text) if !text.chars().any(refused_in_names) => {
                         name = text.to_owned();
                         state = State::Named;
                     }

@@ -40,6 +40,16 @@ STREAMS = {
     "partial_payload": NAME + PASSWORD_ODD + b"\x03\x10\x00hel",
     "partial_header": NAME + b"\x02\x01",
     "message_4k": NAME + PASSWORD_ODD + frame(3, bytes(range(256)) * 16),
+    # PROTOCOL.md decisions 1 and 7: names that pass for another, text that rewrites a terminal.
+    "name_zero_width_space": frame(1, "ad\u200bmin".encode()) + PASSWORD_ODD + HELLO,
+    "name_right_to_left_override": frame(1, "user\u202enimda".encode()) + PASSWORD_ODD + HELLO,
+    "name_line_separator": frame(1, "one\u2028two".encode()) + PASSWORD_ODD + HELLO,
+    "name_private_use_tag_bom": frame(1, "p\ue000\U000e0041\ufeff".encode()) + PASSWORD_ODD + HELLO,
+    "name_neighbours_accepted": frame(1, "\u00a0\u061b\u2027\u202f\u206a".encode()) + PASSWORD_ODD + HELLO + CLOSE,
+    "display_controls": NAME + PASSWORD_ODD
+    + frame(3, "\x9b31m\x9d0;t\x07 \x85 one\u2028[admin]: x\u2029 \u202eab\u2066c\u2069\u061c\u200e\u200f".encode())
+    + frame(3, "\u2027\u202f\u00a0\u061b\u200b\u200d\u201c\u2026 \u00c2\u0600".encode())
+    + CLOSE,
 }
 
 # decode: first byte selects the limits (0 WIRE, 1 STD, 2 <32,32,512>, 3 <1,2,3>, 4 zero).

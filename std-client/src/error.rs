@@ -79,8 +79,10 @@ pub enum Error {
     /// for the wire); nothing was sent for it.
     #[error("cannot send: {0}")]
     Invalid(#[source] EncodeError),
-    /// The user name is not valid UTF-8 without control characters and brackets.
-    #[error("invalid user name (it must be non-empty, without control characters or brackets)")]
+    /// The user name is not one [`msglog_core::valid_name`] accepts.
+    #[error(
+        "invalid user name (it must be non-empty, without brackets or control, invisible or bidi characters)"
+    )]
     InvalidName,
     /// A message was sent before the connection was authenticated.
     #[error("the connection is not authenticated")]

@@ -77,7 +77,7 @@ pub enum LineProblem {
 pub enum NameError {
     #[error("the name is longer than {max} bytes, the most a session holds")]
     TooLong { max: usize },
-    #[error("the name is not one a client may send (PROTOCOL.md, decision 1: UTF-8 without control characters or brackets)")]
+    #[error("the name is not one a client may send (PROTOCOL.md, decision 1: UTF-8 without brackets and without control, invisible or bidi characters)")]
     Invalid,
 }
 

@@ -241,7 +241,7 @@ fn every_rejection_rule() {
             what: "name with a C1 control (U+0085)",
             bytes: frame(1, "a\u{85}".as_bytes()),
             statuses: vec![0xFF],
-            line: "tag=NAME len=3 outcome=invalid-name name=\"a\u{85}\"",
+            line: "tag=NAME len=3 outcome=invalid-name name=\"a\\xc2\\x85\"",
         },
         Case {
             what: "nothing after a rejection is processed",
@@ -334,7 +334,7 @@ fn escaping_keeps_one_record_per_line_and_logs_unforgeable() {
         "[mallory]: tab\\there \\\\ back\r\n",
         "[mallory]: \\x00\\x1b[31m\\x7f\r\n",
         "[mallory]: \\xff\\xfe ok \\xc3\r\n",
-        "[mallory]: h\u{e9}llo \u{2713} \u{2028} \u{85}\r\n",
+        "[mallory]: h\u{e9}llo \u{2713} \\xe2\\x80\\xa8 \\xc2\\x85\r\n",
         "[mallory]: plain text\r\n",
     ]
     .concat();
@@ -379,6 +379,93 @@ fn escaping_keeps_one_record_per_line_and_logs_unforgeable() {
         .unwrap()
         .ends_with("[a\"b outcome=ok]: hi\r\n"));
     server.stop();
+}
+
+#[test]
+fn names_that_pass_for_others_are_refused_and_display_controls_land_escaped() {
+    let server = Server::start(&[]);
+    // Names that look like another one, reverse their line or split it: 0xFF, nothing after it handled.
+    for user in ["ad\u{200b}min", "user\u{202e}nimda", "one\u{2028}two"] {
+        let mut s = server.connect();
+        let bytes = [
+            login_bytes(user, b"pw"),
+            message(b"must not be logged"),
+            CLOSE.to_vec(),
+        ]
+        .concat();
+        s.write_all(&bytes).unwrap();
+        assert_eq!(read_to_end(&mut s), vec![0xFF], "{user:?}");
+    }
+    // A refused name carrying terminal escapes lands escaped on its NAME line.
+    let mut s = server.connect();
+    s.write_all(&name("evil\u{9b}2J\u{9d}0;owned\u{7}\u{2028}\u{202e}x"))
+        .unwrap();
+    assert_eq!(read_to_end(&mut s), vec![0xFF]);
+
+    // Messages: C1 controls (CSI, OSC, NEL), line and paragraph separators
+    // and bidi controls are escaped byte-wise; other text is kept.
+    let messages: [&str; 5] = [
+        "\u{9b}31mred\u{9d}0;title\u{7} one\u{2028}[admin]: forged \u{202e}desrever",
+        "next\u{85}line\u{2029}para\u{2066}isolate\u{2069} \u{61c}",
+        "typographic \u{201c}quotes\u{201d} \u{2014} and a \u{1f468}\u{200d}\u{1f469} family",
+        "\u{1c}\u{1d}\u{1e}\u{b}\u{c}",
+        "plain",
+    ];
+    let mut s = server.login("mallory");
+    for m in messages {
+        s.write_all(&message(m.as_bytes())).unwrap();
+    }
+    s.write_all(CLOSE).unwrap();
+    assert_eq!(read_to_end(&mut s), vec![0; 6]);
+    let expected = [
+        "[mallory]: \\xc2\\x9b31mred\\xc2\\x9d0;title\\x07 one\\xe2\\x80\\xa8[admin]: forged \\xe2\\x80\\xaedesrever\r\n",
+        "[mallory]: next\\xc2\\x85line\\xe2\\x80\\xa9para\\xe2\\x81\\xa6isolate\\xe2\\x81\\xa9 \\xd8\\x9c\r\n",
+        "[mallory]: typographic \u{201c}quotes\u{201d} \u{2014} and a \u{1f468}\u{200d}\u{1f469} family\r\n",
+        "[mallory]: \\x1c\\x1d\\x1e\\x0b\\x0c\r\n",
+        "[mallory]: plain\r\n",
+    ]
+    .concat();
+    assert_eq!(String::from_utf8(server.messages()).unwrap(), expected);
+
+    let text = server.wait_lines("event=close", 5);
+    assert!(
+        text.contains(
+            "outcome=invalid-name name=\"evil\\xc2\\x9b2J\\xc2\\x9d0;owned\\x07\\xe2\\x80\\xa8\\xe2\\x80\\xaex\"\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("outcome=invalid-name name=\"user\\xe2\\x80\\xaenimda\"\n"),
+        "{text}"
+    );
+
+    // What a Unicode-aware reader sees: one line per record, one per log line.
+    let audit = server.transactions();
+    assert_eq!(
+        python_line_count(&server.path("messages.log")),
+        messages.len()
+    );
+    assert_eq!(
+        python_line_count(&server.path("transactions.log")),
+        audit.matches('\n').count()
+    );
+    server.stop();
+}
+
+/// How many lines Python's `str.splitlines` finds in a UTF-8 file.
+fn python_line_count(path: &std::path::Path) -> usize {
+    let output = std::process::Command::new("python3")
+        .arg("-c")
+        .arg("import sys; print(len(open(sys.argv[1], encoding='utf-8', newline='').read().splitlines()))")
+        .arg(path)
+        .output()
+        .expect("python3 runs (it is needed for this test)");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 #[test]

@@ -677,6 +677,21 @@ fn fields(line: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
     if line.bytes().any(|b| b < 0x20 || b == 0x7f) {
         return Err("raw control byte".into());
     }
+    // C1 controls, line and paragraph separators, bidi controls (PROTOCOL.md decision 7).
+    let rewrites_display = |c: char| {
+        matches!(
+            c,
+            '\u{80}'..='\u{9f}'
+                | '\u{61c}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
+    };
+    if let Some(c) = line.chars().find(|&c| rewrites_display(c)) {
+        return Err(format!("raw U+{:04X}", c as u32));
+    }
     let (timestamp, rest) = line.split_once(' ').ok_or("no timestamp")?;
     crate::common::assert_timestamp(timestamp);
     let bytes = rest.as_bytes();
@@ -765,12 +780,37 @@ fn names_cannot_inject_into_either_log() {
         b"\xff\xfe not utf-8",
         b"2026-01-01T00:00:00.000Z conn=1 peer=1.2.3.4:5 event=open\n2026-01-01T00:00:00.000Z conn=1",
         b"\x1b[31mred",
+        "ad\u{200b}min".as_bytes(),
+        "user\u{202e}nimda".as_bytes(),
+        "\u{2066}isolated\u{2069}".as_bytes(),
+        "para\u{2029}graph".as_bytes(),
+        "bom\u{feff}".as_bytes(),
+        "soft\u{ad}hyphen".as_bytes(),
+        "csi\u{9b}2J".as_bytes(),
+        "osc\u{9d}0;title\u{7}".as_bytes(),
+        "private\u{e000}".as_bytes(),
+        "tag\u{e0041}".as_bytes(),
+        "\u{fdd0}".as_bytes(),
+        "typographic \u{2018}quotes\u{2019}".as_bytes(),
+    ];
+    // Names that pass for another name or rewrite their line (PROTOCOL.md decision 1).
+    let spoofing: [&[u8]; 10] = [
+        "line\u{2028}separator".as_bytes(),
+        "ad\u{200b}min".as_bytes(),
+        "user\u{202e}nimda".as_bytes(),
+        "\u{2066}isolated\u{2069}".as_bytes(),
+        "para\u{2029}graph".as_bytes(),
+        "bom\u{feff}".as_bytes(),
+        "soft\u{ad}hyphen".as_bytes(),
+        "private\u{e000}".as_bytes(),
+        "tag\u{e0041}".as_bytes(),
+        "\u{fdd0}".as_bytes(),
     ];
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(Launch::new(dir.path(), &[]));
     let mut accepted = Vec::new();
     for (i, user) in names.iter().enumerate() {
-        let valid = msglog_core::valid_name(user).is_some();
+        let valid = !spoofing.contains(user) && msglog_core::valid_name(user).is_some();
         let mut stream = server.connect();
         stream.write_all(&frame(1, user)).unwrap();
         let mut bytes = password(b"pw");
@@ -820,7 +860,8 @@ fn names_cannot_inject_into_either_log() {
     assert_eq!(opens, names.len());
     println!(
         "injection: PASS: {} hostile names: {} accepted (each record parses back to exactly its name, no forged [admin] record), \
-         {} refused with 0xFF (control characters, brackets, invalid UTF-8, C1); all {} transactions.log lines parse into key=value fields \
+         {} refused with 0xFF (control characters, brackets, invalid UTF-8, C1, invisible and bidi characters, line separators, private use, \
+         noncharacters); all {} transactions.log lines parse into key=value fields with no raw C1, line separator or bidi control, \
          and every NAME field unescapes to the exact bytes sent",
         names.len(),
         accepted.len(),

@@ -40,7 +40,8 @@ pub fn run(args: &Args, user: &str) -> Result<(), Failure> {
         return Err(Failure::new(
             Exit::Usage,
             format!(
-                "invalid user name '{user}': it must be non-empty, without control characters or brackets"
+                "invalid user name '{}': it must be non-empty, without brackets or control, invisible or bidi characters",
+                user.escape_debug()
             ),
         ));
     }

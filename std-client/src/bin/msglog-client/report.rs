@@ -86,7 +86,10 @@ pub fn describe(args: &Args, error: &Error, message: Option<Origin>) -> Failure 
             ),
         ),
         Error::Invalid(e) => (Exit::TooLong, format!("cannot send: {e}")),
-        Error::InvalidName => (Exit::Usage, format!("invalid user name '{user}': {error}")),
+        Error::InvalidName => (
+            Exit::Usage,
+            format!("invalid user name '{}': {error}", user.escape_debug()),
+        ),
         other => (Exit::Lost, other.to_string()),
     };
     Failure::new(exit, text)
