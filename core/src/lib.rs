@@ -83,10 +83,10 @@ mod wire;
 
 pub use auth::{constant_time_eq, AcceptAny, LegacyParity, StaticUsers};
 pub use client::{Client, ClientError, Stage};
-pub use decode::{decode, Decoded, FrameError, Frames, Limits};
+pub use decode::{decode, peek_header, Announced, Decoded, FrameError, Frames, Limits};
 pub use encode::{EncodeError, Header};
 pub use io::WriteError;
-pub use record::{escaped_len, record_len, write_escaped, write_record};
+pub use record::{escaped_len, max_record_len, record_len, write_escaped, write_record};
 pub use serve::{serve, Ended, ServeError, Served};
 pub use session::{valid_name, Action, Authenticator, Outcome, Reject, Session, Sink, State};
 pub use sink::RecordWriter;
