@@ -19,7 +19,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use socket2::Socket;
 
-use crate::error::Failure;
+use crate::error::ServerError;
 use crate::listen::{canonical_peer, listen};
 
 /// Copy buffer: large reads and writes are what make raw mode fast.
@@ -58,17 +58,21 @@ impl Stop {
 }
 
 /// Serve raw clients until SIGINT/SIGTERM.
-pub fn run(bind: Option<IpAddr>, port: u16, idle_timeout: Duration) -> Result<(), Failure> {
+pub(crate) fn run(
+    bind: Option<IpAddr>,
+    port: u16,
+    idle_timeout: Duration,
+) -> Result<(), ServerError> {
     let listening = listen(bind, port, BACKLOG)?;
     let stop = Arc::new(Stop::default());
     let listener_clone = listening
         .listener
         .try_clone()
-        .map_err(|e| Failure::io("cannot duplicate the listener", e))?;
+        .map_err(|e| ServerError::io("cannot duplicate the listener", e))?;
     *stop.listener.lock().unwrap_or_else(PoisonError::into_inner) =
         Some(Socket::from(listener_clone));
     let mut signals = Signals::new([SIGINT, SIGTERM])
-        .map_err(|e| Failure::io("cannot install signal handlers", e))?;
+        .map_err(|e| ServerError::io("cannot install signal handlers", e))?;
     {
         let stop = Arc::clone(&stop);
         std::thread::Builder::new()
@@ -78,14 +82,14 @@ pub fn run(bind: Option<IpAddr>, port: u16, idle_timeout: Duration) -> Result<()
                     stop.request();
                 }
             })
-            .map_err(|e| Failure::io("cannot start the signal thread", e))?;
+            .map_err(|e| ServerError::io("cannot start the signal thread", e))?;
     }
 
     // Unbuffered: every chunk goes out with one write(2), nothing is held back.
     let stdout = io::stdout()
         .as_fd()
         .try_clone_to_owned()
-        .map_err(|e| Failure::io("cannot use stdout", e))?;
+        .map_err(|e| ServerError::io("cannot use stdout", e))?;
     let mut output = Retrying(File::from(stdout));
     let mut buffer = vec![0u8; BUFFER];
 
@@ -147,12 +151,12 @@ pub fn run(bind: Option<IpAddr>, port: u16, idle_timeout: Duration) -> Result<()
                     error!("client {peer}: {e}");
                 }
             }
-            Err(CopyError::Write(e)) => return Err(Failure::Stdout(e.0)),
+            Err(CopyError::Write(e)) => return Err(ServerError::Stdout(e.0)),
             Err(CopyError::WriteZero) => {
-                return Err(Failure::Stdout(io::ErrorKind::WriteZero.into()))
+                return Err(ServerError::Stdout(io::ErrorKind::WriteZero.into()))
             }
             Err(CopyError::EmptyBuffer) => {
-                return Err(Failure::io(
+                return Err(ServerError::io(
                     "raw copy",
                     io::Error::other("empty copy buffer"),
                 ));

@@ -1,0 +1,99 @@
+//! `msglog-server`, the library: msglog's std server, framed mode on mio
+//! event loops and raw stream mode. The `msglog-server` binary is a thin
+//! command line around it; see its `--help` and the repository's README.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use msglog_server::{Auth, Config, Timeouts};
+//!
+//! let config = Config {
+//!     port: 0,
+//!     dir: "/srv/msglog".into(),
+//!     auth: Auth::Users("/srv/msglog/users".into()),
+//!     timeouts: Timeouts { frame: Duration::from_secs(5), ..Timeouts::default() },
+//!     ..Config::default()
+//! };
+//! // Serves until SIGINT or SIGTERM.
+//! msglog_server::run(config)?;
+//! # Ok::<(), msglog_server::ServerError>(())
+//! ```
+//!
+//! The API: [`run`] with a [`Config`] (framed mode), [`run_raw`] with a
+//! [`RawConfig`], their typed [`ServerError`], and [`NewUser`] for users-file
+//! lines. What the server tells its operator goes through the [`log`]
+//! facade (targets `msglog_server::*`): `Error` and `Warn` lines always
+//! matter, `Info` is the start-up line and the summary, `Debug` statistics
+//! and `Trace` details. Everything else is internal.
+//!
+//! # Modules
+//!
+//! Who owns what, and who uses whom (an arrow points to a module used;
+//! no module uses one that uses it):
+//!
+//! | module | owns | uses |
+//! |---|---|---|
+//! | `config`, `error` | the public [`Config`], [`RawConfig`], [`Timeouts`], [`Auth`]; [`ServerError`] | `listen`, `dir_lock`, `log_file`, `users` (their errors) |
+//! | `server` | start-up, the accepting thread, signals, the graceful stop and the summary | `event_loop`, `services`, `auth`, `journal`, `dir_lock`, `listen`, `mailbox`, `users`, ... |
+//! | `event_loop` | one event-loop thread: readiness, reads and writes, timers, mail | `connection`, `iteration`, `commit`, `auth`, `mailbox`, `timers`, `slab`, `services` |
+//! | `connection` | one connection without its socket: bytes and verdicts in; statuses, log entries and records out; its one deadline | `iteration`, `capacity`, `mailbox` (a verdict), `transaction_log` (its lines) |
+//! | `iteration` | what one iteration produces before its commit | - |
+//! | `commit` | an iteration's records and lines written together, and the take-back of its 0x00s on failure | `connection`, `iteration`, `journal`, `transaction_log` |
+//! | `capacity` | the session type, from which every size derives | - |
+//! | `services` | what all threads share: journal, policy, back-off, timeouts, counters | `auth`, `backoff`, `journal`, `iteration` |
+//! | `auth`, `verify_queue`, `backoff`, `users` | who may log in: the policy, the verifier pool and its fair queue, slowing down failures, the users file | `connection` (the verifier interface), `mailbox`, `capacity` |
+//! | `journal`, `log_file`, `transaction_log`, `text`, `timestamp` | the two logs: group commit, file repair, the audit line format | - |
+//! | `mailbox`, `timers`, `slab`, `rate_limit` | an event loop's inbox, its deadlines, its connection table; rate-limited errors | - |
+//! | `listen`, `dir_lock`, `system` | the listening socket, one server per log directory, SIGXFSZ | - |
+//! | `raw` | raw stream mode | `listen`, `error` |
+//! | `operator_log` | the macros of the operator's lines | - |
+#![warn(missing_docs, unreachable_pub)]
+
+#[macro_use]
+mod operator_log;
+
+mod auth;
+mod backoff;
+mod capacity;
+mod commit;
+mod config;
+mod connection;
+mod dir_lock;
+mod error;
+mod event_loop;
+mod iteration;
+mod journal;
+mod listen;
+mod log_file;
+mod mailbox;
+mod rate_limit;
+mod raw;
+mod server;
+mod services;
+mod slab;
+mod system;
+mod text;
+mod timers;
+mod timestamp;
+mod transaction_log;
+mod users;
+mod verify_queue;
+
+pub use config::{Auth, Config, RawConfig, Timeouts};
+pub use dir_lock::LockError;
+pub use error::ServerError;
+pub use listen::BindError;
+pub use log_file::LogOpenError;
+pub use users::{HashCost, LineProblem, NameError, NewUser, NewUserError, UsersError};
+
+/// Serve framed clients until SIGINT or SIGTERM (see the README's "The
+/// server"): `Ok` after a clean stop. SIGHUP reopens the logs and re-reads
+/// the users file. Raises the descriptor limit to the hard limit and
+/// ignores SIGXFSZ for the whole process.
+pub fn run(config: Config) -> Result<(), ServerError> {
+    server::run(config)
+}
+
+/// Serve raw clients, one after another, to stdout until SIGINT or SIGTERM.
+pub fn run_raw(config: RawConfig) -> Result<(), ServerError> {
+    raw::run(config.bind, config.port, config.idle_timeout)
+}
