@@ -833,7 +833,7 @@ pub(crate) mod tests {
         bytes: &[u8],
         verifier: &mut impl Verifier,
     ) {
-        let mut buffer = vec![0u8; 1 << 16 | bytes.len() + 1 << 1];
+        let mut buffer = vec![0u8; (1 << 18) + bytes.len()];
         let kept = conn.restore_unhandled(&mut buffer).unwrap();
         buffer[kept..kept + bytes.len()].copy_from_slice(bytes);
         conn.receive(&buffer[..kept + bytes.len()], iteration, verifier);
