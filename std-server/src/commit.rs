@@ -211,3 +211,237 @@ impl<L: Logs> Committer<'_, L> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::io;
+    use std::path::PathBuf;
+    use std::time::Instant;
+
+    use super::*;
+    use crate::connection::tests::{accepting, feed, message, LOGIN};
+
+    impl AsRef<Connection> for Connection {
+        fn as_ref(&self) -> &Connection {
+            self
+        }
+    }
+
+    impl AsMut<Connection> for Connection {
+        fn as_mut(&mut self) -> &mut Connection {
+            self
+        }
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Fail {
+        Records,
+        Lines,
+        Sync,
+    }
+
+    /// Logs in memory whose first commit fails as told.
+    #[derive(Default)]
+    struct Memory {
+        fail: RefCell<Option<Fail>>,
+        records: RefCell<Vec<u8>>,
+        lines: RefCell<Vec<u8>>,
+        /// Lines of `append_lines`.
+        appended: RefCell<Vec<u8>>,
+        commits: RefCell<usize>,
+    }
+
+    impl Logs for Memory {
+        fn commit(
+            &self,
+            records: &[u8],
+            _count: u64,
+            lines: &[u8],
+            _durable: bool,
+        ) -> Result<(), CommitError> {
+            *self.commits.borrow_mut() += 1;
+            let source = || io::Error::other("no space");
+            let path = || PathBuf::from("log");
+            match self.fail.borrow_mut().take() {
+                Some(Fail::Records) => {
+                    return Err(CommitError::Records {
+                        path: path(),
+                        source: source(),
+                    })
+                }
+                Some(Fail::Lines) => {
+                    return Err(CommitError::Lines {
+                        path: path(),
+                        source: source(),
+                    })
+                }
+                Some(Fail::Sync) => {
+                    self.records.borrow_mut().extend_from_slice(records);
+                    self.lines.borrow_mut().extend_from_slice(lines);
+                    return Err(CommitError::Sync { source: source() });
+                }
+                None => {}
+            }
+            self.records.borrow_mut().extend_from_slice(records);
+            self.lines.borrow_mut().extend_from_slice(lines);
+            Ok(())
+        }
+
+        fn append_lines(&self, lines: &[u8]) {
+            self.appended.borrow_mut().extend_from_slice(lines);
+        }
+    }
+
+    fn text(bytes: &RefCell<Vec<u8>>) -> Vec<String> {
+        String::from_utf8(bytes.borrow().clone())
+            .unwrap()
+            .lines()
+            .map(|line| line.strip_prefix("T ").unwrap().to_owned())
+            .collect()
+    }
+
+    /// Connection 1 logs in and sends two messages; connection 2 logs in.
+    fn iteration() -> (Iteration, Slab<Connection>) {
+        let mut it = Iteration::new(Instant::now());
+        it.start(Instant::now());
+        let mut conns = Slab::default();
+        for id in [1, 2] {
+            let slot = conns.vacant_key();
+            let peer = "127.0.0.1:5000".parse().unwrap();
+            conns.insert(Connection::open(id, slot, peer, &mut it));
+        }
+        let one = [LOGIN, &message(b"a"), &message(b"b")].concat();
+        feed(conns.get_mut(0).unwrap(), &mut it, &one, &mut accepting());
+        feed(conns.get_mut(1).unwrap(), &mut it, LOGIN, &mut accepting());
+        (it, conns)
+    }
+
+    fn commit(logs: &Memory, it: &mut Iteration, conns: &mut Slab<Connection>) {
+        let mut errors = RateLimit::new(std::time::Duration::from_secs(5));
+        let mut committer = Committer {
+            logs,
+            timestamp: b"T",
+            errors: &mut errors,
+        };
+        committer.commit(it, conns);
+    }
+
+    fn unsent(conns: &Slab<Connection>, slot: usize) -> &[u8] {
+        conns.get(slot).unwrap().unsent()
+    }
+
+    #[test]
+    fn a_written_commit_keeps_every_0x00() {
+        let (mut it, mut conns) = iteration();
+        let logs = Memory::default();
+        commit(&logs, &mut it, &mut conns);
+        assert_eq!(*logs.records.borrow(), b"[alice]: a\r\n[alice]: b\r\n");
+        assert_eq!(text(&logs.lines).len(), 2 + 4 + 2);
+        assert!(logs.appended.borrow().is_empty());
+        assert_eq!(
+            (unsent(&conns, 0), unsent(&conns, 1)),
+            (&[0; 4][..], &[0; 2][..])
+        );
+        assert_eq!((it.counts.messages, it.counts.write_failures), (2, 0));
+        assert!(it.entries.is_empty() && it.batch.is_empty() && it.held.is_empty());
+        assert!(!conns.get(0).unwrap().holds());
+    }
+
+    #[test]
+    fn lost_records_answer_0xff_at_each_first_message_and_the_lines_are_committed_again() {
+        let (mut it, mut conns) = iteration();
+        let logs = Memory::default();
+        *logs.fail.borrow_mut() = Some(Fail::Records);
+        commit(&logs, &mut it, &mut conns);
+        assert_eq!(*logs.commits.borrow(), 2);
+        assert!(logs.records.borrow().is_empty());
+        assert_eq!(
+            text(&logs.lines),
+            [
+                "conn=1 peer=127.0.0.1:5000 event=open",
+                "conn=2 peer=127.0.0.1:5000 event=open",
+                "conn=1 peer=127.0.0.1:5000 tag=NAME len=5 outcome=ok name=\"alice\"",
+                "conn=1 peer=127.0.0.1:5000 tag=PASSWORD len=- outcome=ok",
+                "conn=1 peer=127.0.0.1:5000 tag=MESSAGE len=1 outcome=write-failed",
+                "conn=2 peer=127.0.0.1:5000 tag=NAME len=5 outcome=ok name=\"alice\"",
+                "conn=2 peer=127.0.0.1:5000 tag=PASSWORD len=- outcome=ok",
+                "conn=1 peer=127.0.0.1:5000 event=close reason=rejected",
+            ]
+        );
+        assert_eq!(
+            (unsent(&conns, 0), unsent(&conns, 1)),
+            (&[0, 0, 0xFF][..], &[0, 0][..])
+        );
+        assert_eq!((it.counts.messages, it.counts.write_failures), (0, 2));
+        assert_eq!(it.counts.rejected, 1);
+    }
+
+    #[test]
+    fn lost_lines_answer_0xff_at_each_first_0x00_and_say_so_best_effort() {
+        let (mut it, mut conns) = iteration();
+        let logs = Memory::default();
+        *logs.fail.borrow_mut() = Some(Fail::Lines);
+        commit(&logs, &mut it, &mut conns);
+        assert!(logs.records.borrow().is_empty() && logs.lines.borrow().is_empty());
+        assert_eq!(
+            text(&logs.appended),
+            [
+                "conn=1 peer=127.0.0.1:5000 event=open",
+                "conn=2 peer=127.0.0.1:5000 event=open",
+                "conn=1 peer=127.0.0.1:5000 tag=NAME len=5 outcome=write-failed name=\"alice\"",
+                "conn=2 peer=127.0.0.1:5000 tag=NAME len=5 outcome=write-failed name=\"alice\"",
+                "conn=1 peer=127.0.0.1:5000 event=close reason=rejected",
+                "conn=2 peer=127.0.0.1:5000 event=close reason=rejected",
+            ]
+        );
+        assert_eq!(
+            (unsent(&conns, 0), unsent(&conns, 1)),
+            (&[0xFF][..], &[0xFF][..])
+        );
+        assert_eq!((it.counts.write_failures, it.counts.rejected), (2, 2));
+    }
+
+    #[test]
+    fn a_failed_sync_appends_only_the_lines_it_changed() {
+        let (mut it, mut conns) = iteration();
+        let logs = Memory::default();
+        *logs.fail.borrow_mut() = Some(Fail::Sync);
+        commit(&logs, &mut it, &mut conns);
+        assert_eq!(text(&logs.lines).len(), 2 + 4 + 2, "written, not synced");
+        assert_eq!(
+            text(&logs.appended),
+            [
+                "conn=1 peer=127.0.0.1:5000 tag=NAME len=5 outcome=write-failed name=\"alice\"",
+                "conn=2 peer=127.0.0.1:5000 tag=NAME len=5 outcome=write-failed name=\"alice\"",
+                "conn=1 peer=127.0.0.1:5000 event=close reason=rejected",
+                "conn=2 peer=127.0.0.1:5000 event=close reason=rejected",
+            ]
+        );
+        assert_eq!(
+            (unsent(&conns, 0), unsent(&conns, 1)),
+            (&[0xFF][..], &[0xFF][..])
+        );
+    }
+
+    #[test]
+    fn late_lines_are_appended_and_forgotten() {
+        let mut it = Iteration::new(Instant::now());
+        let mut conns = Slab::default();
+        let peer = "127.0.0.1:5000".parse().unwrap();
+        conns.insert(Connection::open(1, 0, peer, &mut it));
+        let logs = Memory::default();
+        let mut errors = RateLimit::new(std::time::Duration::from_secs(5));
+        let mut committer = Committer {
+            logs: &logs,
+            timestamp: b"T",
+            errors: &mut errors,
+        };
+        committer.append_late_lines(&mut it, &conns);
+        assert_eq!(
+            text(&logs.appended),
+            ["conn=1 peer=127.0.0.1:5000 event=open"]
+        );
+        assert!(it.entries.is_empty() && it.text.is_empty());
+    }
+}

@@ -441,3 +441,115 @@ fn finish_close(stream: &mut TcpStream, scratch: &mut [u8]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpListener};
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Mutex;
+
+    use mio::Waker;
+
+    use super::*;
+    use crate::auth::Policy;
+    use crate::backoff::Backoff;
+    use crate::config::Timeouts;
+    use crate::journal::Journal;
+    use crate::services::Stats;
+
+    /// A connected pair: the client's socket, and the server's as accepted.
+    fn pair(listener: &TcpListener) -> (std::net::TcpStream, TcpStream, SocketAddr) {
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, peer) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        (client, TcpStream::from_std(server), peer)
+    }
+
+    #[test]
+    fn serves_a_session_times_out_an_idle_one_and_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let services = Arc::new(Services {
+            timeouts: Timeouts {
+                frame: Duration::from_secs(10),
+                idle: Duration::from_millis(300),
+            },
+            journal: Journal::open(dir.path(), false).unwrap(),
+            policy: Policy::AcceptAny,
+            backoff: Arc::new(Mutex::new(Backoff::new(16))),
+            open: AtomicUsize::new(2),
+            stats: Stats::default(),
+        });
+        let poll = Poll::new().unwrap();
+        let waker = Waker::new(poll.registry(), WAKER).unwrap();
+        let mailbox = Arc::new(Mailbox::new(waker));
+        let event_loop = EventLoop::new(poll, Arc::clone(&services), Arc::clone(&mailbox));
+        let thread = std::thread::spawn(move || event_loop.run());
+
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (mut client, stream, peer) = pair(&listener);
+        mailbox.accept(Accepted {
+            stream,
+            peer,
+            id: 1,
+        });
+        let (mut idle, stream, idle_peer) = pair(&listener);
+        let opened = Instant::now();
+        mailbox.accept(Accepted {
+            stream,
+            peer: idle_peer,
+            id: 2,
+        });
+
+        client
+            .write_all(b"\x01\x03\x00bob\x02\x01\x00x\x03\x05\x00hello\x04")
+            .unwrap();
+        let mut answers = Vec::new();
+        client.read_to_end(&mut answers).unwrap();
+        assert_eq!(answers, [0, 0, 0, 0]);
+        let mut answers = Vec::new();
+        idle.read_to_end(&mut answers).unwrap();
+        assert_eq!(answers, [0xFF]);
+        assert!(opened.elapsed() >= Duration::from_millis(300));
+
+        mailbox.stop(Instant::now());
+        thread.join().unwrap().unwrap();
+        assert_eq!(services.open.load(Ordering::Relaxed), 0);
+        assert_eq!(Stats::get(&services.stats.messages), 1);
+        assert_eq!(Stats::get(&services.stats.timeouts), 1);
+        let messages = std::fs::read(dir.path().join("messages.log")).unwrap();
+        assert_eq!(messages, b"[bob]: hello\r\n");
+        let lines = std::fs::read_to_string(dir.path().join("transactions.log")).unwrap();
+        let lines: Vec<&str> = lines
+            .lines()
+            .map(|line| line.split_once(' ').unwrap().1)
+            .collect();
+        // Each connection's lines in order (the two may interleave).
+        let of = |id: u64| -> Vec<&str> {
+            let fields = format!("conn={id} peer=");
+            lines
+                .iter()
+                .filter(|line| line.starts_with(&fields))
+                .map(|line| line.split_once(' ').unwrap().1)
+                .map(|line| line.split_once(' ').unwrap().1)
+                .collect()
+        };
+        assert_eq!(
+            of(1),
+            [
+                "event=open",
+                "tag=NAME len=3 outcome=ok name=\"bob\"",
+                "tag=PASSWORD len=- outcome=ok",
+                "tag=MESSAGE len=5 outcome=ok",
+                "tag=CLOSE len=- outcome=ok",
+                "event=close reason=close",
+            ]
+        );
+        assert_eq!(of(2), ["event=open", "event=close reason=timeout"]);
+        assert_eq!(lines.len(), 8);
+        assert!(
+            lines[0].contains(&format!("peer={peer}"))
+                || lines[0].contains(&format!("peer={idle_peer}"))
+        );
+    }
+}
