@@ -10,7 +10,7 @@ use crate::listen::BindError;
 use crate::log_file::LogOpenError;
 use crate::users::UsersError;
 
-/// Why [`run`](crate::run) or [`run_raw`](crate::run_raw) returned an error.
+/// Why `msglog_server::run` or `run_raw` returned an error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServerError {

@@ -27,25 +27,31 @@
 //!
 //! # Modules
 //!
-//! Who owns what, and who uses whom (an arrow points to a module used;
-//! no module uses one that uses it):
+//! Which module owns what, and which modules it uses. No module uses one
+//! that uses it (none uses the crate root either), so each can be read,
+//! and tested, after those it uses.
 //!
 //! | module | owns | uses |
 //! |---|---|---|
-//! | `config`, `error` | the public [`Config`], [`RawConfig`], [`Timeouts`], [`Auth`]; [`ServerError`] | `listen`, `dir_lock`, `log_file`, `users` (their errors) |
-//! | `server` | start-up, the accepting thread, signals, the graceful stop and the summary | `event_loop`, `services`, `auth`, `journal`, `dir_lock`, `listen`, `mailbox`, `users`, ... |
-//! | `event_loop` | one event-loop thread: readiness, reads and writes, timers, mail | `connection`, `iteration`, `commit`, `auth`, `mailbox`, `timers`, `slab`, `services` |
-//! | `connection` | one connection without its socket: bytes and verdicts in; statuses, log entries and records out; its one deadline | `iteration`, `capacity`, `mailbox` (a verdict), `transaction_log` (its lines) |
+//! | `config` | the public [`Config`], [`RawConfig`], [`Timeouts`], [`Auth`] | - |
+//! | `error` | the public [`ServerError`] | `dir_lock`, `listen`, `log_file`, `users` (their errors) |
+//! | `server` | start-up, the accepting thread, signals, SIGHUP, the graceful stop and the summary | `auth`, `backoff`, `config`, `dir_lock`, `error`, `event_loop`, `journal`, `listen`, `mailbox`, `rate_limit`, `services`, `system`, `timestamp`, `transaction_log`, `users`, `verify_queue` |
+//! | `event_loop` | one event-loop thread: readiness, reads and writes, timers, mail | `auth`, `capacity`, `commit`, `connection`, `iteration`, `mailbox`, `rate_limit`, `services`, `slab`, `timers`, `timestamp` |
+//! | `connection` | one connection without its socket: bytes and verdicts in; status bytes, log entries and records out; its one deadline | `capacity`, `config`, `iteration`, `mailbox`, `transaction_log` |
 //! | `iteration` | what one iteration produces before its commit | - |
-//! | `commit` | an iteration's records and lines written together, and the take-back of its 0x00s on failure | `connection`, `iteration`, `journal`, `transaction_log` |
+//! | `commit` | an iteration's records and lines written together, and the take-back of its 0x00s when that fails | `connection`, `iteration`, `journal`, `rate_limit`, `slab`, `transaction_log` |
 //! | `capacity` | the session type, from which every size derives | - |
-//! | `services` | what all threads share: journal, policy, back-off, timeouts, counters | `auth`, `backoff`, `journal`, `iteration` |
-//! | `auth`, `verify_queue`, `backoff`, `users` | who may log in: the policy, the verifier pool and its fair queue, slowing down failures, the users file | `connection` (the verifier interface), `mailbox`, `capacity` |
-//! | `journal`, `log_file`, `transaction_log`, `text`, `timestamp` | the two logs: group commit, file repair, the audit line format | - |
-//! | `mailbox`, `timers`, `slab`, `rate_limit` | an event loop's inbox, its deadlines, its connection table; rate-limited errors | - |
-//! | `listen`, `dir_lock`, `system` | the listening socket, one server per log directory, SIGXFSZ | - |
-//! | `raw` | raw stream mode | `listen`, `error` |
-//! | `operator_log` | the macros of the operator's lines | - |
+//! | `services` | what all threads share: journal, policy, back-off, timeouts, counters | `auth`, `backoff`, `config`, `iteration`, `journal` |
+//! | `auth` | the password policy and the verifier pool; checking a connection's password | `backoff`, `connection`, `mailbox`, `users`, `verify_queue` |
+//! | `verify_queue`, `backoff` | the pool's bounded fair queue; slowing down failed addresses | - |
+//! | `users` | the users file, Argon2 checks of even cost, [`NewUser`] | `capacity` |
+//! | `journal` | both logs as one: commits, group commit, reopening | `log_file`, `rate_limit` |
+//! | `log_file` | what both logs do with their files: append, take back, move a torn tail aside | `timestamp` |
+//! | `transaction_log`, `text`, `timestamp` | the audit line format and its pieces | `text` |
+//! | `mailbox`, `timers`, `slab` | an event loop's inbox, its deadlines, its connection table | - |
+//! | `listen`, `dir_lock`, `system`, `rate_limit` | the listening socket; one server per log directory; SIGXFSZ; rate-limited errors | - |
+//! | `raw` | raw stream mode | `error`, `listen` |
+//! | `operator_log` | the macros of the operator's lines (used everywhere) | - |
 #![warn(missing_docs, unreachable_pub)]
 
 #[macro_use]
