@@ -104,3 +104,28 @@ impl Default for RawConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_the_documented_ones() {
+        let config = Config::default();
+        assert_eq!((config.bind, config.port), (None, 5555));
+        assert_eq!(config.dir, PathBuf::from("."));
+        assert!(!config.fsync && config.workers >= 1);
+        assert_eq!(config.auth, Auth::AcceptAny);
+        assert_eq!(
+            config.timeouts,
+            Timeouts {
+                frame: Duration::from_secs(30),
+                idle: Duration::from_secs(600),
+            }
+        );
+        assert_eq!(config.grace, Duration::from_secs(10));
+        assert_eq!(config.max_connections, 10_000);
+        let raw = RawConfig::default();
+        assert_eq!((raw.bind, raw.port, raw.idle_timeout), (None, 5555, config.timeouts.idle));
+    }
+}

@@ -54,3 +54,33 @@ impl ServerError {
         ServerError::Io { context, source }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_is_one_line_naming_what_failed() {
+        let error = || io::Error::from_raw_os_error(2);
+        let cases = [
+            (
+                ServerError::LogDirectory {
+                    path: "/nonexistent/dir".into(),
+                    source: error(),
+                },
+                "cannot open /nonexistent/dir: No such file or directory (os error 2)",
+            ),
+            (
+                ServerError::Stdout(error()),
+                "writing to stdout failed: No such file or directory (os error 2)",
+            ),
+            (
+                ServerError::io("cannot watch signals", error()),
+                "cannot watch signals: No such file or directory (os error 2)",
+            ),
+        ];
+        for (error, says) in cases {
+            assert_eq!(error.to_string(), says);
+        }
+    }
+}
