@@ -126,6 +126,9 @@ mod tests {
         assert_eq!(config.grace, Duration::from_secs(10));
         assert_eq!(config.max_connections, 10_000);
         let raw = RawConfig::default();
-        assert_eq!((raw.bind, raw.port, raw.idle_timeout), (None, 5555, config.timeouts.idle));
+        assert_eq!(
+            (raw.bind, raw.port, raw.idle_timeout),
+            (None, 5555, config.timeouts.idle)
+        );
     }
 }
