@@ -69,7 +69,7 @@ pub fn parse_duration(text: &str, zero: Zero) -> Result<Duration, DurationError>
         .map_err(|e| match e {
             humantime::DurationError::UnknownUnit { unit, .. } if !unit.is_empty() => {
                 DurationError::UnknownUnit {
-                    unit,
+                    unit: after_the_number(text).to_owned(),
                     text: text.to_owned(),
                 }
             }
@@ -84,6 +84,15 @@ pub fn parse_duration(text: &str, zero: Zero) -> Result<Duration, DurationError>
         return Err(DurationError::Zero);
     }
     Ok(duration)
+}
+
+/// What follows the leading number: the unit an error names (all of it,
+/// as msglog's messages always did: `e99h` in `1e99h`).
+fn after_the_number(text: &str) -> &str {
+    let start = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    text[start..].trim()
 }
 
 /// `0.001h` (3.6 s): humantime takes a fraction of an hour (or a day)
@@ -214,6 +223,11 @@ mod tests {
         );
         assert_eq!(says(""), "`` is not a duration (examples: 200ms, 2s, 5m)");
         assert_eq!(says("5x"), "unknown unit `x` in `5x` (use ms, s, m or h)");
+        assert_eq!(says("5 x"), "unknown unit `x` in `5 x` (use ms, s, m or h)");
+        assert_eq!(
+            says("1e99h"),
+            "unknown unit `e99h` in `1e99h` (use ms, s, m or h)"
+        );
         assert_eq!(
             says("99999999999999999999999s"),
             "`99999999999999999999999s` is out of range"
