@@ -220,6 +220,41 @@ fn transaction<'a>(
     Ok((rest, transaction))
 }
 
+/// What the first bytes of a transaction announce, valid or not, complete
+/// or not: what a server logs about a transaction that was rejected or
+/// never finished (see [`peek_header`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Announced {
+    /// The first byte as received, a tag or not.
+    pub tag: u8,
+    /// The length field, once both of its bytes are in; `None` for CLOSE and
+    /// for a byte that is not a tag, which no length field follows.
+    pub length: Option<u16>,
+}
+
+/// Read the tag byte and, once it has arrived, the length field at the
+/// start of `input`, without judging them against any limit; `None` for
+/// empty input. The layout is the decoder's own (tag, then little-endian
+/// length), so a driver never does header arithmetic.
+///
+/// ```
+/// use msglog_core::{peek_header, Announced};
+/// let message = Announced { tag: 0x03, length: Some(300) };
+/// assert_eq!(peek_header(b"\x03\x2c\x01hel"), Some(message));
+/// assert_eq!(peek_header(b"\x03\x2c"), Some(Announced { tag: 0x03, length: None }));
+/// assert_eq!(peek_header(b"\x04\x2c\x01"), Some(Announced { tag: 0x04, length: None }));
+/// assert_eq!(peek_header(b""), None);
+/// ```
+pub fn peek_header(input: &[u8]) -> Option<Announced> {
+    let (rest, tag) = le_u8::<_, Failure>(input).ok()?;
+    let length = match Tag::from_byte(tag) {
+        Some(Tag::Close) | None => None,
+        Some(_) => le_u16::<_, Failure>(rest).ok().map(|(_, length)| length),
+    };
+    Some(Announced { tag, length })
+}
+
 /// Iterator over the complete transactions at the front of a buffer.
 ///
 /// Stops at the first partial transaction (see [`Frames::consumed`]) or

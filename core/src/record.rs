@@ -34,6 +34,18 @@ pub fn record_len(name: &str, message: &[u8]) -> usize {
     name.len() + escaped_len(message) + 6
 }
 
+/// The longest record [`write_record`] writes for a name of at most `name`
+/// bytes and a message of at most `message` bytes: `[`, the name, `]: `,
+/// every message byte escaped to the longest escape (`\xNN`), `\r\n`.
+pub const fn max_record_len(name: usize, message: usize) -> usize {
+    /// `[`, `]: ` and `\r\n` around the name and the message.
+    const FRAMING: usize = "[".len() + "]: ".len() + "\r\n".len();
+    /// The longest escape of one byte, `\xNN` (see `Escape`).
+    const LONGEST_ESCAPE: usize = 4;
+    name.saturating_add(message.saturating_mul(LONGEST_ESCAPE))
+        .saturating_add(FRAMING)
+}
+
 /// Write `message` escaped (no flush).
 pub fn write_escaped<W: Write + ?Sized>(
     writer: &mut W,

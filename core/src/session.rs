@@ -14,6 +14,7 @@
 use heapless::String;
 
 use crate::decode::{decode, Decoded, FrameError, Limits};
+use crate::record::max_record_len;
 use crate::unicode::refused_in_names;
 use crate::wire::{Status, Tag, Transaction};
 
@@ -233,6 +234,11 @@ impl<const NAME: usize, const PASSWORD: usize, const MESSAGE: usize>
 
     /// The smallest receive buffer that holds any transaction this session accepts.
     pub const MAX_FRAME: usize = Self::LIMITS.max_frame();
+
+    /// The longest record a message of this session can produce: what a
+    /// driver that buffers records must be able to hold.
+    pub const MAX_RECORD_LEN: usize =
+        max_record_len(Self::LIMITS.name as usize, Self::LIMITS.message as usize);
 
     /// A session for a new connection.
     pub const fn new() -> Self {

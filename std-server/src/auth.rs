@@ -10,13 +10,14 @@ use std::time::Instant;
 use msglog_core::{AcceptAny, Authenticator, LegacyParity};
 
 use crate::backoff::Backoff;
+use crate::connection::{Answer, Verification, Verifier, VerifyRequest};
 use crate::mailbox::{Decision, Mailbox, Verdict};
 use crate::users::{Users, UsersError};
 use crate::verify_queue::{Class, Pushed, VerifyQueue, CAPACITY};
 
 /// How passwords are checked.
 #[derive(Debug, Clone)]
-pub enum Policy {
+pub(crate) enum Policy {
     /// Any non-empty password (no `--users`).
     AcceptAny,
     /// The original server's rule (`--auth legacy-parity`).
@@ -27,7 +28,7 @@ pub enum Policy {
 
 impl Policy {
     /// The verdict, when it is cheap enough to give on the event loop.
-    pub fn verify_inline(&self, name: &str, password: &[u8]) -> Option<bool> {
+    pub(crate) fn verify_inline(&self, name: &str, password: &[u8]) -> Option<bool> {
         match self {
             Policy::AcceptAny => Some(AcceptAny.verify(name, password)),
             Policy::LegacyParity => Some(LegacyParity.verify(name, password)),
@@ -36,7 +37,7 @@ impl Policy {
     }
 
     /// Short description for the start-up line.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Policy::AcceptAny => "any-password".into(),
             Policy::LegacyParity => "legacy-parity".into(),
@@ -45,9 +46,55 @@ impl Policy {
     }
 }
 
+/// How an event loop checks its connections' passwords: at once where the
+/// policy is cheap and the address's back-off has passed, else on the
+/// verifier pool (which applies the back-off itself), the decision coming
+/// back to `mailbox`.
+pub(crate) struct PasswordCheck<'a> {
+    pub(crate) policy: &'a Policy,
+    pub(crate) backoff: &'a Mutex<Backoff>,
+    pub(crate) mailbox: &'a Arc<Mailbox>,
+}
+
+impl Verifier for PasswordCheck<'_> {
+    fn verify(&mut self, request: VerifyRequest<'_>) -> Verification {
+        let backoff = || self.backoff.lock().unwrap_or_else(PoisonError::into_inner);
+        let Policy::Users(pool) = self.policy else {
+            let wait = backoff().wait(request.ip, request.now);
+            if !wait.is_zero() {
+                return Verification::Delayed {
+                    until: request.now + wait,
+                };
+            }
+            let accepted = self
+                .policy
+                .verify_inline(request.name, request.password)
+                .unwrap_or(false);
+            backoff().record(request.ip, accepted, request.now);
+            return Verification::Answered(if accepted {
+                Answer::Accepted
+            } else {
+                Answer::Refused
+            });
+        };
+        let job = Job {
+            ip: request.ip,
+            name: request.name.to_owned(),
+            password: request.password.to_vec(),
+            mailbox: Arc::clone(self.mailbox),
+            slot: request.slot,
+            connection: request.connection,
+        };
+        match pool.submit(job) {
+            Ok(()) => Verification::Submitted,
+            Err(Overloaded) => Verification::Answered(Answer::Overloaded),
+        }
+    }
+}
+
 /// A verification request; the verdict goes to `mailbox`. Its password is
 /// overwritten when it is dropped.
-pub struct Job {
+pub(crate) struct Job {
     pub ip: IpAddr,
     pub name: String,
     pub password: Vec<u8>,
@@ -76,7 +123,7 @@ impl Job {
 
 /// The verification queue was full of checks that rank as high.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Overloaded;
+pub(crate) struct Overloaded;
 
 /// The users table in force; SIGHUP swaps in a new one.
 type CurrentUsers = Arc<RwLock<Arc<Users>>>;
@@ -112,7 +159,7 @@ impl Drop for Closer {
 /// Threads that verify passwords against the users file, fed by a bounded
 /// fair queue (see `verify_queue`).
 #[derive(Clone)]
-pub struct VerifierPool {
+pub(crate) struct VerifierPool {
     path: PathBuf,
     users: CurrentUsers,
     backoff: Arc<Mutex<Backoff>>,
@@ -132,7 +179,7 @@ impl VerifierPool {
     /// Start `threads` verifier threads for the users read from `path`,
     /// applying `backoff` to every check. They end when the last pool handle
     /// is dropped.
-    pub fn start(
+    pub(crate) fn start(
         path: &Path,
         users: Users,
         backoff: &Arc<Mutex<Backoff>>,
@@ -166,7 +213,7 @@ impl VerifierPool {
     /// Queue a verification, ranked by what the back-off table knows of its
     /// address. A full queue refuses it, or takes it in place of a check
     /// that ranks lower, which is answered `Decision::Overloaded`.
-    pub fn submit(&self, job: Job) -> Result<(), Overloaded> {
+    pub(crate) fn submit(&self, job: Job) -> Result<(), Overloaded> {
         let class = {
             let backoff = self.backoff.lock().unwrap_or_else(PoisonError::into_inner);
             let now = Instant::now();
@@ -200,19 +247,19 @@ impl VerifierPool {
     }
 
     /// Checks waiting now, and the most that ever waited at once.
-    pub fn queue_len_and_peak(&self) -> (usize, usize) {
+    pub(crate) fn queue_len_and_peak(&self) -> (usize, usize) {
         let state = self.pending.lock();
         (state.queue.len(), state.queue.peak())
     }
 
     /// The users file's path.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Read the users file again and use it for the verifications that
     /// start from now on. On error the table in force stays.
-    pub fn reload(&self) -> Result<usize, UsersError> {
+    pub(crate) fn reload(&self) -> Result<usize, UsersError> {
         let users = Arc::new(Users::load(&self.path)?);
         let count = users.len();
         *self.users.write().unwrap_or_else(PoisonError::into_inner) = users;

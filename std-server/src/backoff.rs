@@ -22,7 +22,7 @@ const REMEMBER_SUCCESS: Duration = Duration::from_secs(24 * 3600);
 
 /// Failure counts and last successes per address.
 #[derive(Debug)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     failures: HashMap<IpAddr, Failures>,
     successes: HashMap<IpAddr, Instant>,
     capacity: usize,
@@ -45,7 +45,7 @@ fn delay(count: u32) -> Duration {
 
 impl Backoff {
     /// A table of at most `capacity` addresses.
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         Backoff {
             failures: HashMap::new(),
             successes: HashMap::new(),
@@ -54,14 +54,14 @@ impl Backoff {
     }
 
     /// Whether `ip` has failures that are not forgotten yet.
-    pub fn failed_recently(&self, ip: IpAddr, now: Instant) -> bool {
+    pub(crate) fn failed_recently(&self, ip: IpAddr, now: Instant) -> bool {
         self.failures.get(&ip).is_some_and(|entry| {
             now.saturating_duration_since(entry.last) < FORGET || entry.next_start > now
         })
     }
 
     /// Whether `ip` logged in within `REMEMBER_SUCCESS`.
-    pub fn logged_in_recently(&self, ip: IpAddr, now: Instant) -> bool {
+    pub(crate) fn logged_in_recently(&self, ip: IpAddr, now: Instant) -> bool {
         self.successes
             .get(&ip)
             .is_some_and(|&at| now.saturating_duration_since(at) < REMEMBER_SUCCESS)
@@ -70,7 +70,7 @@ impl Backoff {
     /// How long a verification from `ip` must still wait. Zero means it may
     /// start now, and takes the address's turn: another attempt asking
     /// before the next interval has passed must wait (and ask again).
-    pub fn wait(&mut self, ip: IpAddr, now: Instant) -> Duration {
+    pub(crate) fn wait(&mut self, ip: IpAddr, now: Instant) -> Duration {
         let Some(entry) = self.failures.get_mut(&ip) else {
             return Duration::ZERO;
         };
@@ -87,7 +87,7 @@ impl Backoff {
     }
 
     /// Record a failed verification.
-    pub fn failed(&mut self, ip: IpAddr, now: Instant) {
+    pub(crate) fn failed(&mut self, ip: IpAddr, now: Instant) {
         if !self.failures.contains_key(&ip) && self.failures.len() >= self.capacity {
             self.failures
                 .retain(|_, entry| now.saturating_duration_since(entry.last) < FORGET);
@@ -112,7 +112,7 @@ impl Backoff {
     }
 
     /// Record a successful verification.
-    pub fn succeeded(&mut self, ip: IpAddr, now: Instant) {
+    pub(crate) fn succeeded(&mut self, ip: IpAddr, now: Instant) {
         self.failures.remove(&ip);
         if !self.successes.contains_key(&ip) && self.successes.len() >= self.capacity {
             // Keep the newer half: amortized, each success costs O(1).
@@ -125,7 +125,7 @@ impl Backoff {
     }
 
     /// Record a verification's result.
-    pub fn record(&mut self, ip: IpAddr, accepted: bool, now: Instant) {
+    pub(crate) fn record(&mut self, ip: IpAddr, accepted: bool, now: Instant) {
         if accepted {
             self.succeeded(ip, now);
         } else {

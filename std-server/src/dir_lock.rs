@@ -16,33 +16,44 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use msglog_std::retry_interrupted;
+
 /// The lock file's name, in the log directory.
-pub const LOCK_FILE: &str = "msglog-server.lock";
+pub(crate) const LOCK_FILE: &str = "msglog-server.lock";
 
 /// Why the directory could not be locked.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LockError {
     /// Another process holds the lock.
     #[error("{dir} is in use by another msglog-server ({}; it holds {lock}): one server per log directory", match pid { Some(pid) => format!("PID {pid}"), None => "PID not yet written".to_owned() })]
     Held {
+        /// The log directory.
         dir: PathBuf,
+        /// Its lock file.
         lock: PathBuf,
+        /// The holder's PID, if it has written it yet.
         pid: Option<u32>,
     },
     /// The lock file could not be created, locked or written.
     #[error("cannot lock {lock}: {source}")]
-    Io { lock: PathBuf, source: io::Error },
+    Io {
+        /// The lock file.
+        lock: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
 }
 
 /// The held lock; released when dropped (or when the process ends).
 #[derive(Debug)]
-pub struct DirLock {
+pub(crate) struct DirLock {
     _file: File,
 }
 
 /// Lock `dir` for this process. A refused caller changes nothing: an
 /// existing lock file is opened without truncating it.
-pub fn lock(dir: &Path) -> Result<DirLock, LockError> {
+pub(crate) fn lock(dir: &Path) -> Result<DirLock, LockError> {
     let path = dir.join(LOCK_FILE);
     let io_error = |source| LockError::Io {
         lock: path.clone(),
@@ -77,17 +88,17 @@ pub fn lock(dir: &Path) -> Result<DirLock, LockError> {
 /// An exclusive `flock` without waiting: false if another open file holds it.
 /// (`File::try_lock` does the same from Rust 1.89, above this workspace's MSRV.)
 fn try_lock(file: &File) -> io::Result<bool> {
-    loop {
+    let locked = retry_interrupted(|| {
         // SAFETY: flock on a descriptor we own; no memory is passed.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            return Ok(true);
+        match unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } {
+            0 => Ok(()),
+            _ => Err(io::Error::last_os_error()),
         }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EWOULDBLOCK) => return Ok(false),
-            Some(libc::EINTR) => {}
-            _ => return Err(e),
-        }
+    });
+    match locked {
+        Ok(()) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
@@ -96,10 +107,9 @@ fn holder(file: &File) -> Option<u32> {
     let mut text = [0u8; 32];
     let mut len = 0;
     while len < text.len() {
-        match file.read_at(&mut text[len..], len as u64) {
+        match retry_interrupted(|| file.read_at(&mut text[len..], len as u64)) {
             Ok(0) => break,
             Ok(n) => len += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return None,
         }
     }

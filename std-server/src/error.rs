@@ -1,67 +1,86 @@
-//! Failures at the command-line edge: one line each, and a distinct exit code.
+//! Why a server could not start or had to stop: [`ServerError`], one
+//! variant per thing that went wrong, each with the error that caused it.
+//! The binary turns them into one line and an exit code.
 
 use std::io;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use crate::dir_lock::LockError;
 use crate::listen::BindError;
-use crate::log_file::OpenError;
+use crate::log_file::LogOpenError;
 use crate::users::UsersError;
 
+/// Why `msglog_server::run` or `run_raw` returned an error.
 #[derive(Debug, thiserror::Error)]
-pub enum Failure {
+#[non_exhaustive]
+pub enum ServerError {
     /// The port is taken, invalid for this host, or not ours to use.
     #[error(transparent)]
-    Bind(#[from] BindError),
-    /// The log directory or a log file cannot be opened.
+    Listen(#[from] BindError),
+    /// The log directory cannot be opened.
     #[error("cannot open {path}: {source}")]
-    Log { path: PathBuf, source: io::Error },
+    LogDirectory {
+        /// The directory as configured.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
     /// A log cannot be opened or repaired; or the unfinished last line of
     /// one cannot be saved in its side file (then nothing was changed).
     #[error(transparent)]
-    Journal(#[from] OpenError),
+    Log(#[from] LogOpenError),
     /// The log directory cannot be locked, or another server holds it.
     #[error(transparent)]
     Lock(#[from] LockError),
     /// The users file cannot be read or is invalid.
     #[error(transparent)]
     Users(#[from] UsersError),
-    /// `hash-password` got no usable password.
-    #[error("{0}")]
-    Password(String),
-    /// Raw mode or hash-password cannot write to stdout.
+    /// Raw mode cannot write to stdout.
     #[error("writing to stdout failed: {0}")]
     Stdout(io::Error),
-    /// Anything else the operating system refused.
+    /// Anything else the operating system refused, or an event loop that
+    /// failed while serving.
     #[error("{context}: {source}")]
     Io {
+        /// What the server was doing.
         context: &'static str,
+        /// What the system said.
         source: io::Error,
     },
 }
 
-impl Failure {
-    pub fn io(context: &'static str, source: io::Error) -> Failure {
-        Failure::Io { context, source }
+impl ServerError {
+    pub(crate) fn io(context: &'static str, source: io::Error) -> ServerError {
+        ServerError::Io { context, source }
     }
+}
 
-    /// Exit codes: 1 runtime error, 2 usage, 3 cannot listen, 4 cannot open
-    /// logs, 5 bad users file, 6 no password, 7 stdout failed, 8 a torn
-    /// last line cannot be saved in its side file, 9 another server holds
-    /// the log directory.
-    pub fn exit_code(&self) -> ExitCode {
-        ExitCode::from(match self {
-            Failure::Io { .. } => 1,
-            Failure::Bind(_) => 3,
-            Failure::Log { .. } => 4,
-            Failure::Journal(OpenError::SideFile { .. }) => 8,
-            Failure::Journal(_) => 4,
-            Failure::Lock(LockError::Held { .. }) => 9,
-            Failure::Lock(_) => 4,
-            Failure::Users(_) => 5,
-            Failure::Password(_) => 6,
-            Failure::Stdout(_) => 7,
-        })
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_is_one_line_naming_what_failed() {
+        let error = || io::Error::from_raw_os_error(2);
+        let cases = [
+            (
+                ServerError::LogDirectory {
+                    path: "/nonexistent/dir".into(),
+                    source: error(),
+                },
+                "cannot open /nonexistent/dir: No such file or directory (os error 2)",
+            ),
+            (
+                ServerError::Stdout(error()),
+                "writing to stdout failed: No such file or directory (os error 2)",
+            ),
+            (
+                ServerError::io("cannot watch signals", error()),
+                "cannot watch signals: No such file or directory (os error 2)",
+            ),
+        ];
+        for (error, says) in cases {
+            assert_eq!(error.to_string(), says);
+        }
     }
 }

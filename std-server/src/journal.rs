@@ -17,17 +17,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::log_file::{move_torn_tail, open_append, truncate_tail, write_counting, OpenError};
-use crate::report::RateLimit;
+use crate::log_file::{move_torn_tail, open_append, truncate_tail, write_counting, LogOpenError};
+use crate::rate_limit::RateLimit;
 
 /// `messages.log` is for everyone who may read the messages.
-pub const MESSAGES_MODE: u32 = 0o644;
+pub(crate) const MESSAGES_MODE: u32 = 0o644;
 /// `transactions.log` is an audit log (peer addresses, names, failed logins).
-pub const TRANSACTIONS_MODE: u32 = 0o640;
+pub(crate) const TRANSACTIONS_MODE: u32 = 0o640;
 
 /// Why a commit was not (durably) written; none of its 0x00 may leave.
 #[derive(Debug, thiserror::Error)]
-pub enum CommitError {
+pub(crate) enum CommitError {
     /// The records' `write(2)` failed (disk full, file size limit, I/O
     /// error); what it wrote was removed again, and no line was written.
     #[error("writing {path} failed: {source}")]
@@ -44,7 +44,7 @@ pub enum CommitError {
 
 /// `messages.log` and `transactions.log`, shared by all threads.
 #[derive(Debug)]
-pub struct Journal {
+pub(crate) struct Journal {
     messages_path: PathBuf,
     transactions_path: PathBuf,
     fsync: bool,
@@ -81,7 +81,7 @@ struct SyncState {
 
 /// Group-commit figures.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SyncStats {
+pub(crate) struct SyncStats {
     /// Group commits (an fdatasync of each file written since the last one).
     pub syncs: u64,
     /// Records those made durable.
@@ -90,7 +90,7 @@ pub struct SyncStats {
 
 impl SyncStats {
     /// Mean records per group commit.
-    pub fn mean_batch(&self) -> f64 {
+    pub(crate) fn mean_batch(&self) -> f64 {
         if self.syncs == 0 {
             0.0
         } else {
@@ -105,8 +105,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Open a log, moving an unfinished last line to its side file (with a warning).
-fn open_log(path: &Path, mode: u32) -> Result<File, OpenError> {
-    let file = open_append(path, mode).map_err(|source| OpenError::Log {
+fn open_log(path: &Path, mode: u32) -> Result<File, LogOpenError> {
+    let file = open_append(path, mode).map_err(|source| LogOpenError::Log {
         action: "cannot open",
         path: path.to_owned(),
         source,
@@ -137,7 +137,7 @@ fn undo(file: &File, written: u64, path: &Path) {
 impl Journal {
     /// Open (or create) both logs in `dir`, repairing a torn last line of
     /// each. The caller holds the directory's lock.
-    pub fn open(dir: &Path, fsync: bool) -> Result<Journal, OpenError> {
+    pub(crate) fn open(dir: &Path, fsync: bool) -> Result<Journal, LogOpenError> {
         let messages_path = dir.join("messages.log");
         let transactions_path = dir.join("transactions.log");
         let messages = open_log(&messages_path, MESSAGES_MODE)?;
@@ -159,23 +159,23 @@ impl Journal {
         })
     }
 
-    pub fn messages_path(&self) -> &Path {
+    pub(crate) fn messages_path(&self) -> &Path {
         &self.messages_path
     }
 
-    pub fn transactions_path(&self) -> &Path {
+    pub(crate) fn transactions_path(&self) -> &Path {
         &self.transactions_path
     }
 
     /// Whether acknowledgements wait for fdatasync.
-    pub fn fsync(&self) -> bool {
+    pub(crate) fn fsync(&self) -> bool {
         self.fsync
     }
 
     /// Append `records` (`count` whole records) and `lines` (whole lines),
     /// each with one write. On error neither remains. With `durable` in
     /// fsync mode, return only once both are on disk.
-    pub fn commit(
+    pub(crate) fn commit(
         &self,
         records: &[u8],
         count: u64,
@@ -216,7 +216,7 @@ impl Journal {
     /// Append lines that answer nothing (or describe a failure), best
     /// effort: on failure they are removed whole and counted on stderr
     /// (rate-limited); the service goes on.
-    pub fn append_lines(&self, lines: &[u8]) {
+    pub(crate) fn append_lines(&self, lines: &[u8]) {
         if lines.is_empty() {
             return;
         }
@@ -236,7 +236,7 @@ impl Journal {
     fn wait_synced(&self, sequence: u64, failures_before: u64) -> Result<(), CommitError> {
         let mut state = lock(&self.sync);
         loop {
-            // Failure first: after a failed fdatasync a later one may succeed
+            // ServerError first: after a failed fdatasync a later one may succeed
             // without the lost pages being on disk.
             if self.sync_failures.load(Ordering::Acquire) > failures_before
                 && state.failed_through >= sequence
@@ -300,7 +300,7 @@ impl Journal {
     /// fsync mode the old files are synced first, so nothing acknowledged is
     /// left behind. Returns the files that could not be reopened (they go on
     /// being written where they are).
-    pub fn reopen<'a>(&'a self) -> Vec<(&'a Path, io::Error)> {
+    pub(crate) fn reopen<'a>(&'a self) -> Vec<(&'a Path, io::Error)> {
         let mut failed = Vec::new();
         let messages = open_append(&self.messages_path, MESSAGES_MODE)
             .map_err(|e| failed.push((self.messages_path.as_path(), e)))
@@ -329,7 +329,7 @@ impl Journal {
     }
 
     /// Flush both files to disk (at shutdown); returns those that failed.
-    pub fn sync(&self) -> Vec<(&Path, io::Error)> {
+    pub(crate) fn sync(&self) -> Vec<(&Path, io::Error)> {
         let (messages, transactions) = {
             let writer = lock(&self.writer);
             (
@@ -348,7 +348,7 @@ impl Journal {
     }
 
     /// Group-commit figures so far.
-    pub fn sync_stats(&self) -> SyncStats {
+    pub(crate) fn sync_stats(&self) -> SyncStats {
         let state = lock(&self.sync);
         SyncStats {
             syncs: state.syncs,

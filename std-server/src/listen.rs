@@ -10,14 +10,16 @@ use socket2::{Domain, Protocol, Socket, Type};
 #[derive(Debug, thiserror::Error)]
 #[error("cannot listen on {addr}: {source}")]
 pub struct BindError {
+    /// The address asked for.
     pub addr: SocketAddr,
+    /// What the system said.
     #[source]
     pub source: io::Error,
 }
 
 /// A bound, listening socket and what it listens on.
 #[derive(Debug)]
-pub struct Listening {
+pub(crate) struct Listening {
     pub listener: TcpListener,
     /// The bound address, with the real port when port 0 was asked for.
     pub addr: SocketAddr,
@@ -27,7 +29,11 @@ pub struct Listening {
 
 /// Listen on `bind:port`, or on `[::]:port` dual-stack (falling back to
 /// `0.0.0.0:port` when the host has no IPv6) when `bind` is `None`.
-pub fn listen(bind: Option<IpAddr>, port: u16, backlog: i32) -> Result<Listening, BindError> {
+pub(crate) fn listen(
+    bind: Option<IpAddr>,
+    port: u16,
+    backlog: i32,
+) -> Result<Listening, BindError> {
     if let Some(ip) = bind {
         return listen_on(SocketAddr::new(ip, port), backlog, false);
     }
@@ -72,7 +78,7 @@ fn listen_on(addr: SocketAddr, backlog: i32, dual_stack: bool) -> Result<Listeni
 
 /// A peer address as people write it: IPv4 clients of a dual-stack socket
 /// appear as `::ffff:a.b.c.d`, shown here as `a.b.c.d`.
-pub fn canonical_peer(addr: SocketAddr) -> SocketAddr {
+pub(crate) fn canonical_peer(addr: SocketAddr) -> SocketAddr {
     match addr {
         SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
             Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),

@@ -16,12 +16,14 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use msglog_std::retry_interrupted;
+
 /// Bytes read at once while looking for the last `\n` or copying a tail.
 const CHUNK: usize = 64 * 1024;
 
 /// Open (creating with `mode`, less the umask) a log file for appending;
 /// readable too, for the start-up repair.
-pub fn open_append(path: &Path, mode: u32) -> io::Result<File> {
+pub(crate) fn open_append(path: &Path, mode: u32) -> io::Result<File> {
     OpenOptions::new()
         .read(true)
         .create(true)
@@ -32,16 +34,15 @@ pub fn open_append(path: &Path, mode: u32) -> io::Result<File> {
 
 /// Write all of `bytes`, continuing short writes; on failure also report how
 /// many bytes did reach the file.
-pub fn write_counting(mut file: &File, mut bytes: &[u8]) -> Result<(), (io::Error, u64)> {
+pub(crate) fn write_counting(mut file: &File, mut bytes: &[u8]) -> Result<(), (io::Error, u64)> {
     let mut written = 0u64;
     while !bytes.is_empty() {
-        match file.write(bytes) {
+        match retry_interrupted(|| file.write(bytes)) {
             Ok(0) => return Err((io::ErrorKind::WriteZero.into(), written)),
             Ok(n) => {
                 written += n as u64;
                 bytes = &bytes[n..];
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err((e, written)),
         }
     }
@@ -51,7 +52,7 @@ pub fn write_counting(mut file: &File, mut bytes: &[u8]) -> Result<(), (io::Erro
 /// Remove the last `written` bytes this handle appended (a failed or
 /// rolled-back write). They must still be the file's end: if another
 /// process appended after them, nothing is cut and an error says so.
-pub fn truncate_tail(mut file: &File, written: u64) -> io::Result<()> {
+pub(crate) fn truncate_tail(mut file: &File, written: u64) -> io::Result<()> {
     if written == 0 {
         return Ok(());
     }
@@ -67,7 +68,7 @@ pub fn truncate_tail(mut file: &File, written: u64) -> io::Result<()> {
 }
 
 /// The side file of a log: `messages.log` -> `messages.log.torn`.
-pub fn side_path(log: &Path) -> PathBuf {
+pub(crate) fn side_path(log: &Path) -> PathBuf {
     let mut name = log.as_os_str().to_owned();
     name.push(".torn");
     PathBuf::from(name)
@@ -75,12 +76,16 @@ pub fn side_path(log: &Path) -> PathBuf {
 
 /// Why a log could not be opened and repaired at start-up.
 #[derive(Debug, thiserror::Error)]
-pub enum OpenError {
+#[non_exhaustive]
+pub enum LogOpenError {
     /// The log itself could not be opened, read or truncated.
     #[error("{action} {path}: {source}")]
     Log {
+        /// What failed (`cannot open`, `cannot read`, ...).
         action: &'static str,
+        /// The log.
         path: PathBuf,
+        /// What the system said.
         source: io::Error,
     },
     /// The unfinished last line could not be saved in the side file; the
@@ -89,17 +94,22 @@ pub enum OpenError {
         "{log}: cannot move its unfinished last line ({len} bytes at offset {offset}) to {side}: {source}; nothing was changed"
     )]
     SideFile {
+        /// The log.
         log: PathBuf,
+        /// Its side file.
         side: PathBuf,
+        /// Where the unfinished last line starts.
         offset: u64,
+        /// Its length.
         len: u64,
+        /// What the system said.
         source: io::Error,
     },
 }
 
 /// An unfinished last line that was moved to the side file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Moved {
+pub(crate) struct Moved {
     pub offset: u64,
     pub len: u64,
     pub side: PathBuf,
@@ -110,12 +120,12 @@ pub struct Moved {
 /// Move the bytes after the last `\n` of the log at `path` (open as `file`,
 /// from [`open_append`]) to its side file, created with `side_mode`; see
 /// the module comment. `None` if the log ends in `\n` or is empty.
-pub fn move_torn_tail(
+pub(crate) fn move_torn_tail(
     path: &Path,
     file: &File,
     side_mode: u32,
-) -> Result<Option<Moved>, OpenError> {
-    let log_error = |action, source| OpenError::Log {
+) -> Result<Option<Moved>, LogOpenError> {
+    let log_error = |action, source| LogOpenError::Log {
         path: path.to_owned(),
         action,
         source,
@@ -139,7 +149,7 @@ pub fn move_torn_tail(
         len - keep
     );
     save_entry(file, keep, len, &side, side_mode, header.as_bytes()).map_err(|source| {
-        OpenError::SideFile {
+        LogOpenError::SideFile {
             log: path.to_owned(),
             side: side.clone(),
             offset: keep,
@@ -371,7 +381,7 @@ mod tests {
         assert!(
             matches!(
                 error,
-                OpenError::SideFile {
+                LogOpenError::SideFile {
                     offset: 8,
                     len: 8,
                     ..

@@ -10,7 +10,7 @@ use mio::Waker;
 
 /// A connection accepted for a worker.
 #[derive(Debug)]
-pub struct Accepted {
+pub(crate) struct Accepted {
     pub stream: TcpStream,
     pub peer: SocketAddr,
     pub id: u64,
@@ -18,13 +18,13 @@ pub struct Accepted {
 
 /// What the verifier pool did with a password.
 #[derive(Debug)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     pub slot: usize,
     pub connection: u64,
     pub decision: Decision,
 }
 
-pub enum Decision {
+pub(crate) enum Decision {
     /// Verified: accepted or not. A refusal is not answered before
     /// `not_before` (so that it takes as long as the costliest check).
     Verified {
@@ -36,6 +36,17 @@ pub enum Decision {
     Deferred { wait: Duration, password: Box<[u8]> },
     /// Not verified: displaced from the full verification queue.
     Overloaded,
+}
+
+impl Decision {
+    /// Let go of a decision nobody will act on (its connection is gone),
+    /// overwriting a deferred password first.
+    pub(crate) fn discard(self) {
+        if let Decision::Deferred { mut password, .. } = self {
+            password.fill(0);
+            std::hint::black_box(&password);
+        }
+    }
 }
 
 impl std::fmt::Debug for Decision {
@@ -54,7 +65,7 @@ impl std::fmt::Debug for Decision {
 
 /// What a worker finds when it wakes up.
 #[derive(Debug, Default)]
-pub struct Inbox {
+pub(crate) struct Inbox {
     pub accepted: Vec<Accepted>,
     pub verdicts: Vec<Verdict>,
     /// Stop: finish in-progress transactions until this deadline, then exit.
@@ -69,13 +80,13 @@ impl Inbox {
 
 /// The inbox of one worker.
 #[derive(Debug)]
-pub struct Mailbox {
+pub(crate) struct Mailbox {
     waker: Waker,
     inbox: Mutex<Inbox>,
 }
 
 impl Mailbox {
-    pub fn new(waker: Waker) -> Self {
+    pub(crate) fn new(waker: Waker) -> Self {
         Mailbox {
             waker,
             inbox: Mutex::new(Inbox::default()),
@@ -97,23 +108,23 @@ impl Mailbox {
         }
     }
 
-    pub fn accept(&self, accepted: Accepted) {
+    pub(crate) fn accept(&self, accepted: Accepted) {
         self.deliver(|inbox| inbox.accepted.push(accepted));
     }
 
-    pub fn verdict(&self, verdict: Verdict) {
+    pub(crate) fn verdict(&self, verdict: Verdict) {
         self.deliver(|inbox| inbox.verdicts.push(verdict));
     }
 
     /// Ask the worker to stop by `deadline` (an earlier deadline replaces a later one).
-    pub fn stop(&self, deadline: Instant) {
+    pub(crate) fn stop(&self, deadline: Instant) {
         self.deliver(|inbox| {
             inbox.stop = Some(inbox.stop.map_or(deadline, |d| d.min(deadline)));
         });
     }
 
     /// Take everything delivered so far, leaving `spare`'s (empty) vectors in its place.
-    pub fn take(&self, spare: &mut Inbox) {
+    pub(crate) fn take(&self, spare: &mut Inbox) {
         let mut inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
         std::mem::swap(&mut *inbox, spare);
     }

@@ -30,9 +30,9 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use socket2::SockRef;
 
-pub use self::pace::Limits;
+pub(crate) use self::pace::Limits;
 use self::pace::{Breach, Pace};
-use crate::error::Failure;
+use crate::error::ServerError;
 use crate::listen::{canonical_peer, listen};
 
 /// Copy buffer: large reads and writes are what make raw mode fast.
@@ -45,25 +45,25 @@ const CLIENT: Token = Token(1);
 const WAKER: Token = Token(2);
 
 /// Serve raw clients until SIGINT/SIGTERM.
-pub fn run(bind: Option<IpAddr>, port: u16, limits: Limits) -> Result<(), Failure> {
+pub(crate) fn run(bind: Option<IpAddr>, port: u16, limits: Limits) -> Result<(), ServerError> {
     let listening = listen(bind, port, BACKLOG)?;
     listening
         .listener
         .set_nonblocking(true)
-        .map_err(|e| Failure::io("cannot make the listener non-blocking", e))?;
+        .map_err(|e| ServerError::io("cannot make the listener non-blocking", e))?;
     let mut listener = TcpListener::from_std(listening.listener);
-    let mut poll = Poll::new().map_err(|e| Failure::io("cannot create a poll", e))?;
+    let mut poll = Poll::new().map_err(|e| ServerError::io("cannot create a poll", e))?;
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)
-        .map_err(|e| Failure::io("cannot poll the listener", e))?;
-    let waker =
-        Waker::new(poll.registry(), WAKER).map_err(|e| Failure::io("cannot create a waker", e))?;
+        .map_err(|e| ServerError::io("cannot poll the listener", e))?;
+    let waker = Waker::new(poll.registry(), WAKER)
+        .map_err(|e| ServerError::io("cannot create a waker", e))?;
     let stop = Arc::new(Stop {
         requested: AtomicBool::new(false),
         waker,
     });
     let mut signals = Signals::new([SIGINT, SIGTERM])
-        .map_err(|e| Failure::io("cannot install signal handlers", e))?;
+        .map_err(|e| ServerError::io("cannot install signal handlers", e))?;
     {
         let stop = Arc::clone(&stop);
         std::thread::Builder::new()
@@ -73,14 +73,14 @@ pub fn run(bind: Option<IpAddr>, port: u16, limits: Limits) -> Result<(), Failur
                     stop.request();
                 }
             })
-            .map_err(|e| Failure::io("cannot start the signal thread", e))?;
+            .map_err(|e| ServerError::io("cannot start the signal thread", e))?;
     }
 
     // Unbuffered: every chunk goes out with one write(2), nothing is held back.
     let stdout = io::stdout()
         .as_fd()
         .try_clone_to_owned()
-        .map_err(|e| Failure::io("cannot use stdout", e))?;
+        .map_err(|e| ServerError::io("cannot use stdout", e))?;
     let mut output = Stdout(File::from(stdout));
     let mut buffer = vec![0u8; BUFFER];
     let mut events = Events::with_capacity(4);
@@ -248,7 +248,7 @@ impl Client {
 
     /// Close the connection cleanly if every byte was written, else reset
     /// it; report the outcome. A failure of stdout ends the server.
-    fn end(mut self, poll: &mut Poll, outcome: Outcome) -> Result<(), Failure> {
+    fn end(mut self, poll: &mut Poll, outcome: Outcome) -> Result<(), ServerError> {
         let _ = poll.registry().deregister(&mut self.stream);
         let peer = self.peer;
         let seconds = self.started.elapsed().as_secs_f64();
@@ -275,16 +275,16 @@ impl Client {
             Err(CopyError::Write { error, copied }) => {
                 self.reset();
                 error!("client {peer}: reset, stdout failed ({copied} bytes written)");
-                Err(Failure::Stdout(error))
+                Err(ServerError::Stdout(error))
             }
             Err(CopyError::WriteZero { copied }) => {
                 self.reset();
                 error!("client {peer}: reset, stdout failed ({copied} bytes written)");
-                Err(Failure::Stdout(io::ErrorKind::WriteZero.into()))
+                Err(ServerError::Stdout(io::ErrorKind::WriteZero.into()))
             }
             Err(_) => {
                 self.reset();
-                Err(Failure::io(
+                Err(ServerError::io(
                     "raw copy",
                     io::Error::other("empty copy buffer"),
                 ))

@@ -1,11 +1,10 @@
 //! The framed server: start-up, the accepting thread, signals, and the
 //! graceful stop. Connections are handed round-robin to the event-loop
-//! threads (`worker`); this thread only accepts and handles signals.
+//! threads (`event_loop`); this thread only accepts and handles signals.
 
 use std::fs::File;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -18,19 +17,19 @@ use signal_hook_mio::v1_0::Signals;
 
 use crate::auth::{Policy, VerifierPool};
 use crate::backoff::Backoff;
-use crate::cli::AuthMode;
+use crate::config::{Auth, Config};
 use crate::dir_lock;
-use crate::error::Failure;
+use crate::error::ServerError;
+use crate::event_loop::{EventLoop, WAKER};
 use crate::journal::Journal;
 use crate::listen::{canonical_peer, listen};
 use crate::mailbox::{Accepted, Mailbox};
-use crate::report::RateLimit;
-use crate::shared::{Limits, Shared, Stats};
+use crate::rate_limit::RateLimit;
+use crate::services::{Services, Stats};
 use crate::timestamp::Clock;
 use crate::transaction_log::{connection_fields, push_line, CloseReason, Line};
 use crate::users::Users;
 use crate::verify_queue::CAPACITY;
-use crate::worker::{Worker, WAKER};
 
 /// Pending connections the kernel keeps for us.
 const BACKLOG: i32 = 1024;
@@ -44,77 +43,66 @@ const STATS_INTERVAL: Duration = Duration::from_secs(10);
 const LISTENER: Token = Token(0);
 const SIGNALS: Token = Token(1);
 
-/// The framed server's settings.
-#[derive(Debug)]
-pub struct Config {
-    pub bind: Option<IpAddr>,
-    pub port: u16,
-    pub dir: PathBuf,
-    pub fsync: bool,
-    pub workers: usize,
-    pub users: Option<PathBuf>,
-    pub auth: Option<AuthMode>,
-    pub limits: Limits,
-    pub grace: Duration,
-    pub max_connections: usize,
-}
-
 struct WorkerHandle {
     mailbox: Arc<Mailbox>,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
 
 /// Run until SIGINT/SIGTERM; Ok after a clean stop.
-pub fn run(config: Config) -> Result<(), Failure> {
-    match crate::system::raise_fd_limit() {
+pub(crate) fn run(config: Config) -> Result<(), ServerError> {
+    match msglog_std::raise_fd_limit() {
         Ok(limit) => debug!("file descriptor limit: {limit}"),
         Err(e) => warning!("cannot raise the file descriptor limit: {e}"),
     }
+    let workers = config.workers.max(1);
     crate::system::ignore_file_size_signal()
-        .map_err(|e| Failure::io("cannot ignore SIGXFSZ", e))?;
+        .map_err(|e| ServerError::io("cannot ignore SIGXFSZ", e))?;
 
     let backoff = Arc::new(Mutex::new(Backoff::new(BACKOFF_ADDRESSES)));
-    let policy = match (&config.users, config.auth) {
-        (Some(path), _) => {
+    let policy = match &config.auth {
+        Auth::Users(path) => {
             let users = Users::load(path)?;
             let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(2));
             Policy::Users(
                 VerifierPool::start(path, users, &backoff, threads)
-                    .map_err(|e| Failure::io("cannot start verifier threads", e))?,
+                    .map_err(|e| ServerError::io("cannot start verifier threads", e))?,
             )
         }
-        (None, Some(AuthMode::LegacyParity)) => Policy::LegacyParity,
-        (None, Some(AuthMode::Any) | None) => Policy::AcceptAny,
+        Auth::LegacyParity => Policy::LegacyParity,
+        Auth::AcceptAny => Policy::AcceptAny,
     };
 
-    let mut poll = Poll::new().map_err(|e| Failure::io("cannot create an event loop", e))?;
+    let mut poll = Poll::new().map_err(|e| ServerError::io("cannot create an event loop", e))?;
     let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])
-        .map_err(|e| Failure::io("cannot install signal handlers", e))?;
+        .map_err(|e| ServerError::io("cannot install signal handlers", e))?;
     poll.registry()
         .register(&mut signals, SIGNALS, Interest::READABLE)
-        .map_err(|e| Failure::io("cannot watch signals", e))?;
+        .map_err(|e| ServerError::io("cannot watch signals", e))?;
 
     let listening = listen(config.bind, config.port, BACKLOG)?;
     listening
         .listener
         .set_nonblocking(true)
-        .map_err(|e| Failure::io("cannot make the listener non-blocking", e))?;
+        .map_err(|e| ServerError::io("cannot make the listener non-blocking", e))?;
     let mut listener = TcpListener::from_std(listening.listener);
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)
-        .map_err(|e| Failure::io("cannot watch the listener", e))?;
+        .map_err(|e| ServerError::io("cannot watch the listener", e))?;
 
-    let dir = config.dir.canonicalize().map_err(|source| Failure::Log {
-        path: config.dir.clone(),
-        source,
-    })?;
+    let dir = config
+        .dir
+        .canonicalize()
+        .map_err(|source| ServerError::LogDirectory {
+            path: config.dir.clone(),
+            source,
+        })?;
     // Before anything in the directory is opened or repaired; held until we return.
     let _dir_lock = dir_lock::lock(&dir)?;
     let journal = Journal::open(&dir, config.fsync)?;
 
     let auth_description = policy.describe();
-    let shared = Arc::new(Shared {
-        limits: config.limits,
+    let services = Arc::new(Services {
+        timeouts: config.timeouts,
         journal,
         policy,
         backoff,
@@ -122,18 +110,19 @@ pub fn run(config: Config) -> Result<(), Failure> {
         stats: Stats::default(),
     });
 
-    let mut workers = Vec::with_capacity(config.workers);
-    for index in 0..config.workers {
-        let worker_poll = Poll::new().map_err(|e| Failure::io("cannot create an event loop", e))?;
+    let mut handles = Vec::with_capacity(workers);
+    for index in 0..workers {
+        let worker_poll =
+            Poll::new().map_err(|e| ServerError::io("cannot create an event loop", e))?;
         let waker = Waker::new(worker_poll.registry(), WAKER)
-            .map_err(|e| Failure::io("cannot create a waker", e))?;
+            .map_err(|e| ServerError::io("cannot create a waker", e))?;
         let mailbox = Arc::new(Mailbox::new(waker));
-        let worker = Worker::new(worker_poll, Arc::clone(&shared), Arc::clone(&mailbox));
+        let event_loop = EventLoop::new(worker_poll, Arc::clone(&services), Arc::clone(&mailbox));
         let thread = std::thread::Builder::new()
             .name(format!("worker-{index}"))
-            .spawn(move || worker.run())
-            .map_err(|e| Failure::io("cannot start an event-loop thread", e))?;
-        workers.push(WorkerHandle {
+            .spawn(move || event_loop.run())
+            .map_err(|e| ServerError::io("cannot start an event-loop thread", e))?;
+        handles.push(WorkerHandle {
             mailbox,
             thread: Some(thread),
         });
@@ -147,13 +136,13 @@ pub fn run(config: Config) -> Result<(), Failure> {
         } else {
             ""
         },
-        config.workers,
+        workers,
         auth_description,
         if config.fsync { "on" } else { "off" },
-        shared.journal.messages_path().display(),
-        shared.journal.transactions_path().display(),
+        services.journal.messages_path().display(),
+        services.journal.transactions_path().display(),
     );
-    if matches!(shared.policy, Policy::AcceptAny) {
+    if matches!(services.policy, Policy::AcceptAny) {
         warning!(
             "no --users file: ANY name with ANY non-empty password is accepted. \
              Use --users FILE (lines from `msglog-server hash-password NAME`) unless every client is trusted."
@@ -161,8 +150,8 @@ pub fn run(config: Config) -> Result<(), Failure> {
     }
 
     let mut acceptor = Acceptor {
-        shared: Arc::clone(&shared),
-        workers,
+        services: Arc::clone(&services),
+        workers: handles,
         next_worker: 0,
         next_id: 1,
         max_connections: config.max_connections,
@@ -173,15 +162,15 @@ pub fn run(config: Config) -> Result<(), Failure> {
     let started = Instant::now();
     acceptor.serve(&mut poll, listener, &mut signals, config.grace)?;
 
-    for (path, e) in shared.journal.sync() {
+    for (path, e) in services.journal.sync() {
         error!("{}: final sync failed: {e}", path.display());
     }
-    info!("{}", summary(&shared, started.elapsed()));
+    info!("{}", summary(&services, started.elapsed()));
     Ok(())
 }
 
-fn summary(shared: &Shared, elapsed: Duration) -> String {
-    let stats = &shared.stats;
+fn summary(services: &Services, elapsed: Duration) -> String {
+    let stats = &services.stats;
     let mut text = format!(
         "stopped after {:.1} s: {} connections ({} refused as overload), {} messages logged, \
          {} not written, {} rejected, {} timed out",
@@ -193,15 +182,15 @@ fn summary(shared: &Shared, elapsed: Duration) -> String {
         Stats::get(&stats.rejected),
         Stats::get(&stats.timeouts),
     );
-    if let Policy::Users(pool) = &shared.policy {
+    if let Policy::Users(pool) = &services.policy {
         let (_, peak) = pool.queue_len_and_peak();
         text.push_str(&format!(
             "; verification queue peak {peak} of {CAPACITY} checks, {} passwords refused as overload",
             Stats::get(&stats.passwords_overloaded)
         ));
     }
-    if shared.journal.fsync() {
-        let sync = shared.journal.sync_stats();
+    if services.journal.fsync() {
+        let sync = services.journal.sync_stats();
         text.push_str(&format!(
             "; fdatasync: {} syncs, mean batch {:.1} records per sync",
             sync.syncs,
@@ -212,7 +201,7 @@ fn summary(shared: &Shared, elapsed: Duration) -> String {
 }
 
 struct Acceptor {
-    shared: Arc<Shared>,
+    services: Arc<Services>,
     workers: Vec<WorkerHandle>,
     next_worker: usize,
     next_id: u64,
@@ -231,7 +220,7 @@ impl Acceptor {
         listener: TcpListener,
         signals: &mut Signals,
         grace: Duration,
-    ) -> Result<(), Failure> {
+    ) -> Result<(), ServerError> {
         // Closed when stopping, so that new connections are refused at once.
         let mut listener = Some(listener);
         let mut events = Events::with_capacity(64);
@@ -249,7 +238,7 @@ impl Acceptor {
             }
             if let Err(e) = poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(Failure::io("waiting for connections failed", e));
+                    return Err(ServerError::io("waiting for connections failed", e));
                 }
             }
             for event in events.iter() {
@@ -279,7 +268,7 @@ impl Acceptor {
                                     }
                                     info!(
                                         "stopping: {} connections get up to {:.1} s to finish",
-                                        self.shared.open.load(Ordering::Relaxed),
+                                        self.services.open.load(Ordering::Relaxed),
                                         grace.as_secs_f64()
                                     );
                                     let deadline = Instant::now() + grace;
@@ -302,9 +291,9 @@ impl Acceptor {
             }
             if !stopping && now >= next_stats {
                 next_stats = now + STATS_INTERVAL;
-                let messages = Stats::get(&self.shared.stats.messages);
-                let sync = if self.shared.journal.fsync() {
-                    let stats = self.shared.journal.sync_stats();
+                let messages = Stats::get(&self.services.stats.messages);
+                let sync = if self.services.journal.fsync() {
+                    let stats = self.services.journal.sync_stats();
                     format!(
                         ", {} fdatasyncs (mean batch {:.1})",
                         stats.syncs,
@@ -313,19 +302,19 @@ impl Acceptor {
                 } else {
                     String::new()
                 };
-                let checks = match &self.shared.policy {
+                let checks = match &self.services.policy {
                     Policy::Users(pool) => {
                         let (waiting, peak) = pool.queue_len_and_peak();
                         format!(
                             ", {waiting} password checks waiting (peak {peak} of {CAPACITY}), {} refused as overload",
-                            Stats::get(&self.shared.stats.passwords_overloaded)
+                            Stats::get(&self.services.stats.passwords_overloaded)
                         )
                     }
                     _ => String::new(),
                 };
                 verbose!(
                     "{} connections open, {} messages logged ({:.0}/s){sync}{checks}",
-                    self.shared.open.load(Ordering::Relaxed),
+                    self.services.open.load(Ordering::Relaxed),
                     messages,
                     (messages - last_messages) as f64 / STATS_INTERVAL.as_secs_f64()
                 );
@@ -339,15 +328,15 @@ impl Acceptor {
 
     /// Join finished workers. True when all have finished; an error if one
     /// failed or ended on its own (the server cannot go on without it).
-    fn reap_workers(&mut self) -> Result<bool, Failure> {
+    fn reap_workers(&mut self) -> Result<bool, ServerError> {
         let mut all_done = true;
         for worker in &mut self.workers {
             match worker.thread.take_if(|t| t.is_finished()) {
                 Some(thread) => match thread.join() {
                     Ok(Ok(())) => {}
-                    Ok(Err(e)) => return Err(Failure::io("an event loop failed", e)),
+                    Ok(Err(e)) => return Err(ServerError::io("an event loop failed", e)),
                     Err(_) => {
-                        return Err(Failure::io(
+                        return Err(ServerError::io(
                             "an event loop panicked",
                             io::Error::other("panic"),
                         ))
@@ -433,12 +422,12 @@ impl Acceptor {
         let peer = canonical_peer(peer);
         let id = self.next_id;
         self.next_id += 1;
-        if self.shared.open.load(Ordering::Relaxed) >= self.max_connections {
+        if self.services.open.load(Ordering::Relaxed) >= self.max_connections {
             self.overload(stream, peer, id);
             return;
         }
-        self.shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
-        self.shared.open.fetch_add(1, Ordering::Relaxed);
+        self.services.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        self.services.open.fetch_add(1, Ordering::Relaxed);
         let worker = &self.workers[self.next_worker];
         self.next_worker = (self.next_worker + 1) % self.workers.len();
         worker.mailbox.accept(Accepted { stream, peer, id });
@@ -447,8 +436,11 @@ impl Acceptor {
     /// Accept-and-close: log it, drop the socket.
     fn overload(&mut self, stream: mio::net::TcpStream, peer: SocketAddr, id: u64) {
         drop(stream);
-        self.shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
-        self.shared.stats.overloaded.fetch_add(1, Ordering::Relaxed);
+        self.services.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        self.services
+            .stats
+            .overloaded
+            .fetch_add(1, Ordering::Relaxed);
         let clock = Clock::new();
         let fields = connection_fields(id, peer);
         let mut lines = Vec::with_capacity(160);
@@ -462,13 +454,13 @@ impl Acceptor {
                 error: None,
             },
         );
-        self.shared.journal.append_lines(&lines);
+        self.services.journal.append_lines(&lines);
     }
 
     /// Re-read `--users`, so users can be added, removed or given new
     /// passwords without a restart. Sessions already logged in stay.
     fn reload_users(&self) {
-        let Policy::Users(pool) = &self.shared.policy else {
+        let Policy::Users(pool) = &self.services.policy else {
             return;
         };
         match pool.reload() {
@@ -478,7 +470,7 @@ impl Acceptor {
     }
 
     fn reopen_logs(&self) {
-        let failed = self.shared.journal.reopen();
+        let failed = self.services.journal.reopen();
         for (path, e) in &failed {
             error!(
                 "cannot reopen {}: {e} (still writing the old file)",

@@ -1,7 +1,7 @@
 //! A vector of slots whose indexes are stable keys (the connections' mio tokens).
 
 #[derive(Debug)]
-pub struct Slab<T> {
+pub(crate) struct Slab<T> {
     slots: Vec<Option<T>>,
     free: Vec<usize>,
     len: usize,
@@ -19,11 +19,11 @@ impl<T> Default for Slab<T> {
 
 impl<T> Slab<T> {
     /// The key the next `insert` will use.
-    pub fn vacant_key(&self) -> usize {
+    pub(crate) fn vacant_key(&self) -> usize {
         self.free.last().copied().unwrap_or(self.slots.len())
     }
 
-    pub fn insert(&mut self, value: T) -> usize {
+    pub(crate) fn insert(&mut self, value: T) -> usize {
         self.len += 1;
         match self.free.pop() {
             Some(key) => {
@@ -37,26 +37,26 @@ impl<T> Slab<T> {
         }
     }
 
-    pub fn get(&self, key: usize) -> Option<&T> {
+    pub(crate) fn get(&self, key: usize) -> Option<&T> {
         self.slots.get(key).and_then(Option::as_ref)
     }
 
-    pub fn get_mut(&mut self, key: usize) -> Option<&mut T> {
+    pub(crate) fn get_mut(&mut self, key: usize) -> Option<&mut T> {
         self.slots.get_mut(key).and_then(Option::as_mut)
     }
 
-    pub fn remove(&mut self, key: usize) -> Option<T> {
+    pub(crate) fn remove(&mut self, key: usize) -> Option<T> {
         let value = self.slots.get_mut(key)?.take()?;
         self.free.push(key);
         self.len -= 1;
         Some(value)
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
 
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = (usize, &mut T)> {
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (usize, &mut T)> {
         self.slots
             .iter_mut()
             .enumerate()

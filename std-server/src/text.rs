@@ -4,7 +4,7 @@
 use msglog_core::write_escaped;
 
 /// Append `value` in decimal.
-pub fn push_u64(out: &mut Vec<u8>, mut value: u64) {
+pub(crate) fn push_u64(out: &mut Vec<u8>, mut value: u64) {
     let mut digits = [0u8; 20];
     let mut start = digits.len();
     loop {
@@ -21,7 +21,7 @@ pub fn push_u64(out: &mut Vec<u8>, mut value: u64) {
 /// Append `value` as a double-quoted string with PROTOCOL.md's message
 /// escaping (the core's `write_escaped`) plus `\"` for a quote, so a value
 /// can never end its field or its line early.
-pub fn push_quoted(out: &mut Vec<u8>, value: &[u8]) {
+pub(crate) fn push_quoted(out: &mut Vec<u8>, value: &[u8]) {
     out.push(b'"');
     // `"` is ASCII, so splitting at it never cuts a UTF-8 sequence.
     for (i, part) in value.split(|&b| b == b'"').enumerate() {
@@ -35,7 +35,7 @@ pub fn push_quoted(out: &mut Vec<u8>, value: &[u8]) {
 }
 
 /// Append `byte` as `0xNN` (lower-case hex).
-pub fn push_hex_byte(out: &mut Vec<u8>, byte: u8) {
+pub(crate) fn push_hex_byte(out: &mut Vec<u8>, byte: u8) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     out.extend_from_slice(&[
         b'0',

@@ -9,22 +9,22 @@ use std::collections::BinaryHeap;
 use std::time::Instant;
 
 #[derive(Debug, Default)]
-pub struct Timers {
+pub(crate) struct Timers {
     heap: BinaryHeap<Reverse<(Instant, usize, u64)>>,
 }
 
 impl Timers {
-    pub fn push(&mut self, at: Instant, slot: usize, connection: u64) {
+    pub(crate) fn push(&mut self, at: Instant, slot: usize, connection: u64) {
         self.heap.push(Reverse((at, slot, connection)));
     }
 
     /// The earliest instant in the heap.
-    pub fn next(&self) -> Option<Instant> {
+    pub(crate) fn next(&self) -> Option<Instant> {
         self.heap.peek().map(|Reverse((at, _, _))| *at)
     }
 
     /// The next entry due at `now`, if any.
-    pub fn pop_due(&mut self, now: Instant) -> Option<(Instant, usize, u64)> {
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(Instant, usize, u64)> {
         match self.heap.peek() {
             Some(Reverse((at, _, _))) if *at <= now => self.heap.pop().map(|Reverse(entry)| entry),
             _ => None,

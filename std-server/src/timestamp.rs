@@ -5,11 +5,11 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Length of a formatted timestamp.
-pub const LEN: usize = 24;
+pub(crate) const LEN: usize = 24;
 
 /// The current time as RFC 3339 text, recomputed only when the millisecond changes.
 #[derive(Debug, Clone)]
-pub struct Clock {
+pub(crate) struct Clock {
     text: [u8; LEN],
     millis: u64,
 }
@@ -22,7 +22,7 @@ impl Default for Clock {
 
 impl Clock {
     /// A clock showing the current time.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut clock = Clock {
             text: [0; LEN],
             millis: u64::MAX,
@@ -32,7 +32,7 @@ impl Clock {
     }
 
     /// Move the clock to `now` (a clock before 1970 shows 1970).
-    pub fn update(&mut self, now: SystemTime) {
+    pub(crate) fn update(&mut self, now: SystemTime) {
         let millis = now
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
@@ -43,13 +43,13 @@ impl Clock {
     }
 
     /// The timestamp text.
-    pub fn text(&self) -> &[u8] {
+    pub(crate) fn text(&self) -> &[u8] {
         &self.text
     }
 }
 
 /// Format milliseconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
-pub fn format_millis(millis: u64) -> [u8; LEN] {
+pub(crate) fn format_millis(millis: u64) -> [u8; LEN] {
     let secs = millis / 1000;
     let days = secs / 86_400;
     let of_day = secs % 86_400;

@@ -10,7 +10,7 @@ use crate::text::{push_hex_byte, push_quoted, push_u64};
 
 /// Why a connection ended (`event=close reason=...`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseReason {
+pub(crate) enum CloseReason {
     /// CLOSE received and answered.
     Close,
     /// The peer closed; `partial` bytes of an unfinished transaction were dropped.
@@ -43,7 +43,7 @@ impl CloseReason {
 
 /// One line's content after the timestamp and connection fields.
 #[derive(Debug, Clone, Copy)]
-pub enum Line<'a> {
+pub(crate) enum Line<'a> {
     Open,
     Transaction {
         /// The tag byte as received (an unknown one is shown as `0xNN`).
@@ -64,7 +64,7 @@ pub enum Line<'a> {
 }
 
 /// The `conn=ID peer=ADDR` fields of a connection, formatted once.
-pub fn connection_fields(id: u64, peer: std::net::SocketAddr) -> Box<[u8]> {
+pub(crate) fn connection_fields(id: u64, peer: std::net::SocketAddr) -> Box<[u8]> {
     let mut out = Vec::with_capacity(48);
     out.extend_from_slice(b"conn=");
     push_u64(&mut out, id);
@@ -74,7 +74,7 @@ pub fn connection_fields(id: u64, peer: std::net::SocketAddr) -> Box<[u8]> {
 }
 
 /// Append one line (with its `\n`).
-pub fn push_line(out: &mut Vec<u8>, timestamp: &[u8], connection: &[u8], line: Line<'_>) {
+pub(crate) fn push_line(out: &mut Vec<u8>, timestamp: &[u8], connection: &[u8], line: Line<'_>) {
     out.extend_from_slice(timestamp);
     out.push(b' ');
     out.extend_from_slice(connection);

@@ -18,7 +18,7 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use rand::rngs::OsRng;
 use rand::{Rng, RngCore};
 
-use crate::connection::ServerSession;
+use crate::capacity::{MAX_NAME, MAX_PASSWORD};
 
 /// A UTF-8 byte order mark, which some editors put at the start of a file.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -27,15 +27,27 @@ const COST_SAMPLES: usize = 32;
 
 /// Why a users file cannot be used.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum UsersError {
+    /// The file cannot be read.
     #[error("cannot read users file {path}: {source}")]
-    Read { path: PathBuf, source: io::Error },
+    Read {
+        /// The users file.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// A line is not a valid entry.
     #[error("{path}:{line}: {problem}")]
     Line {
+        /// The users file.
         path: PathBuf,
+        /// Its number, from 1.
         line: usize,
+        /// What is wrong with it.
         problem: LineProblem,
     },
+    /// The dummy hash for unknown names cannot be made.
     #[error("cannot hash: {0}")]
     Hash(argon2::password_hash::Error),
 }
@@ -43,6 +55,8 @@ pub enum UsersError {
 /// What is wrong with a line of the users file. Never quotes the line: it
 /// may hold a hash or, mistyped, a password.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+#[allow(missing_docs)]
 pub enum LineProblem {
     #[error("not valid UTF-8")]
     NotUtf8,
@@ -74,18 +88,21 @@ pub enum LineProblem {
 
 /// Why a name cannot be a user name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum NameError {
+    /// Longer than a session holds.
     #[error("the name is longer than {max} bytes, the most a session holds")]
-    TooLong { max: usize },
+    TooLong {
+        /// The longest name a session holds.
+        max: usize,
+    },
+    /// Not a name a client may send.
     #[error("the name is not one a client may send (PROTOCOL.md, decision 1: UTF-8 without brackets and without control, invisible or bidi characters)")]
     Invalid,
 }
 
-/// The longest name the server's session holds.
-pub const MAX_NAME: usize = ServerSession::LIMITS.name as usize;
-
 /// Whether `name` can log in: the rules of the wire and the session's capacity.
-pub fn check_name(name: &str) -> Result<(), NameError> {
+pub(crate) fn check_name(name: &str) -> Result<(), NameError> {
     if name.len() > MAX_NAME {
         return Err(NameError::TooLong { max: MAX_NAME });
     }
@@ -103,14 +120,14 @@ struct Entry {
 
 /// The outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Checked {
+pub(crate) struct Checked {
     pub accepted: bool,
     /// A refusal must not be answered before this instant.
     pub not_before: Option<Instant>,
 }
 
 /// Users and their PHC hashes, checked in constant time.
-pub struct Users {
+pub(crate) struct Users {
     entries: HashMap<String, Entry>,
     /// A hash of a random secret at the file's most expensive parameters.
     dummy: String,
@@ -137,7 +154,7 @@ impl Users {
     /// blank lines ignored, a leading UTF-8 byte order mark skipped. The name
     /// must be one a client can log in with. Takes as long as two checks at
     /// the file's most expensive cost (they are measured).
-    pub fn load(path: &Path) -> Result<Users, UsersError> {
+    pub(crate) fn load(path: &Path) -> Result<Users, UsersError> {
         let bytes = std::fs::read(path).map_err(|source| UsersError::Read {
             path: path.to_owned(),
             source,
@@ -208,13 +225,13 @@ impl Users {
     }
 
     /// Number of users.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
 
     /// Whether `password` is `name`'s password. Slow on purpose (Argon2),
     /// and a refusal says when it may be answered.
-    pub fn verify(&self, name: &str, password: &[u8]) -> Checked {
+    pub(crate) fn verify(&self, name: &str, password: &[u8]) -> Checked {
         let (hash, most_expensive, known) = match self.entries.get(name) {
             Some(entry) => (entry.hash.as_str(), entry.most_expensive, true),
             None => (self.dummy.as_str(), true, false),
@@ -302,11 +319,99 @@ impl CostSamples {
     }
 }
 
-/// An Argon2id PHC string for `password` with a random salt.
-pub fn hash_password(
-    password: &[u8],
+/// The Argon2id cost of a new users-file entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashCost {
+    /// Memory in KiB.
+    pub m_cost: u32,
+    /// Iterations.
+    pub t_cost: u32,
+    /// Parallelism (lanes).
+    pub p_cost: u32,
+}
+
+impl HashCost {
+    /// Argon2's defaults (19456 KiB, 2 iterations, 1 lane), as OWASP advises.
+    pub const DEFAULT: HashCost = HashCost {
+        m_cost: Params::DEFAULT_M_COST,
+        t_cost: Params::DEFAULT_T_COST,
+        p_cost: Params::DEFAULT_P_COST,
+    };
+}
+
+impl Default for HashCost {
+    fn default() -> Self {
+        HashCost::DEFAULT
+    }
+}
+
+/// Why no users-file entry could be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NewUserError {
+    /// The name cannot log in.
+    #[error("cannot use `{}`: {problem}", .name.escape_debug())]
+    Name {
+        /// The name as given.
+        name: String,
+        /// Why it cannot log in.
+        problem: NameError,
+    },
+    /// Argon2 refuses the cost.
+    #[error("invalid Argon2 parameters: {0}")]
+    Parameters(argon2::Error),
+    /// An empty password cannot log in.
+    #[error("the password is empty")]
+    EmptyPassword,
+    /// Longer than a client can send.
+    #[error("the password is longer than {max} bytes, the longest a client can send")]
+    PasswordTooLong {
+        /// The longest password a client can send.
+        max: usize,
+    },
+    /// Hashing failed.
+    #[error("cannot hash: {0}")]
+    Hash(argon2::password_hash::Error),
+}
+
+/// A user to add to a users file (`msglog-server hash-password`): the name
+/// and cost are checked before a password is asked for.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    name: String,
     params: Params,
-) -> Result<String, argon2::password_hash::Error> {
+}
+
+impl NewUser {
+    /// A user named `name` (one a client can log in with), hashed at `cost`.
+    pub fn new(name: &str, cost: HashCost) -> Result<NewUser, NewUserError> {
+        check_name(name).map_err(|problem| NewUserError::Name {
+            name: name.to_owned(),
+            problem,
+        })?;
+        let params = Params::new(cost.m_cost, cost.t_cost, cost.p_cost, None)
+            .map_err(NewUserError::Parameters)?;
+        Ok(NewUser {
+            name: name.to_owned(),
+            params,
+        })
+    }
+
+    /// The users-file line (`name:$argon2id$...`, no newline) for `password`.
+    pub fn line(&self, password: &[u8]) -> Result<String, NewUserError> {
+        if password.is_empty() {
+            return Err(NewUserError::EmptyPassword);
+        }
+        if password.len() > MAX_PASSWORD {
+            return Err(NewUserError::PasswordTooLong { max: MAX_PASSWORD });
+        }
+        let hash = hash_password(password, self.params.clone()).map_err(NewUserError::Hash)?;
+        Ok(format!("{}:{hash}", self.name))
+    }
+}
+
+/// An Argon2id PHC string for `password` with a random salt.
+fn hash_password(password: &[u8], params: Params) -> Result<String, argon2::password_hash::Error> {
     let salt = SaltString::generate(&mut OsRng);
     let hasher = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
     Ok(hasher.hash_password(password, &salt)?.to_string())
@@ -504,6 +609,41 @@ mod tests {
                 other => panic!("{shown}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_new_users_line_is_one_the_file_accepts() {
+        let cheap = HashCost {
+            m_cost: 64,
+            t_cost: 1,
+            p_cost: 1,
+        };
+        let line = NewUser::new("alice", cheap).unwrap().line(b"pw").unwrap();
+        assert!(
+            line.starts_with("alice:$argon2id$v=19$m=64,t=1,p=1$"),
+            "{line}"
+        );
+        let users = parse(line.as_bytes()).unwrap();
+        assert!(users.verify("alice", b"pw").accepted);
+        let says = |e: NewUserError| e.to_string();
+        assert_eq!(
+            says(NewUser::new("a]b", cheap).unwrap_err()),
+            "cannot use `a]b`: the name is not one a client may send (PROTOCOL.md, decision 1: UTF-8 without brackets and without control, invisible or bidi characters)"
+        );
+        assert!(
+            says(NewUser::new(&"n".repeat(MAX_NAME + 1), cheap).unwrap_err())
+                .contains("longer than 255 bytes")
+        );
+        let zero = HashCost { m_cost: 1, ..cheap };
+        assert!(says(NewUser::new("alice", zero).unwrap_err())
+            .starts_with("invalid Argon2 parameters: "));
+        let user = NewUser::new("alice", cheap).unwrap();
+        assert_eq!(says(user.line(b"").unwrap_err()), "the password is empty");
+        assert!(user.line(&[b'p'; MAX_PASSWORD]).is_ok());
+        assert_eq!(
+            says(user.line(&[b'p'; MAX_PASSWORD + 1]).unwrap_err()),
+            "the password is longer than 255 bytes, the longest a client can send"
+        );
     }
 
     #[test]

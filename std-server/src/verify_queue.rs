@@ -25,11 +25,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Checks that may wait at once (besides the one each verifier thread is
 /// running): about 2.5 s of Argon2 at the default cost (20 ms) on two threads.
-pub const CAPACITY: usize = 256;
+pub(crate) const CAPACITY: usize = 256;
 
 /// How an address is served, lowest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Class {
+pub(crate) enum Class {
     /// Failed recently (and is in back-off).
     Failing = 0,
     /// Nothing known.
@@ -42,7 +42,7 @@ impl Class {
     /// Every class, served first to last.
     const SERVED: [Class; 3] = [Class::Trusted, Class::Unknown, Class::Failing];
 
-    pub fn of(failed_recently: bool, logged_in_recently: bool) -> Class {
+    pub(crate) fn of(failed_recently: bool, logged_in_recently: bool) -> Class {
         match (failed_recently, logged_in_recently) {
             (true, _) => Class::Failing,
             (false, true) => Class::Trusted,
@@ -53,10 +53,10 @@ impl Class {
 
 /// The network a check comes from: its address's /24 (IPv4) or /64 (IPv6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Source(IpAddr);
+pub(crate) struct Source(IpAddr);
 
 impl Source {
-    pub fn of(ip: IpAddr) -> Source {
+    pub(crate) fn of(ip: IpAddr) -> Source {
         Source(match ip.to_canonical() {
             IpAddr::V4(v4) => IpAddr::V4(Ipv4Addr::from(v4.to_bits() & !0xff)),
             IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(v6.to_bits() & !u128::from(u64::MAX))),
@@ -66,7 +66,7 @@ impl Source {
 
 /// What became of a pushed check.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Pushed<T> {
+pub(crate) enum Pushed<T> {
     Queued,
     /// Queued in place of this one, which will not be checked.
     Displaced(T),
@@ -172,7 +172,7 @@ impl<T> Lane<T> {
 
 /// The queue; see the module documentation.
 #[derive(Debug)]
-pub struct VerifyQueue<T> {
+pub(crate) struct VerifyQueue<T> {
     capacity: usize,
     len: usize,
     peak: usize,
@@ -182,7 +182,7 @@ pub struct VerifyQueue<T> {
 
 impl<T> VerifyQueue<T> {
     /// A queue of at most `capacity` (at least 1) checks.
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         VerifyQueue {
             capacity: capacity.max(1),
             len: 0,
@@ -192,7 +192,7 @@ impl<T> VerifyQueue<T> {
     }
 
     /// Queue a check from `from` of `class`; see the module documentation.
-    pub fn push(&mut self, from: IpAddr, class: Class, job: T) -> Pushed<T> {
+    pub(crate) fn push(&mut self, from: IpAddr, class: Class, job: T) -> Pushed<T> {
         let displaced = if self.len < self.capacity {
             None
         } else {
@@ -234,7 +234,7 @@ impl<T> VerifyQueue<T> {
     }
 
     /// The next check to run: the highest class first, sources in turn.
-    pub fn pop(&mut self) -> Option<T> {
+    pub(crate) fn pop(&mut self) -> Option<T> {
         let job = Class::SERVED
             .into_iter()
             .find_map(|class| self.lanes[class as usize].pop())?;
@@ -242,12 +242,12 @@ impl<T> VerifyQueue<T> {
         Some(job)
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
     /// The most checks that ever waited at once.
-    pub fn peak(&self) -> usize {
+    pub(crate) fn peak(&self) -> usize {
         self.peak
     }
 }

@@ -10,20 +10,20 @@ use std::time::Duration;
 
 /// The limits, from the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Least bytes per second a client must average over each window; 0: no minimum.
-    pub min_rate: u64,
+    pub(crate) min_rate: u64,
     /// The window the minimum rate is checked over.
-    pub window: Duration,
+    pub(crate) window: Duration,
     /// Longest a client may be served, wall-clock; `None`: no limit.
-    pub max_session: Option<Duration>,
+    pub(crate) max_session: Option<Duration>,
     /// Longest wait for a client's next bytes.
-    pub idle_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
 }
 
 impl Limits {
     /// Bytes a client must send in each window.
-    pub fn window_minimum(&self) -> u64 {
+    pub(crate) fn window_minimum(&self) -> u64 {
         let bytes = self.min_rate as f64 * self.window.as_secs_f64();
         bytes.ceil() as u64
     }
@@ -31,7 +31,7 @@ impl Limits {
 
 /// Why a client was dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Breach {
+pub(crate) enum Breach {
     /// Fewer bytes than the minimum in a window.
     TooSlow { bytes: u64, limits: Limits },
     /// No byte within the idle timeout.
@@ -67,7 +67,7 @@ impl fmt::Display for Breach {
 
 /// One client's standing against the limits.
 #[derive(Debug)]
-pub struct Pace {
+pub(crate) struct Pace {
     limits: Limits,
     /// Wall-clock time since the client was accepted.
     served: Duration,
@@ -80,7 +80,7 @@ pub struct Pace {
 }
 
 impl Pace {
-    pub fn new(limits: Limits) -> Pace {
+    pub(crate) fn new(limits: Limits) -> Pace {
         Pace {
             limits,
             served: Duration::ZERO,
@@ -91,7 +91,7 @@ impl Pace {
     }
 
     /// `bytes` arrived.
-    pub fn received(&mut self, bytes: usize) {
+    pub(crate) fn received(&mut self, bytes: usize) {
         if bytes > 0 {
             self.window_bytes = self.window_bytes.saturating_add(bytes as u64);
             self.idle = Duration::ZERO;
@@ -99,7 +99,7 @@ impl Pace {
     }
 
     /// The client has been served for `served` in all (wall-clock).
-    pub fn served_for(&mut self, served: Duration) -> Result<(), Breach> {
+    pub(crate) fn served_for(&mut self, served: Duration) -> Result<(), Breach> {
         self.served = served;
         match self.limits.max_session {
             Some(max) if served >= max => Err(Breach::TooLong {
@@ -111,7 +111,7 @@ impl Pace {
 
     /// The server waited `waited` for the client (and got nothing, or the
     /// bytes reported next). Checks the window that ends within it.
-    pub fn waited(&mut self, waited: Duration) -> Result<(), Breach> {
+    pub(crate) fn waited(&mut self, waited: Duration) -> Result<(), Breach> {
         self.idle += waited;
         if self.idle >= self.limits.idle_timeout {
             return Err(Breach::Idle {
@@ -138,7 +138,7 @@ impl Pace {
 
     /// The longest the server may wait for the client before a limit must
     /// be checked again.
-    pub fn next_check(&self) -> Duration {
+    pub(crate) fn next_check(&self) -> Duration {
         let mut wait = self.limits.idle_timeout.saturating_sub(self.idle);
         if self.limits.min_rate > 0 {
             wait = wait.min(self.limits.window.saturating_sub(self.window_waited));

@@ -458,10 +458,15 @@ fn is_lines(args: &str) -> bool {
         .is_some_and(|fd| fd.ends_with("/transactions.log>"))
 }
 
-/// The socket a call's first argument names (`FD<socket:[INODE]>`), if it is one.
+/// The TCP connection a call's first argument names (`-yy`:
+/// `FD<TCP:[LOCAL->PEER]>`), if it is one. Not the signal handler's
+/// `UNIX-STREAM` socket pair, whose wake-up byte is no status.
 fn socket(args: &str) -> Option<&str> {
     let fd = args.split(", ").next().unwrap_or_default();
-    fd.split_once("<socket:[").map(|(_, inode)| inode)
+    ["<TCP:[", "<TCPv6:["]
+        .iter()
+        .find_map(|prefix| fd.split_once(prefix))
+        .map(|(_, connection)| connection)
 }
 
 /// The length argument that follows the buffer of `write(fd, "...", N)` or

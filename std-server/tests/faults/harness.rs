@@ -82,7 +82,7 @@ impl Launch {
         server_args.push(self.port.to_string());
         let mut command = if let Some(trace) = &self.strace {
             let mut c = Command::new("strace");
-            c.args(["-f", "-qq", "-y", "-o"])
+            c.args(["-f", "-qq", "-yy", "-o"])
                 .arg(trace)
                 .args([
                     "-e",

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use msglog_server::{Auth, Config, HashCost, RawConfig, Timeouts};
+use msglog_std::{DurationError, Zero};
 
 /// The msglog server: appends authenticated clients' messages to
 /// messages.log (framed mode), or copies raw client streams to stdout (--raw).
@@ -64,15 +66,15 @@ pub struct HashPasswordArgs {
     pub name: String,
 
     /// Argon2 memory cost in KiB.
-    #[arg(long, default_value_t = argon2::Params::DEFAULT_M_COST)]
+    #[arg(long, default_value_t = HashCost::DEFAULT.m_cost)]
     pub m_cost: u32,
 
     /// Argon2 iterations.
-    #[arg(long, default_value_t = argon2::Params::DEFAULT_T_COST)]
+    #[arg(long, default_value_t = HashCost::DEFAULT.t_cost)]
     pub t_cost: u32,
 
     /// Argon2 parallelism (lanes).
-    #[arg(long, default_value_t = argon2::Params::DEFAULT_P_COST)]
+    #[arg(long, default_value_t = HashCost::DEFAULT.p_cost)]
     pub p_cost: u32,
 }
 
@@ -168,33 +170,47 @@ pub enum AuthMode {
     LegacyParity,
 }
 
-/// A duration such as `250ms`, `2s`, `5m`, `1h`, or a plain number of seconds; never zero.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (examples: 200ms, 2s, 5m)"))?;
-    let scale = match unit.trim() {
-        "ms" => 0.001,
-        "" | "s" => 1.0,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        other => {
-            return Err(format!(
-                "unknown unit `{other}` in `{text}` (use ms, s, m or h)"
-            ))
+impl ServeArgs {
+    /// The framed server's configuration.
+    pub fn config(&self) -> Config {
+        Config {
+            bind: self.bind,
+            port: self.port,
+            dir: self.dir.clone(),
+            fsync: self.fsync,
+            workers: self
+                .workers
+                .map_or_else(|| Config::default().workers, NonZeroUsize::get),
+            auth: match (&self.users, self.auth) {
+                (Some(path), _) => Auth::Users(path.clone()),
+                (None, Some(AuthMode::LegacyParity)) => Auth::LegacyParity,
+                (None, Some(AuthMode::Any) | None) => Auth::AcceptAny,
+            },
+            timeouts: Timeouts {
+                frame: self.frame_timeout,
+                idle: self.idle_timeout,
+            },
+            grace: self.grace,
+            max_connections: self.max_connections,
         }
-    };
-    let duration = Duration::try_from_secs_f64(value * scale)
-        .map_err(|_| format!("`{text}` is out of range"))?;
-    if duration.is_zero() {
-        return Err("a duration must be positive".into());
     }
-    Ok(duration)
+
+    /// Raw mode's configuration.
+    pub fn raw_config(&self) -> RawConfig {
+        RawConfig {
+            bind: self.bind,
+            port: self.port,
+            idle_timeout: self.idle_timeout,
+            min_rate: self.raw_min_rate,
+            rate_window: self.raw_rate_window,
+            max_session: self.raw_max_session,
+        }
+    }
+}
+
+/// A duration such as `250ms`, `2s`, `5m`, `1h`, or a plain number of seconds; never zero.
+fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+    msglog_std::parse_duration(text, Zero::Rejected)
 }
 
 /// A rate in bytes per second: a number, an optional unit (B, kB, KiB, MB,
@@ -236,6 +252,7 @@ mod tests {
 
     #[test]
     fn durations() {
+        let parse_duration = |text| parse_duration(text).map_err(|e| e.to_string());
         assert_eq!(parse_duration("200ms"), Ok(Duration::from_millis(200)));
         assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
         assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
@@ -284,6 +301,70 @@ mod tests {
         assert_eq!(cli.serve.raw_max_session, Some(Duration::from_secs(3600)));
         assert!(Cli::try_parse_from(["msglog-server", "--raw-min-rate", "1", "0"]).is_err());
         assert!(Cli::try_parse_from(["msglog-server", "--raw-max-session", "1s"]).is_err());
+    }
+
+    #[test]
+    fn the_defaults_are_the_librarys() {
+        let cli = Cli::try_parse_from(["msglog-server"]).unwrap();
+        assert_eq!(cli.serve.config(), Config::default());
+        let cli = Cli::try_parse_from(["msglog-server", "--raw"]).unwrap();
+        assert_eq!(cli.serve.raw_config(), RawConfig::default());
+        let cli = Cli::try_parse_from(["msglog-server", "hash-password", "a"]).unwrap();
+        let Some(Command::HashPassword(args)) = cli.command else {
+            panic!("not hash-password");
+        };
+        let cost = HashCost {
+            m_cost: args.m_cost,
+            t_cost: args.t_cost,
+            p_cost: args.p_cost,
+        };
+        assert_eq!(cost, HashCost::default());
+    }
+
+    #[test]
+    fn flags_reach_the_configuration() {
+        let cli = Cli::try_parse_from([
+            "msglog-server",
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            "/srv",
+            "--fsync",
+            "--workers",
+            "3",
+            "--users",
+            "u",
+            "--frame-timeout",
+            "2s",
+            "--idle-timeout",
+            "250ms",
+            "--grace",
+            "1",
+            "--max-connections",
+            "7",
+            "6000",
+        ])
+        .unwrap();
+        let config = cli.serve.config();
+        assert_eq!(
+            config,
+            Config {
+                bind: Some("127.0.0.1".parse().unwrap()),
+                port: 6000,
+                dir: "/srv".into(),
+                fsync: true,
+                workers: 3,
+                auth: Auth::Users("u".into()),
+                timeouts: Timeouts {
+                    frame: Duration::from_secs(2),
+                    idle: Duration::from_millis(250),
+                },
+                grace: Duration::from_secs(1),
+                max_connections: 7,
+            }
+        );
+        let cli = Cli::try_parse_from(["msglog-server", "--auth", "legacy-parity"]).unwrap();
+        assert_eq!(cli.serve.config().auth, Auth::LegacyParity);
     }
 
     #[test]

@@ -1,0 +1,25 @@
+//! Process limits a server or a load generator raises at start-up.
+
+use std::io;
+
+/// Raise the soft limit on open files (`RLIMIT_NOFILE`) to the hard limit:
+/// 10,000 connections need 10,000 descriptors. Returns the soft limit now
+/// in force.
+pub fn raise_fd_limit() -> io::Result<u64> {
+    rlimit::increase_nofile_limit(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_soft_limit_reaches_the_hard_one() {
+        let raised = raise_fd_limit().unwrap();
+        let (soft, hard) = rlimit::Resource::NOFILE.get().unwrap();
+        assert_eq!(raised, soft);
+        assert_eq!(soft, hard);
+        // Raising again changes nothing.
+        assert_eq!(raise_fd_limit().unwrap(), soft);
+    }
+}

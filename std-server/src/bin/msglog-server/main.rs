@@ -1,0 +1,136 @@
+//! `msglog-server`: the command line around the `msglog_server` library.
+//! It parses the arguments, builds the library's configuration, runs it,
+//! shows the library's log on stderr (`stderr_log`) and turns its errors
+//! into one line and an exit code. See `--help`.
+
+mod cli;
+mod hash_password;
+mod stderr_log;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use msglog_server::{LockError, LogOpenError, ServerError};
+
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    let serve = &cli.serve;
+    stderr_log::install(serve.quiet, serve.verbose);
+    if let Some(Command::HashPassword(args)) = &cli.command {
+        return hash_password::run(args);
+    }
+    let result = if serve.raw {
+        msglog_server::run_raw(serve.raw_config())
+    } else {
+        msglog_server::run(serve.config())
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            stderr_log::error(format_args!("{error}"));
+            ExitCode::from(exit_code(&error))
+        }
+    }
+}
+
+/// Exit codes (see `--help`): 1 runtime error, 3 cannot listen, 4 cannot
+/// open the logs, 5 bad users file, 7 stdout failed, 8 a torn last line
+/// cannot be saved in its side file, 9 another server holds the log
+/// directory. (2 is a bad command line, 6 a failed `hash-password`.)
+fn exit_code(error: &ServerError) -> u8 {
+    match error {
+        ServerError::Listen(_) => 3,
+        ServerError::LogDirectory { .. } => 4,
+        ServerError::Log(LogOpenError::SideFile { .. }) => 8,
+        ServerError::Log(_) => 4,
+        ServerError::Lock(LockError::Held { .. }) => 9,
+        ServerError::Lock(_) => 4,
+        ServerError::Users(_) => 5,
+        ServerError::Stdout(_) => 7,
+        _ => 1,
+    }
+}
+
+/// `--help` and `--version` as clap prints them; any other command-line
+/// error as one line, exit code 2.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let rendered = e.render().to_string();
+    let first = rendered.lines().next().unwrap_or("invalid command line");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    eprintln!("msglog-server: {first} (see --help)");
+    ExitCode::from(2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    #[test]
+    fn exit_codes() {
+        let io = || io::Error::other("x");
+        let cases = [
+            (
+                ServerError::Io {
+                    context: "x",
+                    source: io(),
+                },
+                1,
+            ),
+            (
+                ServerError::LogDirectory {
+                    path: "/nonexistent".into(),
+                    source: io(),
+                },
+                4,
+            ),
+            (ServerError::Stdout(io()), 7),
+            (
+                ServerError::Lock(LockError::Held {
+                    dir: "d".into(),
+                    lock: "d/l".into(),
+                    pid: Some(1),
+                }),
+                9,
+            ),
+            (
+                ServerError::Lock(LockError::Io {
+                    lock: "d/l".into(),
+                    source: io(),
+                }),
+                4,
+            ),
+            (
+                ServerError::Log(LogOpenError::SideFile {
+                    log: "l".into(),
+                    side: "l.torn".into(),
+                    offset: 1,
+                    len: 2,
+                    source: io(),
+                }),
+                8,
+            ),
+            (
+                ServerError::Log(LogOpenError::Log {
+                    action: "cannot open",
+                    path: "l".into(),
+                    source: io(),
+                }),
+                4,
+            ),
+        ];
+        for (error, code) in cases {
+            assert_eq!(exit_code(&error), code, "{error}");
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! What one event-loop iteration produces before it is committed: the
+//! records of its MESSAGEs (one batch for `messages.log`), an entry for
+//! every line of `transactions.log`, the connections holding a 0x00 back,
+//! and the connections with something left to do at its end.
+//!
+//! The per-connection state (`connection`) fills it, the commit (`commit`)
+//! writes and empties it; its buffers are kept from one iteration to the
+//! next, so a busy loop allocates nothing per transaction.
+
+use std::time::Instant;
+
+use msglog_core::Reject;
+
+/// Records of one iteration; past this, connections wait for the next one.
+pub(crate) const MAX_BATCH: usize = 1024 * 1024;
+
+/// A transaction-log entry of this iteration, formatted after the commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) slot: usize,
+    pub(crate) kind: EntryKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EntryKind {
+    Open,
+    Transaction {
+        /// The tag byte as received.
+        tag: u8,
+        /// The announced length, if one was read.
+        len: Option<u16>,
+        /// `None` for `ok`.
+        reject: Option<Reject>,
+        name: NameField,
+    },
+    Close,
+}
+
+/// Which name a NAME line shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NameField {
+    None,
+    /// The session's (accepted) name.
+    Session,
+    /// A refused name, kept in [`Iteration::names`] at this index.
+    Refused(usize),
+}
+
+/// Counts of one iteration, added to the server's statistics at its end.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub(crate) messages: u64,
+    pub(crate) write_failures: u64,
+    pub(crate) rejected: u64,
+    pub(crate) timeouts: u64,
+    pub(crate) overloaded: u64,
+}
+
+/// Everything an iteration produces before it is committed; connections are
+/// named by their slot in the event loop.
+#[derive(Debug)]
+pub(crate) struct Iteration {
+    /// Counts iterations: a take-back's cut belongs to one.
+    pub(crate) number: u64,
+    /// When this iteration started (after `poll` returned).
+    pub(crate) now: Instant,
+    /// The records of this iteration's MESSAGEs.
+    pub(crate) batch: Vec<u8>,
+    pub(crate) batch_records: u64,
+    /// Connections with records in `batch`.
+    pub(crate) batch_slots: Vec<usize>,
+    /// Connections with a 0x00 held back until the commit.
+    pub(crate) held: Vec<usize>,
+    pub(crate) entries: Vec<Entry>,
+    /// Names refused this iteration, for their NAME lines.
+    pub(crate) names: Vec<Box<[u8]>>,
+    /// Connections with status bytes to send, or ending.
+    pub(crate) queued: Vec<usize>,
+    /// Connections to read again without waiting for an event.
+    pub(crate) ready: Vec<usize>,
+    /// Connections to remove at the end of the iteration.
+    pub(crate) dead: Vec<usize>,
+    /// The lines of `entries`, formatted.
+    pub(crate) text: Vec<u8>,
+    pub(crate) counts: Counts,
+}
+
+impl Iteration {
+    pub(crate) fn new(now: Instant) -> Self {
+        Iteration {
+            number: 0,
+            now,
+            batch: Vec::new(),
+            batch_records: 0,
+            batch_slots: Vec::new(),
+            held: Vec::new(),
+            entries: Vec::new(),
+            names: Vec::new(),
+            queued: Vec::new(),
+            ready: Vec::new(),
+            dead: Vec::new(),
+            text: Vec::new(),
+            counts: Counts::default(),
+        }
+    }
+
+    /// Begin the next iteration at `now`.
+    pub(crate) fn start(&mut self, now: Instant) {
+        self.number += 1;
+        self.now = now;
+    }
+
+    /// Forget the committed entries and records (`held`: the emptied list of
+    /// held connections, given back); keep the buffers unless huge.
+    pub(crate) fn forget_committed(&mut self, mut held: Vec<usize>) {
+        self.entries.clear();
+        self.names.clear();
+        self.batch.clear();
+        self.batch_records = 0;
+        self.batch_slots.clear();
+        held.clear();
+        self.held = held;
+        if self.batch.capacity() > 4 * MAX_BATCH {
+            self.batch = Vec::new();
+        }
+        if self.text.capacity() > 4 * MAX_BATCH {
+            self.text = Vec::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forgetting_keeps_the_buffers_and_the_lists_to_do() {
+        let mut iteration = Iteration::new(Instant::now());
+        iteration.start(Instant::now());
+        iteration.batch.extend_from_slice(b"[a]: 1\r\n");
+        iteration.batch_records = 1;
+        iteration.batch_slots.push(3);
+        iteration.entries.push(Entry {
+            slot: 3,
+            kind: EntryKind::Open,
+        });
+        iteration.names.push(b"x".to_vec().into());
+        iteration.queued.push(3);
+        iteration.ready.push(4);
+        let held = vec![3, 5];
+        let capacity = iteration.batch.capacity();
+        iteration.forget_committed(held);
+        assert!(iteration.batch.is_empty() && iteration.batch.capacity() == capacity);
+        assert_eq!(iteration.batch_records, 0);
+        assert!(iteration.entries.is_empty() && iteration.names.is_empty());
+        assert!(iteration.batch_slots.is_empty() && iteration.held.is_empty());
+        assert!(iteration.held.capacity() >= 2, "the list is given back");
+        // What is still to do this iteration stays.
+        assert_eq!(
+            (&iteration.queued[..], &iteration.ready[..]),
+            (&[3][..], &[4][..])
+        );
+        assert_eq!(iteration.number, 1);
+    }
+
+    #[test]
+    fn huge_buffers_are_let_go() {
+        let mut iteration = Iteration::new(Instant::now());
+        iteration.batch.reserve(4 * MAX_BATCH + 1);
+        iteration.text.reserve(4 * MAX_BATCH + 1);
+        iteration.forget_committed(Vec::new());
+        assert_eq!(iteration.batch.capacity(), 0);
+        assert_eq!(iteration.text.capacity(), 0);
+    }
+}

@@ -1,0 +1,114 @@
+//! `msglog-server`, the library: msglog's std server, framed mode on mio
+//! event loops and raw stream mode. The `msglog-server` binary is a thin
+//! command line around it; see its `--help` and the repository's README.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use msglog_server::{Auth, Config, Timeouts};
+//!
+//! let config = Config {
+//!     port: 0,
+//!     dir: "/srv/msglog".into(),
+//!     auth: Auth::Users("/srv/msglog/users".into()),
+//!     timeouts: Timeouts { frame: Duration::from_secs(5), ..Timeouts::default() },
+//!     ..Config::default()
+//! };
+//! // Serves until SIGINT or SIGTERM.
+//! msglog_server::run(config)?;
+//! # Ok::<(), msglog_server::ServerError>(())
+//! ```
+//!
+//! The API: [`run`] with a [`Config`] (framed mode), [`run_raw`] with a
+//! [`RawConfig`], their typed [`ServerError`], and [`NewUser`] for users-file
+//! lines. What the server tells its operator goes through the [`log`]
+//! facade (targets `msglog_server::*`): `Error` and `Warn` lines always
+//! matter, `Info` is the start-up line and the summary, `Debug` statistics
+//! and `Trace` details. Everything else is internal.
+//!
+//! # Modules
+//!
+//! Which module owns what, and which modules it uses. No module uses one
+//! that uses it (none uses the crate root either), so each can be read,
+//! and tested, after those it uses.
+//!
+//! | module | owns | uses |
+//! |---|---|---|
+//! | `config` | the public [`Config`], [`RawConfig`], [`Timeouts`], [`Auth`] | - |
+//! | `error` | the public [`ServerError`] | `dir_lock`, `listen`, `log_file`, `users` (their errors) |
+//! | `server` | start-up, the accepting thread, signals, SIGHUP, the graceful stop and the summary | `auth`, `backoff`, `config`, `dir_lock`, `error`, `event_loop`, `journal`, `listen`, `mailbox`, `rate_limit`, `services`, `system`, `timestamp`, `transaction_log`, `users`, `verify_queue` |
+//! | `event_loop` | one event-loop thread: readiness, reads and writes, timers, mail | `auth`, `capacity`, `commit`, `connection`, `iteration`, `mailbox`, `rate_limit`, `services`, `slab`, `timers`, `timestamp` |
+//! | `connection` | one connection without its socket: bytes and verdicts in; status bytes, log entries and records out; its one deadline | `capacity`, `config`, `iteration`, `mailbox`, `transaction_log` |
+//! | `iteration` | what one iteration produces before its commit | - |
+//! | `commit` | an iteration's records and lines written together, and the take-back of its 0x00s when that fails | `connection`, `iteration`, `journal`, `rate_limit`, `slab`, `transaction_log` |
+//! | `capacity` | the session type, from which every size derives | - |
+//! | `services` | what all threads share: journal, policy, back-off, timeouts, counters | `auth`, `backoff`, `config`, `iteration`, `journal` |
+//! | `auth` | the password policy and the verifier pool; checking a connection's password | `backoff`, `connection`, `mailbox`, `users`, `verify_queue` |
+//! | `verify_queue`, `backoff` | the pool's bounded fair queue; slowing down failed addresses | - |
+//! | `users` | the users file, Argon2 checks of even cost, [`NewUser`] | `capacity` |
+//! | `journal` | both logs as one: commits, group commit, reopening | `log_file`, `rate_limit` |
+//! | `log_file` | what both logs do with their files: append, take back, move a torn tail aside | `timestamp` |
+//! | `transaction_log`, `text`, `timestamp` | the audit line format and its pieces | `text` |
+//! | `mailbox`, `timers`, `slab` | an event loop's inbox, its deadlines, its connection table | - |
+//! | `listen`, `dir_lock`, `system`, `rate_limit` | the listening socket; one server per log directory; SIGXFSZ; rate-limited errors | - |
+//! | `raw` | raw stream mode | `error`, `listen` |
+//! | `operator_log` | the macros of the operator's lines (used everywhere) | - |
+#![warn(missing_docs, unreachable_pub)]
+
+#[macro_use]
+mod operator_log;
+
+mod auth;
+mod backoff;
+mod capacity;
+mod commit;
+mod config;
+mod connection;
+mod dir_lock;
+mod error;
+mod event_loop;
+mod iteration;
+mod journal;
+mod listen;
+mod log_file;
+mod mailbox;
+mod rate_limit;
+mod raw;
+mod server;
+mod services;
+mod slab;
+mod system;
+mod text;
+mod timers;
+mod timestamp;
+mod transaction_log;
+mod users;
+mod verify_queue;
+
+pub use config::{Auth, Config, RawConfig, Timeouts};
+pub use dir_lock::LockError;
+pub use error::ServerError;
+pub use listen::BindError;
+pub use log_file::LogOpenError;
+pub use users::{HashCost, LineProblem, NameError, NewUser, NewUserError, UsersError};
+
+/// Serve framed clients until SIGINT or SIGTERM (see the README's "The
+/// server"): `Ok` after a clean stop. SIGHUP reopens the logs and re-reads
+/// the users file. Raises the descriptor limit to the hard limit and
+/// ignores SIGXFSZ for the whole process.
+pub fn run(config: Config) -> Result<(), ServerError> {
+    server::run(config)
+}
+
+/// Serve raw clients, one after another, to stdout until SIGINT or SIGTERM.
+pub fn run_raw(config: RawConfig) -> Result<(), ServerError> {
+    raw::run(
+        config.bind,
+        config.port,
+        raw::Limits {
+            min_rate: config.min_rate,
+            window: config.rate_window,
+            max_session: config.max_session,
+            idle_timeout: config.idle_timeout,
+        },
+    )
+}
