@@ -29,8 +29,9 @@ use msglog_sensor_demo::{message, BACKLOG, COUNT, MAX_LEN, NAME, PASSWORD};
 use crate::link::Link;
 use crate::protocol::{Client, ClientError};
 
-/// Transactions written ahead of their statuses: the whole backlog, so
-/// more statuses come back at once than the 16-byte receive FIFO holds.
+/// Transactions written ahead of their statuses: the whole backlog, so its
+/// 20 statuses, more than the 16-byte receive FIFO holds, can all be on
+/// their way while the device still writes.
 const WINDOW: usize = 24;
 
 /// How long a status may take. Over the UART it is also how a lost link is

@@ -7,8 +7,8 @@
 //! The messages, by index:
 //!
 //! - `0..BACKLOG`: readings taken while the device was offline, sent
-//!   pipelined as soon as it logs in (more status bytes come back at once
-//!   than the UART's 16-byte receive FIFO holds). Every one is longer than
+//!   pipelined as soon as it logs in (their 20 status bytes are more than
+//!   the UART's 16-byte receive FIFO holds). Every one is longer than
 //!   the transmit FIFO; [`LONG_READING`] is over 200 bytes and
 //!   [`ESCAPED_READING`] holds bytes that `messages.log` escapes.
 //! - [`DIAGNOSTIC_DUMP`]: a 1,000-byte dump the demo's server has no room
