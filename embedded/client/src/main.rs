@@ -1,8 +1,8 @@
 //! msglog's client role on a Cortex-M3: QEMU's `lm3s6965evb` board runs the
-//! async client under `embassy-executor` (thread mode, `msglog_board::executor`)
-//! and sends a demo
-//! sensor's messages over UART0, which QEMU connects to `msglog-server`'s
-//! TCP port (`-serial tcp:127.0.0.1:PORT,reconnect=1`).
+//! async client under `embassy-executor` (thread mode,
+//! `msglog_board::executor`) and sends a demo sensor's messages over UART0,
+//! which QEMU connects to `msglog-server`'s TCP port (`-serial
+//! tcp:127.0.0.1:PORT,reconnect=1`).
 //!
 //! `uplink` is the device's policy (what to send, when, what to do when it
 //! fails), `protocol` the client side of the protocol (to be replaced by
@@ -10,11 +10,13 @@
 //! interrupt-driven UART and its `embassy-time` driver are in msglog-board.
 //!
 //! At the end the firmware prints a report through semihosting and exits
-//! QEMU with status 0 (every message acknowledged but the one the demo's
-//! server refuses) or 1. Started with the argument `--wait-for-monitor`
-//! (`-append --wait-for-monitor`), it sleeps after the report instead of
-//! exiting on success, so that the demo can dump its RAM through QEMU's
-//! monitor (the stack high-water mark) before quitting QEMU there.
+//! QEMU with status 0 (every message acknowledged, or dropped after two
+//! refusals) or 1 (it gave up). Started with the argument
+//! `--wait-for-monitor` (`-semihosting-config
+//! enable=on,target=native,arg=msglog-client-firmware,arg=--wait-for-monitor`),
+//! it sleeps after a successful report instead of exiting, so that the demo
+//! can dump its RAM through QEMU's monitor (the stack high-water mark)
+//! before quitting QEMU there.
 #![no_std]
 #![no_main]
 
