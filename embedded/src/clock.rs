@@ -6,12 +6,8 @@
 //! core sleeps until the next byte or the next millisecond instead of
 //! spinning: under QEMU an idle firmware costs (almost) no host CPU.
 
-use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m::peripheral::{SCB, SYST};
-
-/// Core clock of QEMU's LM3S6965 model out of reset: its 200 MHz PLL
-/// divided by SYSDIV + 1 = 16 (RCC reset value 0x078E_3AC0).
-pub const CORE_HZ: u32 = 12_500_000;
+use msglog_board::systick;
 
 /// A millisecond counter. It only advances while someone calls [`Clock::now`]
 /// (the waits in `line` do, on every wake-up); a millisecond spent entirely
@@ -25,11 +21,7 @@ impl Clock {
     /// Start SysTick wrapping every millisecond.
     pub fn start(mut syst: SYST) -> Self {
         cortex_m::interrupt::disable();
-        syst.set_reload(CORE_HZ / 1_000 - 1);
-        syst.set_clock_source(SystClkSource::Core);
-        syst.clear_current();
-        syst.enable_interrupt();
-        syst.enable_counter();
+        systick::start_millisecond_ticks(&mut syst);
         Clock { syst, millis: 0 }
     }
 

@@ -32,10 +32,10 @@
 //! window long enough to catch leftovers would swallow them.
 
 use embedded_io::{ErrorKind, ErrorType, Read, Write};
+use msglog_board::polled_uart::{LineError, Uart};
 use msglog_core::HEADER_LEN;
 
 use crate::clock::Clock;
-use crate::uart::{LineError, Uart};
 
 /// Whether a transaction header may begin a session.
 pub type SessionStart = fn(&[u8; HEADER_LEN]) -> bool;

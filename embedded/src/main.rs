@@ -15,11 +15,11 @@ mod log;
 mod clock;
 mod host;
 mod line;
-mod uart;
 
 use core::mem::size_of;
 
 use cortex_m_rt::entry;
+use msglog_board::polled_uart::Uart;
 use msglog_core::{serve, Decoded, RecordWriter, Session, StaticUsers, HEADER_LEN};
 use panic_halt as _;
 
@@ -29,7 +29,6 @@ use defmt_semihosting as _;
 use crate::clock::Clock;
 use crate::host::HostFile;
 use crate::line::Line;
-use crate::uart::Uart;
 
 /// Names up to 32 bytes, passwords up to 32, messages up to 256.
 type ServerSession = Session<32, 32, 256>;

@@ -1,18 +1,16 @@
-//! UART0 of the LM3S6965: an ARM PL011 at `0x4000_C000`, polled byte by byte.
+//! UART0 of the LM3S6965: an ARM PL011 at `0x4000_C000`, its registers and
+//! the byte-level operations both drivers build on.
 //!
-//! This module is the firmware's only register access, and so the only
-//! `unsafe` code between the wire and `msglog-core`. It sets up just what
-//! QEMU's PL011 model needs: 8N1 with the 16-byte FIFOs on, transmitter and
-//! receiver enabled, and the receive interrupts unmasked so that a byte
-//! arriving wakes the core from `wfi` (see `clock`). A physical board also
-//! needs the UART0 clock gate, the PA0/PA1 pin mux and a baud rate; QEMU's
-//! model has no baud rate and needs none of them.
+//! Every UART register access of both firmwares is in this module. It sets
+//! up just what QEMU's PL011 model needs: 8N1 with the 16-byte FIFOs on,
+//! transmitter and receiver enabled. A physical board also needs the UART0
+//! clock gate, the PA0/PA1 pin mux and a baud rate; QEMU's model has no baud
+//! rate and needs none of them.
 
 use core::ptr;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use cortex_m::interrupt::InterruptNumber;
-use cortex_m::peripheral::NVIC;
 
 const BASE: usize = 0x4000_C000;
 
@@ -23,6 +21,7 @@ mod reg {
     pub const LCRH: usize = 0x02C;
     pub const CR: usize = 0x030;
     pub const IMSC: usize = 0x038;
+    pub const MIS: usize = 0x040;
     pub const ICR: usize = 0x044;
 }
 
@@ -46,19 +45,31 @@ const LCRH_8_BITS: u32 = 0b11 << 5;
 const CR_UART_ENABLE: u32 = 1 << 0;
 const CR_TX_ENABLE: u32 = 1 << 8;
 const CR_RX_ENABLE: u32 = 1 << 9;
-const IMSC_RX: u32 = 1 << 4;
-const IMSC_RX_TIMEOUT: u32 = 1 << 6;
-const ICR_ALL: u32 = 0x7FF;
+
+/// Interrupt sources, as bits of the mask (IMSC), status (MIS) and clear (ICR) registers.
+pub mod irq {
+    /// The receive FIFO reached its trigger level.
+    pub const RX: u32 = 1 << 4;
+    /// The transmit FIFO drained to its trigger level.
+    pub const TX: u32 = 1 << 5;
+    /// Bytes wait in the receive FIFO and the line has been idle for 32 bit periods.
+    pub const RX_TIMEOUT: u32 = 1 << 6;
+    /// Every source, for the clear register.
+    pub const ALL: u32 = 0x7FF;
+}
 
 /// UART0's interrupt line on the LM3S6965's NVIC.
 #[derive(Debug, Clone, Copy)]
-struct Uart0Interrupt;
+pub struct Uart0Interrupt;
+
+/// UART0's interrupt number (LM3S6965 datasheet, table 2-9).
+pub const UART0_IRQ: u16 = 5;
 
 // SAFETY: 5 is UART0's interrupt number on the LM3S6965 (datasheet table 2-9),
 // a valid NVIC line on this part.
 unsafe impl InterruptNumber for Uart0Interrupt {
     fn number(self) -> u16 {
-        5
+        UART0_IRQ
     }
 }
 
@@ -76,31 +87,48 @@ pub enum LineError {
     Parity,
 }
 
-/// Exclusive owner of UART0.
+impl core::fmt::Display for LineError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            LineError::Overrun => "receive overrun",
+            LineError::Break => "break on the line",
+            LineError::Framing => "framing error",
+            LineError::Parity => "parity error",
+        })
+    }
+}
+
+impl core::error::Error for LineError {}
+
+impl embedded_io::Error for LineError {
+    fn kind(&self) -> embedded_io::ErrorKind {
+        embedded_io::ErrorKind::InvalidData
+    }
+}
+
+/// Exclusive owner of UART0's data path (the interrupt handler of the
+/// async driver only masks, reads and clears interrupt bits).
 #[derive(Debug)]
-pub struct Uart {
+pub struct Pl011 {
     _owned: (),
 }
 
 static TAKEN: AtomicBool = AtomicBool::new(false);
 
-impl Uart {
-    /// Configure UART0 and return its only handle (`None` if already taken).
-    pub fn take() -> Option<Self> {
+impl Pl011 {
+    /// Configure UART0 (8N1, FIFOs on, enabled) with the interrupt sources
+    /// in `interrupts` unmasked, and return its only handle (`None` if
+    /// already taken).
+    pub fn take(interrupts: u32) -> Option<Self> {
         if TAKEN.swap(true, Ordering::AcqRel) {
             return None;
         }
         write(reg::CR, 0);
-        write(reg::ICR, ICR_ALL);
+        write(reg::ICR, irq::ALL);
         write(reg::LCRH, LCRH_8_BITS | LCRH_FIFO_ENABLE);
-        write(reg::IMSC, IMSC_RX | IMSC_RX_TIMEOUT);
+        write(reg::IMSC, interrupts);
         write(reg::CR, CR_UART_ENABLE | CR_TX_ENABLE | CR_RX_ENABLE);
-        // The firmware never unmasks interrupts (see `clock`); make sure of it here.
-        cortex_m::interrupt::disable();
-        // SAFETY: with PRIMASK set the line can only pend and wake `wfi`; no
-        // handler ever runs, so no critical section or handler invariant is broken.
-        unsafe { NVIC::unmask(Uart0Interrupt) };
-        Some(Uart { _owned: () })
+        Some(Pl011 { _owned: () })
     }
 
     /// Whether a received byte (or error) is waiting.
@@ -145,17 +173,37 @@ impl Uart {
         true
     }
 
-    /// Whether the UART is still sending.
+    /// Whether the UART is still sending (transmit FIFO or shift register not empty).
     pub fn busy(&self) -> bool {
         read(reg::FR) & fr::BUSY != 0
     }
+}
 
-    /// Forget an earlier receive interrupt, so that `wfi` waits for a new one.
-    /// Call before checking [`readable`](Self::readable), then sleep only if
-    /// nothing is readable: a byte that arrives in between pends it again.
-    pub fn clear_wakeup(&mut self) {
-        NVIC::unpend(Uart0Interrupt);
-    }
+/// Unmask the interrupt sources in `bits`.
+pub fn enable_interrupts(bits: u32) {
+    modify_mask(|mask| mask | bits);
+}
+
+/// Mask the interrupt sources in `bits`.
+pub fn disable_interrupts(bits: u32) {
+    modify_mask(|mask| mask & !bits);
+}
+
+/// The unmasked interrupt sources that are asserted.
+pub fn pending_interrupts() -> u32 {
+    read(reg::MIS)
+}
+
+/// Clear the interrupt sources in `bits` (those that latch, like TX).
+pub fn clear_interrupts(bits: u32) {
+    write(reg::ICR, bits);
+}
+
+/// Read-modify-write of the mask register, which both a driver and its
+/// interrupt handler change: in a critical section, so neither loses the
+/// other's change.
+fn modify_mask(change: impl FnOnce(u32) -> u32) {
+    cortex_m::interrupt::free(|_| write(reg::IMSC, change(read(reg::IMSC))));
 }
 
 fn read(offset: usize) -> u32 {
@@ -165,7 +213,8 @@ fn read(offset: usize) -> u32 {
 }
 
 fn write(offset: usize, value: u32) {
-    // SAFETY: as in `read`; only `Uart` (a singleton) calls this, so writes
-    // never race another owner of the registers.
+    // SAFETY: as in `read`. The data path (DR) is written only through the
+    // `Pl011` singleton; the mask register only inside a critical section
+    // (`modify_mask`) or at set-up; ICR writes only clear latched bits.
     unsafe { ptr::write_volatile((BASE + offset) as *mut u32, value) }
 }
