@@ -27,7 +27,6 @@ mod connect;
 mod connection;
 mod credentials;
 mod error;
-mod lines;
 mod raw;
 mod table;
 mod transport;
@@ -36,10 +35,8 @@ pub use connect::{connect, Options};
 pub use connection::{Connection, IdleState};
 pub use credentials::Credentials;
 pub use error::Error;
-pub use lines::{Line, LineError, LineReader};
 pub use raw::{send_raw, RAW_BUFFER};
 pub use table::{ConnectionTable, Endpoint};
-pub use transport::{GatherStream, Std, WRITE_BUFFER};
 
 /// Re-exported from the core: which transaction an error is about.
 pub use msglog_core::Stage;

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use msglog_client::{Connection, Credentials, Error, IdleState, Options};
 use msglog_core::{valid_name, MAX_PAYLOAD};
 
-use crate::cli::Args;
+use crate::args::Args;
 use crate::exit::{say, Exit, Failure};
 use crate::input::{Input, InputError, Origin, Remaining};
 use crate::progress::Progress;

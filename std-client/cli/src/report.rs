@@ -2,7 +2,7 @@
 
 use msglog_client::{Error, Stage};
 
-use crate::cli::Args;
+use crate::args::Args;
 use crate::exit::{Exit, Failure};
 use crate::input::Origin;
 

@@ -2,7 +2,7 @@
 
 use msglog_client::{connect, send_raw, Error, Options, RAW_BUFFER};
 
-use crate::cli::Args;
+use crate::args::Args;
 use crate::exit::{Exit, Failure};
 use crate::input::stdin;
 use crate::report;

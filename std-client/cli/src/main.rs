@@ -3,10 +3,11 @@
 
 #![forbid(unsafe_code)]
 
-mod cli;
+mod args;
 mod exit;
 mod framed;
 mod input;
+mod lines;
 mod progress;
 mod raw;
 mod report;
@@ -17,7 +18,7 @@ use std::process::ExitCode;
 use clap::error::ErrorKind;
 use clap::Parser;
 
-use cli::Args;
+use args::Args;
 use exit::{say, Exit};
 
 fn main() -> ExitCode {
@@ -33,7 +34,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(error) => {
-            say(cli::one_line(&error));
+            say(args::one_line(&error));
             return Exit::Usage.code();
         }
     };
