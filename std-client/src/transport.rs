@@ -183,10 +183,11 @@ pub(crate) struct SocketTimer {
 }
 
 impl SocketTimer {
-    /// A clock starting now, for a socket whose receive timeout is `read_timeout`.
-    pub(crate) fn new(read_timeout: Option<Duration>) -> Self {
+    /// A clock counting from `epoch`, for a socket whose receive timeout
+    /// is `read_timeout`.
+    pub(crate) fn new(epoch: Instant, read_timeout: Option<Duration>) -> Self {
         SocketTimer {
-            epoch: Instant::now(),
+            epoch,
             read_timeout,
         }
     }
