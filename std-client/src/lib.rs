@@ -26,6 +26,7 @@
 mod connect;
 mod connection;
 mod credentials;
+mod delivery;
 mod error;
 mod raw;
 mod table;
@@ -34,6 +35,7 @@ mod transport;
 pub use connect::{connect, Options};
 pub use connection::{Connection, IdleState};
 pub use credentials::Credentials;
+pub use delivery::{Delivery, DeliveryStats, RetryPolicy};
 pub use error::Error;
 pub use raw::{send_raw, RAW_BUFFER};
 pub use table::{ConnectionTable, Endpoint};
