@@ -204,22 +204,30 @@ impl Delivery {
 
     /// Queue `message` and send it without waiting for its status, unless
     /// the window is full (then the oldest status is awaited first); on a
-    /// new connection if there is none. An invalid message (empty, or
-    /// longer than 65535 bytes) is refused with [`Error::Invalid`] before
-    /// anything is queued, and ends nothing.
+    /// new connection if there is none. After a pause in the submissions,
+    /// the connection is looked at first (see [`poll`](Delivery::poll)).
+    ///
+    /// An invalid message (empty, or longer than 65535 bytes) is refused
+    /// with [`Error::Invalid`] and ends nothing; after
+    /// [`Error::SessionEnded`] nothing is queued either. Whatever else
+    /// happens, the message is queued: after an error it is among the
+    /// [`unacknowledged`](Delivery::unacknowledged).
     pub fn submit(&mut self, message: &[u8]) -> Result<(), Error> {
         self.check_not_ended()?;
         Transaction::Message(message)
             .header()
             .map_err(Error::Invalid)?;
-        if self.last_submit.elapsed() >= IDLE_CHECK {
-            self.poll()?;
-        }
+        let looked = if self.last_submit.elapsed() >= IDLE_CHECK {
+            self.poll()
+        } else {
+            Ok(())
+        };
         let mut bytes = self.spare.pop().unwrap_or_default();
         bytes.clear();
         bytes.extend_from_slice(message);
         self.pending.push_back(bytes);
         self.stats.submitted += 1;
+        looked?;
         let sent = match (self.connection.as_mut(), self.pending.back()) {
             (Some(connection), Some(message)) => connection.submit(message),
             // Sends every pending message, this one included.

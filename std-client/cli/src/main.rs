@@ -5,12 +5,12 @@
 
 mod args;
 mod exit;
+mod explain;
 mod framed;
 mod input;
 mod lines;
 mod progress;
 mod raw;
-mod report;
 mod watch;
 
 use std::process::ExitCode;
@@ -38,15 +38,15 @@ fn main() -> ExitCode {
             return Exit::Usage.code();
         }
     };
-    let outcome = match args.user.as_deref() {
+    let result = match args.user.as_deref() {
         Some(user) => framed::run(&args, user),
         None => raw::run(&args),
     };
-    match outcome {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => {
-            say(&failure);
-            failure.exit.code()
+        Err(error) => {
+            say(&error);
+            error.exit.code()
         }
     }
 }
