@@ -1,5 +1,21 @@
 //! `msglog-client`: send stdin to a msglog server, raw or one message per
 //! line. Run with `--help` for the modes, options and exit codes.
+//!
+//! The protocol, the connection and at-least-once delivery (`--retry`) are
+//! the `msglog-client` library's; this binary owns what a command line
+//! adds:
+//!
+//! | module | owns |
+//! |---|---|
+//! | `args` | the command line (clap) |
+//! | `raw` | raw mode: stdin through the library's `send_raw` |
+//! | `framed` | framed mode: input to the library's `Delivery`, and the report of an early stop |
+//! | `input` | where messages come from: stdin lines or `--message`, and counting what was left |
+//! | `lines` | splitting stdin into lines in bounded memory |
+//! | `watch` | the stdin thread, and waiting for stdin and the connection at once (mio) |
+//! | `progress` | `--progress` (indicatif) |
+//! | `exit` | exit codes and `CliError`, the one line printed on failure |
+//! | `explain` | library errors as `CliError`s |
 
 #![forbid(unsafe_code)]
 
