@@ -47,7 +47,7 @@ if ! command -v socat >/dev/null; then
 fi
 
 note "building release binaries"
-cargo build --release -q -p msglog-server -p msglog-client
+cargo build --release -q --bin msglog-server --bin msglog-client --bin msglog-bench
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 SERVER=$TARGET_DIR/release/msglog-server
 CLIENT=$TARGET_DIR/release/msglog-client

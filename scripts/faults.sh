@@ -32,7 +32,7 @@ fi
 ulimit -Hn 65536 2>/dev/null || true
 ulimit -n "$(ulimit -Hn)"
 
-cargo build --release -p msglog-server -p msglog-client --bins
+cargo build --release --bin msglog-server --bin msglog-client --bin msglog-bench
 cargo test --release -p msglog-server --test faults --no-run
 
 groups=("$@")

@@ -66,7 +66,7 @@ step "Build"
 (cd "$root/embedded" && cargo build --release --features defmt)
 ok "firmware links with --features defmt"
 (cd "$root/embedded" && cargo build --release)
-(cd "$root" && cargo build -p msglog-client)
+(cd "$root" && cargo build --bin msglog-client)
 firmware="${CARGO_TARGET_DIR:-$root/embedded/target}/thumbv7m-none-eabi/release/msglog-firmware"
 client="${CARGO_TARGET_DIR:-$root/target}/debug/msglog-client"
 [[ -f $firmware ]] || fail "no firmware at $firmware"

@@ -275,9 +275,27 @@ impl<T: Read + Write, M: Timer<T>> Client<T, M> {
         self.session.in_flight()
     }
 
+    /// Bytes read from the transport and not yet fed to the session:
+    /// statuses that arrived with an earlier read, before the transactions
+    /// they answer were written, or bytes the server sent unasked.
+    pub fn buffered(&self) -> usize {
+        self.inbox_end.saturating_sub(self.inbox_start)
+    }
+
     /// The session: what was answered, what is in flight, how it ended.
     pub fn session(&self) -> &ClientSession<M::Instant> {
         &self.session
+    }
+
+    /// Act on the time without reading or waiting: once the oldest status
+    /// in flight is overdue ([`ClientSession::poll_timeout`]), the session
+    /// ends as a blocking [`wait`](Self::wait) would end it, with
+    /// [`ClientError::TimedOut`] (or cleanly, if only the CLOSE is
+    /// unanswered); before that, nothing happens. For a driver that waits
+    /// on the transport itself and reads with [`poll`](Self::poll).
+    pub fn handle_timeout(&mut self) -> Result<(), ClientError<T::Error>> {
+        let now = self.timer.now();
+        ClientError::from_end(self.session.handle_timeout(now))
     }
 
     /// End the session because the driver found the transport gone (the

@@ -985,6 +985,45 @@ fn client_waits_from_the_last_status_and_rereads_after_an_early_wake_up() {
 }
 
 #[test]
+fn client_handle_timeout_ends_an_overdue_session_without_reading() {
+    let (mut client, clock) = clocked_client(&[0, 0], 100);
+    client.login("alice", b"pw").unwrap();
+    client.get_mut().deadline = None;
+    clock.set(10);
+    client.send(b"late").unwrap();
+    clock.set(109);
+    assert_eq!(client.handle_timeout(), Ok(()));
+    assert!(!client.session().is_ended());
+    clock.set(110);
+    assert_eq!(
+        client.handle_timeout(),
+        Err(ClientError::TimedOut {
+            stage: Stage::Message(0)
+        })
+    );
+    assert!(client.session().is_ended());
+    // Decided on the clock alone: no read was bounded, none was made.
+    assert_eq!(client.get_ref().deadline, None);
+    assert_eq!(client.send(b"more"), Err(ClientError::SessionEnded));
+}
+
+#[test]
+fn client_tells_of_bytes_read_ahead_of_their_transactions() {
+    // The login's statuses and a byte the server sent unasked, in one read.
+    let (mut client, _clock) = clocked_client(&[0, 0, 0xFF], 100);
+    client.login("alice", b"pw").unwrap();
+    assert_eq!((client.in_flight(), client.buffered()), (0, 1));
+    // Sent now, a message would take that byte as its status.
+    assert_eq!(
+        client.send(b"m").and_then(|()| client.wait()),
+        Err(ClientError::Rejected {
+            stage: Stage::Message(0)
+        })
+    );
+    assert_eq!(client.buffered(), 0);
+}
+
+#[test]
 fn client_ends_cleanly_when_only_close_goes_unanswered() {
     let (mut client, clock) = clocked_client(&[0, 0, 0], 50);
     client.login("alice", b"pw").unwrap();

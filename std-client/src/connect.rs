@@ -7,7 +7,8 @@ use std::time::Duration;
 use crate::Error;
 
 /// Connection settings shared by [`Connection`](crate::Connection),
-/// [`ConnectionTable`](crate::ConnectionTable) and [`send_raw`](crate::send_raw).
+/// [`Delivery`](crate::Delivery), [`ConnectionTable`](crate::ConnectionTable)
+/// and [`send_raw`](crate::send_raw).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     /// Longest wait for each connection attempt; `None` waits as long as the OS does.

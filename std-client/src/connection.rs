@@ -3,6 +3,7 @@
 use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsFd, BorrowedFd};
+use std::time::{Duration, Instant};
 
 use msglog_core::{valid_name, Client};
 
@@ -51,6 +52,8 @@ pub enum IdleState {
 pub struct Connection {
     client: Client<GatherStream<TcpStream>, SocketTimer>,
     peer: SocketAddr,
+    /// The epoch of the client's clock (see [`SocketTimer`]).
+    epoch: Instant,
 }
 
 impl Connection {
@@ -62,13 +65,18 @@ impl Connection {
         stream.set_nodelay(true).map_err(Error::Io)?;
         let peer = stream.peer_addr().map_err(Error::Io)?;
         let timeout = options.io_timeout.filter(|t| !t.is_zero());
+        let epoch = Instant::now();
         let client = Client::with_timer(
             GatherStream::new(stream),
             options.window,
-            SocketTimer::new(timeout),
+            SocketTimer::new(epoch, timeout),
             timeout.map(nanos),
         );
-        Ok(Connection { client, peer })
+        Ok(Connection {
+            client,
+            peer,
+            epoch,
+        })
     }
 
     /// Connect and authenticate.
@@ -137,10 +145,22 @@ impl Connection {
     }
 
     /// Read the statuses that have already arrived, without blocking (see
-    /// [`Client::poll`]): acknowledgements are counted, and a rejection or a
-    /// closed connection is reported now rather than at the next send.
+    /// [`Client::poll`]): acknowledgements are counted, and a rejection, a
+    /// closed connection or a status overdue by [`Options::io_timeout`]
+    /// ([`Error::Timeout`]) is reported now rather than at the next send.
     pub fn poll(&mut self) -> Result<(), Error> {
-        Ok(self.client.poll()?)
+        self.client.poll()?;
+        Ok(self.client.handle_timeout()?)
+    }
+
+    /// How long until the oldest status in flight is overdue, for a caller
+    /// that waits for the socket itself (see [`AsFd`]) and then calls
+    /// [`Connection::poll`]: `None` with nothing in flight or no
+    /// [`Options::io_timeout`], zero once overdue.
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        let deadline = self.client.session().poll_timeout()?;
+        let now = nanos(self.epoch.elapsed());
+        Some(Duration::from_nanos(deadline.saturating_sub(now)))
     }
 
     /// Wait until every message submitted so far is acknowledged.
@@ -191,6 +211,7 @@ impl Connection {
     pub fn is_usable(&self) -> bool {
         self.is_open()
             && self.client.in_flight() == 0
+            && self.client.buffered() == 0
             && !read_ready(self.client.get_ref().get_ref())
     }
 
@@ -202,10 +223,15 @@ impl Connection {
         if self.client.in_flight() > 0 {
             return IdleState::Open;
         }
-        let state = match peek(self.client.get_ref().get_ref()) {
-            Peeked::Nothing => return IdleState::Open,
-            Peeked::Byte(_) => IdleState::Goodbye,
-            Peeked::Closed(e) => IdleState::Gone(e),
+        // A byte read along with the last statuses came unasked too.
+        let state = if self.client.buffered() > 0 {
+            IdleState::Goodbye
+        } else {
+            match peek(self.client.get_ref().get_ref()) {
+                Peeked::Nothing => return IdleState::Open,
+                Peeked::Byte(_) => IdleState::Goodbye,
+                Peeked::Closed(e) => IdleState::Gone(e),
+            }
         };
         // The session ends here too: nothing more is sent on this connection.
         let _ = self.client.transport_ended();
@@ -250,6 +276,22 @@ mod tests {
         (addr, done)
     }
 
+    /// A server on 127.0.0.1 that accepts any login and says goodbye (an
+    /// idle timeout's 0xFF) in the same write as the login's statuses.
+    fn goodbye_with_the_login() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut login = [0u8; 8];
+            stream.read_exact(&mut login).unwrap();
+            stream.write_all(&[0, 0, 0xFF]).unwrap();
+            // Closed once the client has gone.
+            let _ = stream.read(&mut [0u8; 1]);
+        });
+        addr
+    }
+
     fn options(io_timeout: Duration) -> Options {
         Options {
             connect_timeout: Some(Duration::from_secs(10)),
@@ -275,6 +317,47 @@ mod tests {
         assert!(!connection.is_open());
         assert_eq!(connection.messages_acknowledged(), 0);
         assert!(matches!(connection.close(), Err(Error::SessionEnded)));
+    }
+
+    #[test]
+    fn poll_reports_an_overdue_status_without_blocking() {
+        let (addr, _done) = silent_after_login();
+        let credentials = Credentials::new("u", "p");
+        let timeout = Duration::from_secs(2);
+        let mut connection = Connection::open(addr, &credentials, &options(timeout)).unwrap();
+        assert_eq!(connection.poll_timeout(), None);
+        connection.submit(b"m").unwrap();
+        let left = connection.poll_timeout().expect("a status is awaited");
+        assert!(left <= timeout, "{left:?}");
+        // What a caller's own wait does: sleep until the deadline, then poll.
+        thread::sleep(left);
+        assert_eq!(connection.poll_timeout(), Some(Duration::ZERO));
+        let polling = Instant::now();
+        assert!(matches!(connection.poll(), Err(Error::Timeout)));
+        let polled = polling.elapsed();
+        assert!(polled < timeout / 2, "{polled:?}");
+        assert!(!connection.is_open());
+        assert_eq!(connection.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_goodbye_read_along_with_the_login_is_a_goodbye() {
+        let addr = goodbye_with_the_login();
+        let credentials = Credentials::new("u", "p");
+        let timeout = Duration::from_secs(10);
+        let mut connection = Connection::open(addr, &credentials, &options(timeout)).unwrap();
+        let start = Instant::now();
+        loop {
+            assert!(!connection.is_usable());
+            match connection.idle_state() {
+                IdleState::Goodbye => break,
+                IdleState::Open => {}
+                IdleState::Gone(e) => panic!("the goodbye was taken for a close: {e}"),
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "no goodbye");
+            thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!connection.is_open());
     }
 
     #[test]

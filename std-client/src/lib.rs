@@ -1,6 +1,7 @@
-//! The msglog client library: [`Connection`] for one framed session,
-//! [`ConnectionTable`] for many servers, and [`send_raw`] for the raw stream
-//! mode, all over `std::net`.
+//! The msglog client library, over `std::net`: [`Connection`] for one
+//! framed session, [`Delivery`] for at-least-once delivery across lost
+//! connections, [`ConnectionTable`] for many servers, and [`send_raw`] for
+//! the raw stream mode.
 //!
 //! The protocol itself (framing, status matching, the window, when an
 //! answer is overdue) is the no_std core's
@@ -9,6 +10,22 @@
 //! [`stream_copy`](msglog_core::stream_copy); this crate connects them to
 //! TCP sockets with timeouts, gathers each transaction into one write (the
 //! original server requires it), and turns their errors into [`Error`].
+//! Its dependencies are the core, `embedded-io`, `socket2`, `libc` and
+//! `thiserror`; the `msglog-client` and `msglog-bench` programs are
+//! packages of their own.
+//!
+//! | module | owns |
+//! |---|---|
+//! | `connect` | resolving and connecting with timeouts: [`connect`], [`Options`] |
+//! | `credentials` | [`Credentials`] |
+//! | `connection` | one framed session on the core's `Client`: [`Connection`], [`IdleState`] |
+//! | `delivery` | at-least-once delivery: [`Delivery`], [`RetryPolicy`], [`DeliveryStats`] |
+//! | `table` | connections to many servers: [`ConnectionTable`], [`Endpoint`] |
+//! | `raw` | the raw stream mode: [`send_raw`], [`RAW_BUFFER`] |
+//! | `transport` | sockets as the core's `embedded-io` transports: one write per transaction, reads bounded by the session's deadline, peeking (crate-private) |
+//! | `error` | [`Error`]; [`Stage`] (from the core) names the transaction an error is about |
+//!
+//! One acknowledged session:
 //!
 //! ```no_run
 //! use msglog_client::{Connection, Credentials, Options};
@@ -20,14 +37,32 @@
 //! connection.close()?;
 //! # Ok::<(), msglog_client::Error>(())
 //! ```
+//!
+//! At-least-once delivery, reconnecting up to ten times (what
+//! `msglog-client --retry 10` does; `examples/deliver.rs` is this as a
+//! program):
+//!
+//! ```no_run
+//! use msglog_client::{Credentials, Delivery, Options, RetryPolicy};
+//!
+//! let credentials = Credentials::new("alice", "secret");
+//! let retry = RetryPolicy::attempts(10);
+//! let mut delivery = Delivery::new("localhost:5555", credentials, Options::default(), retry);
+//! for message in ["first", "second", "third"] {
+//!     delivery.submit(message.as_bytes())?;
+//! }
+//! let stats = delivery.finish()?;
+//! println!("{} acknowledged, up to {} logged twice", stats.acknowledged, stats.maybe_duplicates);
+//! # Ok::<(), msglog_client::Error>(())
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod connect;
 mod connection;
 mod credentials;
+mod delivery;
 mod error;
-mod lines;
 mod raw;
 mod table;
 mod transport;
@@ -35,11 +70,10 @@ mod transport;
 pub use connect::{connect, Options};
 pub use connection::{Connection, IdleState};
 pub use credentials::Credentials;
+pub use delivery::{Delivery, DeliveryStats, RetryPolicy};
 pub use error::Error;
-pub use lines::{Line, LineError, LineReader};
 pub use raw::{send_raw, RAW_BUFFER};
 pub use table::{ConnectionTable, Endpoint};
-pub use transport::{GatherStream, Std, WRITE_BUFFER};
 
 /// Re-exported from the core: which transaction an error is about.
 pub use msglog_core::Stage;

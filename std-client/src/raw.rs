@@ -32,7 +32,7 @@ pub fn send_raw<R: Read + ?Sized>(
     input: &mut R,
     buffer: &mut [u8],
 ) -> Result<u64, Error> {
-    let sent = match stream_copy(&mut Std(input), &mut Watched(stream), buffer) {
+    let sent = match stream_copy(&mut Std(input), &mut CheckedSocket(stream), buffer) {
         Ok(sent) => sent,
         Err(CopyError::Read { error, .. }) => return Err(Error::Input(error)),
         Err(CopyError::Write { error, copied }) => return Err(failed(stream, error, copied)),
@@ -54,13 +54,13 @@ pub fn send_raw<R: Read + ?Sized>(
 
 /// The socket as the copy's writer: before each write it checks, without
 /// waiting, that the server has neither sent a byte nor closed.
-struct Watched<'a>(&'a TcpStream);
+struct CheckedSocket<'a>(&'a TcpStream);
 
-impl embedded_io::ErrorType for Watched<'_> {
+impl embedded_io::ErrorType for CheckedSocket<'_> {
     type Error = io::Error;
 }
 
-impl embedded_io::Write for Watched<'_> {
+impl embedded_io::Write for CheckedSocket<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match peek(self.0) {
             // The byte itself is read again by `failed`.

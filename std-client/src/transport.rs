@@ -11,12 +11,12 @@ use socket2::SockRef;
 
 /// Capacity of [`GatherStream`]'s write buffer: the largest transaction
 /// (header and a 65535-byte payload), so every transaction fits whole.
-pub const WRITE_BUFFER: usize = MAX_FRAME;
+pub(crate) const WRITE_BUFFER: usize = MAX_FRAME;
 
 /// An `embedded_io` view of a `std::io` reader or writer. Reads and writes
 /// interrupted by a signal (`EINTR`) are retried.
 #[derive(Debug)]
-pub struct Std<T>(pub T);
+pub(crate) struct Std<T>(pub(crate) T);
 
 impl<T> embedded_io::ErrorType for Std<T> {
     type Error = io::Error;
@@ -47,14 +47,14 @@ impl<T: Write> embedded_io::Write for Std<T> {
 /// `std::io::BufWriter`, dropping it never writes: a failed connection is
 /// not written to again.
 #[derive(Debug)]
-pub struct GatherStream<S> {
+pub(crate) struct GatherStream<S> {
     stream: S,
     pending: Vec<u8>,
 }
 
 impl<S> GatherStream<S> {
     /// Gather writes to `stream` in a buffer of [`WRITE_BUFFER`] bytes.
-    pub fn new(stream: S) -> Self {
+    pub(crate) fn new(stream: S) -> Self {
         GatherStream {
             stream,
             pending: Vec::with_capacity(WRITE_BUFFER),
@@ -62,17 +62,13 @@ impl<S> GatherStream<S> {
     }
 
     /// The stream.
-    pub fn get_ref(&self) -> &S {
+    pub(crate) fn get_ref(&self) -> &S {
         &self.stream
     }
 
-    /// The stream, mutably. Bytes written to it directly bypass the buffer.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.stream
-    }
-
     /// Give back the stream; bytes not yet flushed are discarded.
-    pub fn into_inner(self) -> S {
+    #[cfg(test)]
+    fn into_inner(self) -> S {
         self.stream
     }
 }
@@ -187,10 +183,11 @@ pub(crate) struct SocketTimer {
 }
 
 impl SocketTimer {
-    /// A clock starting now, for a socket whose receive timeout is `read_timeout`.
-    pub(crate) fn new(read_timeout: Option<Duration>) -> Self {
+    /// A clock counting from `epoch`, for a socket whose receive timeout
+    /// is `read_timeout`.
+    pub(crate) fn new(epoch: Instant, read_timeout: Option<Duration>) -> Self {
         SocketTimer {
-            epoch: Instant::now(),
+            epoch,
             read_timeout,
         }
     }

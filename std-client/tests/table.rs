@@ -172,27 +172,7 @@ fn connection_errors_are_typed() {
 /// The `connection_table` example program, built once.
 fn example_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let out_dir = Path::new(common::CLIENT).parent().unwrap();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut build = Command::new(cargo);
-        build.args([
-            "build",
-            "-p",
-            "msglog-client",
-            "--example",
-            "connection_table",
-        ]);
-        if out_dir.ends_with("release") {
-            build.arg("--release");
-        }
-        let status = build
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .unwrap();
-        assert!(status.success(), "building the example failed");
-        out_dir.join("examples").join("connection_table")
-    })
+    BINARY.get_or_init(|| common::cargo_build("msglog-client", "--example", "connection_table"))
 }
 
 #[test]

@@ -1,42 +1,49 @@
-//! Test support: the real `msglog-server` and `msglog-client` binaries as
-//! child processes on 127.0.0.1, with deadlines instead of sleeps.
+//! Test support: the real `msglog-server` binary as a child process on
+//! 127.0.0.1, with deadlines instead of sleeps. The command line's tests
+//! (`cli/tests/common`) include this file and add the client process.
 #![allow(dead_code)] // Each test crate uses a different part.
 
 use std::fs::{self, File};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
 /// Longest wait for anything in these tests.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
-pub const CLIENT: &str = env!("CARGO_BIN_EXE_msglog-client");
+/// Build a target of the workspace (`--bin NAME`, `--example NAME`) in the
+/// tests' profile with the cargo that runs them; its executable's path, as
+/// cargo reports it (which honours `CARGO_TARGET_DIR`).
+pub fn cargo_build(package: &str, kind: &str, name: &str) -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build.args(["build", "-p", package, kind, name, "--message-format=json"]);
+    if !cfg!(debug_assertions) {
+        build.arg("--release");
+    }
+    let output = build
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("cargo runs");
+    assert!(output.status.success(), "building {name} failed");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|message| message["target"]["name"] == name)
+        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
+        .unwrap_or_else(|| panic!("cargo names the {name} executable"))
+}
 
 /// The `msglog-server` binary, built once per test process.
 pub fn server_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let out_dir = Path::new(CLIENT)
-            .parent()
-            .expect("the client binary has a directory");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut build = Command::new(cargo);
-        build.args(["build", "-p", "msglog-server", "--bin", "msglog-server"]);
-        if out_dir.ends_with("release") {
-            build.arg("--release");
-        }
-        let status = build
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building msglog-server failed");
-        out_dir.join("msglog-server")
-    })
+    BINARY.get_or_init(|| cargo_build("msglog-server", "--bin", "msglog-server"))
 }
 
 /// Poll `condition` until it holds; panic with `what` after [`DEADLINE`].
@@ -249,104 +256,6 @@ fn port_in(line: &str) -> Option<u16> {
     None
 }
 
-/// How a client run ended.
-#[derive(Debug)]
-pub struct Finished {
-    pub status: ExitStatus,
-    pub stderr: String,
-}
-
-impl Finished {
-    pub fn code(&self) -> Option<i32> {
-        self.status.code()
-    }
-}
-
-/// A `msglog-client` process with stdin piped from the test.
-pub struct ClientProcess {
-    child: Child,
-    stdin: Option<ChildStdin>,
-}
-
-impl ClientProcess {
-    pub fn start(args: &[&str], env: &[(&str, &str)]) -> ClientProcess {
-        let mut child = Command::new(CLIENT)
-            .args(args)
-            .env_remove("MSGLOG_PASSWORD")
-            .envs(env.iter().copied())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("msglog-client starts");
-        let stdin = child.stdin.take();
-        ClientProcess { child, stdin }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Write to the client's stdin.
-    pub fn write(&mut self, bytes: &[u8]) {
-        self.stdin
-            .as_mut()
-            .expect("stdin is open")
-            .write_all(bytes)
-            .expect("the client reads its stdin");
-    }
-
-    /// Write to the client's stdin; an error once the client stopped reading.
-    pub fn try_write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        match self.stdin.as_mut() {
-            Some(stdin) => stdin.write_all(bytes),
-            None => Err(std::io::ErrorKind::BrokenPipe.into()),
-        }
-    }
-
-    /// Close stdin: end of input.
-    pub fn close_stdin(&mut self) {
-        drop(self.stdin.take());
-    }
-
-    /// Close stdin and wait for the client to exit.
-    pub fn finish(mut self) -> Finished {
-        drop(self.stdin.take());
-        self.exit_within(DEADLINE)
-    }
-
-    /// Wait for the client to exit by itself, its stdin still open, for at
-    /// most `limit`; returns how it ended and how long that took.
-    pub fn exits_by_itself(mut self, limit: Duration) -> (Finished, Duration) {
-        let start = Instant::now();
-        let finished = self.exit_within(limit);
-        (finished, start.elapsed())
-    }
-
-    fn exit_within(&mut self, limit: Duration) -> Finished {
-        let status = wait_child(&mut self.child, limit);
-        let mut stderr = String::new();
-        if let Some(mut pipe) = self.child.stderr.take() {
-            let _ = pipe.read_to_string(&mut stderr);
-        }
-        Finished { status, stderr }
-    }
-}
-
-/// Run the client to the end with `input` on stdin.
-pub fn run_client(args: &[&str], env: &[(&str, &str)], input: Vec<u8>) -> Finished {
-    let mut client = ClientProcess::start(args, env);
-    let stdin = client.stdin.take().expect("stdin is piped");
-    let writer: JoinHandle<()> = thread::spawn(move || {
-        let mut stdin = stdin;
-        // A client that fails early stops reading: that is not this thread's error.
-        let _ = stdin.write_all(&input);
-    });
-    let finished = client.finish();
-    let _ = writer.join();
-    finished
-}
-
 /// The records of `messages.log` in `dir`, each without its `\r\n`.
 pub fn records(dir: &Path) -> Vec<Vec<u8>> {
     let log = fs::read(dir.join("messages.log")).unwrap_or_default();
@@ -366,16 +275,6 @@ pub fn record(user: &str, message: &[u8]) -> Vec<u8> {
     msglog_core::write_record(&mut out, user, message).expect("a Vec takes every byte");
     out.truncate(out.len() - 2);
     out
-}
-
-/// A process's peak resident memory (`VmHWM`), in KiB.
-pub fn peak_rss_kib(pid: u32) -> u64 {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("the process runs");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/PID/status")
 }
 
 /// Bytes received and not yet read by the established TCP sockets whose

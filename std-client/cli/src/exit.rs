@@ -1,4 +1,4 @@
-//! Exit codes and the one-line failure reports of the command line.
+//! Exit codes, and the command line's error: an exit code and one line.
 
 use std::fmt;
 use std::process::ExitCode;
@@ -63,23 +63,23 @@ impl Exit {
     }
 }
 
-/// A failure: its exit code and the line printed on stderr.
+/// Why the command line failed: its exit code and the line printed on stderr.
 #[derive(Debug)]
-pub struct Failure {
+pub struct CliError {
     pub exit: Exit,
     pub message: String,
 }
 
-impl Failure {
+impl CliError {
     pub fn new(exit: Exit, message: impl Into<String>) -> Self {
-        Failure {
+        CliError {
             exit,
             message: message.into(),
         }
     }
 }
 
-impl fmt::Display for Failure {
+impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
     }

@@ -8,14 +8,25 @@
 //! ends with CLOSE. Every status byte is verified and every message's status
 //! latency recorded. Raw mode (`--raw --bytes N`) streams N bytes to
 //! `msglog-server --raw` and reports the transfer rate.
+//!
+//! | module | owns |
+//! |---|---|
+//! | `args` | the command line |
+//! | `framed` | framed mode: the event loops, each connection's socket and `ClientSession`, latencies; `Plan`, `RunTotals` |
+//! | `raw` | raw mode: the same for a byte stream |
+//! | `threads` | running one worker per thread; `SetupError` |
+//! | `socket` | the non-blocking socket steps both modes share |
+//! | `failure` | how a connection failed (`FailureKind`) and the tally (`FailureCounts`) |
+//! | `fd_limit` | raising the descriptor limit |
+//! | `render` | a run's human table and JSON object |
 
 mod args;
 mod failure;
+mod fd_limit;
 mod framed;
 mod raw;
-mod report;
+mod render;
 mod socket;
-mod sys;
 mod threads;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -46,7 +57,7 @@ fn run(args: &Args) -> Result<bool, String> {
     let addr = resolve(&args.host, args.port)?;
     let threads = args.threads.unwrap_or_else(args::default_threads);
     // Ten thousand connections need ten thousand descriptors.
-    let descriptors = sys::raise_nofile_limit();
+    let descriptors = fd_limit::raise_nofile_limit();
     let needed = u64::try_from(args.connections).unwrap_or(u64::MAX) + 64;
     if descriptors.is_some_and(|limit| limit < needed) {
         eprintln!(
@@ -64,21 +75,21 @@ fn run(args: &Args) -> Result<bool, String> {
             threads,
             stall_timeout: args.timeout,
         };
-        let report = raw::run(&plan).map_err(|e| e.to_string())?;
+        let totals = raw::run(&plan).map_err(|e| e.to_string())?;
         if args.json {
-            println!("{}", report::raw_json(&plan, &report));
+            println!("{}", render::raw_json(&plan, &totals));
         } else {
-            print!("{}", report::raw_table(&plan, &report));
+            print!("{}", render::raw_table(&plan, &totals));
         }
-        return Ok(report.is_clean(&plan));
+        return Ok(totals.is_clean(&plan));
     }
 
     let plan = framed::Plan {
         addr,
         connections: args.connections,
-        stop: match args.duration {
-            Some(duration) => framed::Stop::After(duration),
-            None => framed::Stop::Count(args.messages),
+        until: match args.duration {
+            Some(duration) => framed::Until::After(duration),
+            None => framed::Until::Count(args.messages),
         },
         size: args.size,
         window: args.window,
@@ -88,13 +99,13 @@ fn run(args: &Args) -> Result<bool, String> {
         stall_timeout: args.timeout,
         connect_batch: args.connect_batch,
     };
-    let report = framed::run(&plan).map_err(|e| e.to_string())?;
+    let totals = framed::run(&plan).map_err(|e| e.to_string())?;
     if args.json {
-        println!("{}", report::framed_json(&plan, &report));
+        println!("{}", render::framed_json(&plan, &totals));
     } else {
-        print!("{}", report::framed_table(&plan, &report));
+        print!("{}", render::framed_table(&plan, &totals));
     }
-    Ok(report.is_clean())
+    Ok(totals.is_clean())
 }
 
 fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {

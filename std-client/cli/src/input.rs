@@ -9,8 +9,8 @@ use std::os::unix::ffi::OsStringExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::lines::{LineError, LineReader};
 use mio::Waker;
-use msglog_client::{LineError, LineReader};
 use msglog_core::MAX_PAYLOAD;
 
 use crate::watch::StdinChunks;

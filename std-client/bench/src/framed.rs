@@ -27,13 +27,13 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use msglog_core::{ClientEnd, ClientSession, Transaction};
 
-use crate::failure::{Failure, Failures};
+use crate::failure::{FailureCounts, FailureKind};
 use crate::socket::{connected, write};
 use crate::threads::{run_all, threads_used, SetupError};
 
 /// When a connection stops sending messages.
 #[derive(Debug, Clone, Copy)]
-pub enum Stop {
+pub enum Until {
     /// After this many messages per connection.
     Count(u64),
     /// When this much time has passed since the message phase started.
@@ -48,7 +48,7 @@ pub struct Plan {
     /// Connections, in total.
     pub connections: usize,
     /// When to stop sending.
-    pub stop: Stop,
+    pub until: Until,
     /// Payload bytes per message.
     pub size: usize,
     /// MESSAGE transactions in flight per connection.
@@ -72,9 +72,9 @@ impl Plan {
     }
 }
 
-/// What a run measured.
+/// What a run measured: its threads' totals merged.
 #[derive(Debug)]
-pub struct Report {
+pub struct RunTotals {
     /// Status latency of every acknowledged message, in microseconds.
     pub latency_us: Histogram<u64>,
     /// Messages written whole to a socket.
@@ -86,7 +86,7 @@ pub struct Report {
     /// Messages that should be acknowledged (count mode only).
     pub expected: Option<u64>,
     /// Failed connections.
-    pub failures: Failures,
+    pub failures: FailureCounts,
     /// Connections that authenticated and took part in the message phase.
     pub authenticated: usize,
     /// Time to open and authenticate every connection.
@@ -95,7 +95,7 @@ pub struct Report {
     pub elapsed: Duration,
 }
 
-impl Report {
+impl RunTotals {
     /// No failure, and in count mode every message acknowledged.
     pub fn is_clean(&self) -> bool {
         self.failures.total() == 0 && self.expected.is_none_or(|e| e == self.acknowledged)
@@ -111,7 +111,7 @@ impl Report {
 }
 
 /// Run the plan: open, authenticate, send, close; then merge the threads' figures.
-pub fn run(plan: &Plan) -> Result<Report, SetupError> {
+pub fn run(plan: &Plan) -> Result<RunTotals, SetupError> {
     let threads = plan.threads_used();
     let batch = plan.connect_batch.div_ceil(threads).max(1);
     let mut workers = Vec::with_capacity(threads);
@@ -124,9 +124,9 @@ pub fn run(plan: &Plan) -> Result<Report, SetupError> {
     merge(plan, results)
 }
 
-fn merge(plan: &Plan, results: Vec<Outcome>) -> Result<Report, SetupError> {
+fn merge(plan: &Plan, results: Vec<ThreadTotals>) -> Result<RunTotals, SetupError> {
     let mut latency_us = new_histogram()?;
-    let mut failures = Failures::default();
+    let mut failures = FailureCounts::default();
     let (mut sent, mut acknowledged, mut lost_in_flight, mut authenticated) = (0, 0, 0, 0);
     let mut login_start: Option<Instant> = None;
     let mut login_end: Option<Instant> = None;
@@ -151,14 +151,14 @@ fn merge(plan: &Plan, results: Vec<Outcome>) -> Result<Report, SetupError> {
         _ => Duration::ZERO,
     };
     let connections = u64::try_from(plan.connections).unwrap_or(u64::MAX);
-    Ok(Report {
+    Ok(RunTotals {
         latency_us,
         sent,
         acknowledged,
         lost_in_flight,
-        expected: match plan.stop {
-            Stop::Count(n) => Some(n.saturating_mul(connections)),
-            Stop::After(_) => None,
+        expected: match plan.until {
+            Until::Count(n) => Some(n.saturating_mul(connections)),
+            Until::After(_) => None,
         },
         failures,
         authenticated,
@@ -174,13 +174,13 @@ fn new_histogram() -> Result<Histogram<u64>, SetupError> {
 }
 
 /// One thread's figures.
-struct Outcome {
+struct ThreadTotals {
     latency_us: Histogram<u64>,
     sent: u64,
     acknowledged: u64,
     lost_in_flight: u64,
     authenticated: usize,
-    failures: Failures,
+    failures: FailureCounts,
     login_start: Instant,
     login_end: Instant,
     start: Instant,
@@ -190,7 +190,7 @@ struct Outcome {
 /// Where a connection's socket is. Where its protocol is (logging in,
 /// authenticated, closing, ended) is its [`ClientSession`]'s to say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Link {
+enum SocketState {
     /// Not opened yet.
     Idle,
     /// `connect` in progress.
@@ -203,21 +203,21 @@ enum Link {
 
 /// What a connection's step changed, for the worker's bookkeeping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Progress {
+enum Step {
     Continue,
     LoggedIn,
     Closed,
 }
 
-impl From<ClientEnd> for Failure {
-    fn from(end: ClientEnd) -> Failure {
+impl From<ClientEnd> for FailureKind {
+    fn from(end: ClientEnd) -> FailureKind {
         match end {
-            ClientEnd::Rejected { .. } => Failure::Rejected,
-            ClientEnd::InvalidStatus { .. } => Failure::InvalidStatus,
-            ClientEnd::Unsolicited { .. } => Failure::UnexpectedStatus,
-            ClientEnd::Disconnected { .. } | ClientEnd::Hangup => Failure::Eof,
-            ClientEnd::TimedOut { .. } => Failure::Timeout,
-            _ => Failure::Reset,
+            ClientEnd::Rejected { .. } => FailureKind::Rejected,
+            ClientEnd::InvalidStatus { .. } => FailureKind::InvalidStatus,
+            ClientEnd::Unsolicited { .. } => FailureKind::UnexpectedStatus,
+            ClientEnd::Disconnected { .. } | ClientEnd::Hangup => FailureKind::Eof,
+            ClientEnd::TimedOut { .. } => FailureKind::Timeout,
+            _ => FailureKind::Reset,
         }
     }
 }
@@ -228,7 +228,7 @@ impl From<ClientEnd> for Failure {
 #[derive(Debug)]
 struct Conn {
     stream: Option<TcpStream>,
-    link: Link,
+    socket: SocketState,
     /// The protocol; its clock is nanoseconds since [`Buffers::epoch`].
     session: ClientSession,
     /// Bytes of the NAME + PASSWORD prelude written.
@@ -246,7 +246,7 @@ impl Conn {
     fn new(window: usize) -> Conn {
         Conn {
             stream: None,
-            link: Link::Idle,
+            socket: SocketState::Idle,
             session: ClientSession::new(window.max(2)),
             prelude_written: 0,
             target: None,
@@ -267,12 +267,12 @@ impl Conn {
     /// Whether the message phase began and the connection has not stopped
     /// sending (CLOSE not yet submitted).
     fn sending(&self) -> bool {
-        self.target.is_some() && self.link == Link::Open && !self.session.is_closing()
+        self.target.is_some() && self.socket == SocketState::Open && !self.session.is_closing()
     }
 
     /// The connection is established: NAME and PASSWORD go out first.
-    fn open(&mut self, buf: &Buffers) -> Result<(), Failure> {
-        self.link = Link::Open;
+    fn open(&mut self, buf: &Buffers) -> Result<(), FailureKind> {
+        self.socket = SocketState::Open;
         let now = buf.now_ns();
         for transaction in [
             Transaction::Name(&buf.user),
@@ -281,7 +281,7 @@ impl Conn {
             // Cannot fail: the plan's user and password were encoded already.
             self.session
                 .submit(&transaction, now)
-                .map_err(|_| Failure::EventLoop)?;
+                .map_err(|_| FailureKind::EventLoop)?;
         }
         Ok(())
     }
@@ -292,24 +292,24 @@ impl Conn {
         index: usize,
         readable: bool,
         buf: &mut Buffers,
-    ) -> Result<Progress, Failure> {
+    ) -> Result<Step, FailureKind> {
         let authenticated = self.session.is_authenticated();
         if readable {
             self.receive(index, buf)?;
         }
-        if self.link == Link::Done {
-            return Ok(Progress::Closed);
+        if self.socket == SocketState::Done {
+            return Ok(Step::Closed);
         }
         self.transmit(index, buf)?;
         if !authenticated && self.session.is_authenticated() {
-            return Ok(Progress::LoggedIn);
+            return Ok(Step::LoggedIn);
         }
-        Ok(Progress::Continue)
+        Ok(Step::Continue)
     }
 
-    fn receive(&mut self, index: usize, buf: &mut Buffers) -> Result<(), Failure> {
+    fn receive(&mut self, index: usize, buf: &mut Buffers) -> Result<(), FailureKind> {
         loop {
-            let stream = self.stream.as_mut().ok_or(Failure::Reset)?;
+            let stream = self.stream.as_mut().ok_or(FailureKind::Reset)?;
             let end = match stream.read(&mut buf.inbox) {
                 Ok(0) => self.session.handle_eof(),
                 Ok(n) => {
@@ -319,7 +319,7 @@ impl Conn {
                     let ring = buf.sent_at.get(ring).unwrap_or_default();
                     self.on_statuses(statuses, now, ring, &mut buf.latency_us)?;
                     // A short read emptied the socket: the next arrival is a new edge.
-                    if self.link == Link::Done || n < buf.inbox.len() {
+                    if self.socket == SocketState::Done || n < buf.inbox.len() {
                         return Ok(());
                     }
                     continue;
@@ -340,7 +340,7 @@ impl Conn {
         now: u64,
         sent_at: &[u64],
         latency_us: &mut Histogram<u64>,
-    ) -> Result<(), Failure> {
+    ) -> Result<(), FailureKind> {
         let acknowledged = self.session.messages_acknowledged();
         let end = self.session.handle_input(statuses, now);
         for message in acknowledged..self.session.messages_acknowledged() {
@@ -355,20 +355,20 @@ impl Conn {
 
     /// A clean end (any answer to CLOSE) closes the connection; any other
     /// end is its failure.
-    fn on_end(&mut self, end: Option<ClientEnd>) -> Result<(), Failure> {
+    fn on_end(&mut self, end: Option<ClientEnd>) -> Result<(), FailureKind> {
         match end {
             None => Ok(()),
             Some(ClientEnd::Closed) => {
-                self.link = Link::Done;
+                self.socket = SocketState::Done;
                 self.stream = None;
                 Ok(())
             }
-            Some(end) => Err(Failure::from(end)),
+            Some(end) => Err(FailureKind::from(end)),
         }
     }
 
-    fn transmit(&mut self, index: usize, buf: &mut Buffers) -> Result<(), Failure> {
-        if self.link != Link::Open || self.session.is_ended() {
+    fn transmit(&mut self, index: usize, buf: &mut Buffers) -> Result<(), FailureKind> {
+        if self.socket != SocketState::Open || self.session.is_ended() {
             return Ok(());
         }
         while let Some(rest) = buf
@@ -395,7 +395,7 @@ impl Conn {
         {
             self.session
                 .submit(&Transaction::Close, buf.now_ns())
-                .map_err(|_| Failure::EventLoop)?;
+                .map_err(|_| FailureKind::EventLoop)?;
         }
         Ok(())
     }
@@ -408,7 +408,7 @@ impl Conn {
         index: usize,
         target: u64,
         buf: &mut Buffers,
-    ) -> Result<(), Failure> {
+    ) -> Result<(), FailureKind> {
         let frame_len = buf.frame_len;
         loop {
             let submitted = self.session.messages_submitted();
@@ -436,7 +436,7 @@ impl Conn {
                 // Cannot fail: no more than the window's room was written.
                 self.session
                     .submit(&message, now)
-                    .map_err(|_| Failure::EventLoop)?;
+                    .map_err(|_| FailureKind::EventLoop)?;
             }
             let first = submitted - torn as u64;
             let completed = (total / frame_len) as u64;
@@ -560,7 +560,7 @@ struct Worker {
     addr: SocketAddr,
     conns: Vec<Conn>,
     buf: Buffers,
-    stop: Stop,
+    until: Until,
     stall_timeout: Duration,
     /// Connections that may be connecting or authenticating at once.
     open_limit: usize,
@@ -573,7 +573,7 @@ struct Worker {
     ready: usize,
     /// Connections in the message phase, not yet closed.
     live: usize,
-    failures: Failures,
+    failures: FailureCounts,
     lost_in_flight: u64,
 }
 
@@ -584,7 +584,7 @@ impl Worker {
             addr: plan.addr,
             conns: (0..connections).map(|_| Conn::new(plan.window)).collect(),
             buf: Buffers::new(plan, connections)?,
-            stop: plan.stop,
+            until: plan.until,
             stall_timeout: plan.stall_timeout,
             open_limit,
             next_to_open: 0,
@@ -592,12 +592,12 @@ impl Worker {
             to_login: connections,
             ready: 0,
             live: 0,
-            failures: Failures::default(),
+            failures: FailureCounts::default(),
             lost_in_flight: 0,
         })
     }
 
-    fn run(mut self, barrier: &Barrier) -> Outcome {
+    fn run(mut self, barrier: &Barrier) -> ThreadTotals {
         let mut events = Events::with_capacity(1024);
         let login_start = Instant::now();
         self.open_more();
@@ -607,12 +607,12 @@ impl Worker {
 
         barrier.wait();
         let start = Instant::now();
-        let deadline = match self.stop {
-            Stop::Count(n) => {
+        let deadline = match self.until {
+            Until::Count(n) => {
                 self.begin_messages(n);
                 None
             }
-            Stop::After(duration) => {
+            Until::After(duration) => {
                 self.begin_messages(u64::MAX);
                 Some(start + duration)
             }
@@ -625,7 +625,7 @@ impl Worker {
             sent += conn.sent();
             acknowledged += conn.session.messages_acknowledged();
         }
-        Outcome {
+        ThreadTotals {
             latency_us: self.buf.latency_us,
             sent,
             acknowledged,
@@ -658,7 +658,7 @@ impl Worker {
                 .stall_timeout
                 .saturating_sub(now.saturating_duration_since(last_progress));
             if stall_left.is_zero() {
-                self.fail_all(Failure::Timeout);
+                self.fail_all(FailureKind::Timeout);
                 continue;
             }
             let timeout = deadline.map_or(stall_left, |at| {
@@ -666,7 +666,7 @@ impl Worker {
             });
             if let Err(e) = self.poll.poll(events, Some(timeout)) {
                 if e.kind() != ErrorKind::Interrupted {
-                    self.fail_all(Failure::EventLoop);
+                    self.fail_all(FailureKind::EventLoop);
                 }
                 continue;
             }
@@ -690,9 +690,9 @@ impl Worker {
         let Some(conn) = self.conns.get_mut(index) else {
             return;
         };
-        match conn.link {
-            Link::Idle | Link::Done => return,
-            Link::Connecting => match connected(&conn.stream) {
+        match conn.socket {
+            SocketState::Idle | SocketState::Done => return,
+            SocketState::Connecting => match connected(&conn.stream) {
                 Ok(true) => {
                     if let Err(failure) = conn.open(&self.buf) {
                         return self.fail(index, failure);
@@ -701,7 +701,7 @@ impl Worker {
                 Ok(false) => return,
                 Err(failure) => return self.fail(index, failure),
             },
-            Link::Open => {}
+            SocketState::Open => {}
         }
         self.pump(index, readable);
     }
@@ -711,13 +711,13 @@ impl Worker {
             return;
         };
         match conn.pump(index, readable, &mut self.buf) {
-            Ok(Progress::Continue) => {}
-            Ok(Progress::LoggedIn) => {
+            Ok(Step::Continue) => {}
+            Ok(Step::LoggedIn) => {
                 self.opening -= 1;
                 self.to_login -= 1;
                 self.ready += 1;
             }
-            Ok(Progress::Closed) => self.live -= 1,
+            Ok(Step::Closed) => self.live -= 1,
             Err(failure) => self.fail(index, failure),
         }
     }
@@ -742,10 +742,10 @@ impl Worker {
             match opened {
                 Ok(stream) => {
                     conn.stream = Some(stream);
-                    conn.link = Link::Connecting;
+                    conn.socket = SocketState::Connecting;
                     self.opening += 1;
                 }
-                Err(_) => self.fail(index, Failure::Connect),
+                Err(_) => self.fail(index, FailureKind::Connect),
             }
         }
     }
@@ -758,7 +758,7 @@ impl Worker {
             let Some(conn) = self.conns.get_mut(index) else {
                 break;
             };
-            if conn.link != Link::Open || !conn.session.is_authenticated() {
+            if conn.socket != SocketState::Open || !conn.session.is_authenticated() {
                 continue;
             }
             conn.target = Some(target);
@@ -784,45 +784,45 @@ impl Worker {
         }
     }
 
-    fn fail(&mut self, index: usize, failure: Failure) {
+    fn fail(&mut self, index: usize, failure: FailureKind) {
         let Some(conn) = self.conns.get_mut(index) else {
             return;
         };
-        let link = conn.link;
-        if link == Link::Done {
+        let socket = conn.socket;
+        if socket == SocketState::Done {
             return;
         }
-        conn.link = Link::Done;
+        conn.socket = SocketState::Done;
         // Dropping the socket closes it and removes it from the poll set.
         conn.stream = None;
         self.lost_in_flight += conn.unacknowledged();
         self.failures.add(failure);
-        match link {
-            Link::Idle => self.to_login -= 1,
-            Link::Connecting => {
+        match socket {
+            SocketState::Idle => self.to_login -= 1,
+            SocketState::Connecting => {
                 self.opening -= 1;
                 self.to_login -= 1;
             }
-            Link::Open if !conn.session.is_authenticated() => {
+            SocketState::Open if !conn.session.is_authenticated() => {
                 self.opening -= 1;
                 self.to_login -= 1;
             }
-            Link::Open if conn.target.is_none() => self.ready -= 1,
-            Link::Open => self.live -= 1,
+            SocketState::Open if conn.target.is_none() => self.ready -= 1,
+            SocketState::Open => self.live -= 1,
             // Returned above: a connection fails at most once.
-            Link::Done => {}
+            SocketState::Done => {}
         }
     }
 
     /// Fail every connection that is still waiting on the server.
-    fn fail_all(&mut self, failure: Failure) {
+    fn fail_all(&mut self, failure: FailureKind) {
         for index in 0..self.conns.len() {
             // Every connection but those done or authenticated and
             // waiting for the message phase.
-            let waiting = self.conns.get(index).is_some_and(|c| match c.link {
-                Link::Idle | Link::Connecting => true,
-                Link::Open => !c.session.is_authenticated() || c.target.is_some(),
-                Link::Done => false,
+            let waiting = self.conns.get(index).is_some_and(|c| match c.socket {
+                SocketState::Idle | SocketState::Connecting => true,
+                SocketState::Open => !c.session.is_authenticated() || c.target.is_some(),
+                SocketState::Done => false,
             });
             if waiting {
                 self.fail(index, failure);
@@ -839,7 +839,7 @@ mod tests {
     /// messages answered and `in_flight` more written whole.
     fn sending_conn(window: usize, acknowledged: u64, in_flight: u64) -> (Conn, Vec<u64>) {
         let mut conn = Conn::new(window);
-        conn.link = Link::Open;
+        conn.socket = SocketState::Open;
         for transaction in [Transaction::Name(b"u"), Transaction::Password(b"p")] {
             conn.session.submit(&transaction, 0).unwrap();
         }
@@ -873,7 +873,7 @@ mod tests {
         let mut latency = new_histogram().unwrap();
         assert_eq!(
             conn.on_statuses(&[0, 0], 0, &ring, &mut latency),
-            Err(Failure::UnexpectedStatus)
+            Err(FailureKind::UnexpectedStatus)
         );
     }
 
@@ -883,13 +883,13 @@ mod tests {
         let (mut conn, ring) = sending_conn(4, 0, 3);
         assert_eq!(
             conn.on_statuses(&[0, 0xFF], 0, &ring, &mut latency),
-            Err(Failure::Rejected)
+            Err(FailureKind::Rejected)
         );
         assert_eq!(conn.session.messages_acknowledged(), 1);
         let (mut conn, ring) = sending_conn(4, 0, 3);
         assert_eq!(
             conn.on_statuses(&[0x42], 0, &ring, &mut latency),
-            Err(Failure::InvalidStatus)
+            Err(FailureKind::InvalidStatus)
         );
     }
 
@@ -898,7 +898,7 @@ mod tests {
         let mut latency = new_histogram().unwrap();
         let ring = vec![0; 1];
         let mut conn = Conn::new(1);
-        conn.link = Link::Open;
+        conn.socket = SocketState::Open;
         for transaction in [Transaction::Name(b"u"), Transaction::Password(b"p")] {
             conn.session.submit(&transaction, 0).unwrap();
         }
@@ -907,7 +907,7 @@ mod tests {
         // A status while waiting for the message phase answers nothing.
         assert_eq!(
             conn.on_statuses(&[0], 0, &ring, &mut latency),
-            Err(Failure::UnexpectedStatus)
+            Err(FailureKind::UnexpectedStatus)
         );
 
         let (mut conn, ring) = sending_conn(1, 9, 1);
@@ -917,14 +917,14 @@ mod tests {
         // CLOSE not yet written: nothing may answer it.
         assert_eq!(
             conn.on_statuses(&[0], 0, &ring, &mut latency),
-            Err(Failure::UnexpectedStatus)
+            Err(FailureKind::UnexpectedStatus)
         );
         // Written: 0xFF answers it as well as 0x00 does (PROTOCOL.md; the
         // original server answers a bare CLOSE with 0xFF).
         let (mut conn, ring) = sending_conn(1, 10, 0);
         conn.session.submit(&Transaction::Close, 0).unwrap();
         assert_eq!(conn.on_statuses(&[0xFF], 0, &ring, &mut latency), Ok(()));
-        assert_eq!(conn.link, Link::Done);
+        assert_eq!(conn.socket, SocketState::Done);
     }
 
     #[test]
@@ -941,7 +941,7 @@ mod tests {
                 }
             };
             assert_eq!(answered, Ok(()), "{answer:?}");
-            assert_eq!(conn.link, Link::Done);
+            assert_eq!(conn.socket, SocketState::Done);
         }
         let (mut conn, _) = sending_conn(4, 10, 0);
         conn.session.submit(&Transaction::Close, 0).unwrap();
@@ -950,7 +950,7 @@ mod tests {
         // Without CLOSE in flight, the connection closing is a failure.
         let (mut conn, _) = sending_conn(4, 9, 1);
         let end = conn.session.handle_eof();
-        assert_eq!(conn.on_end(end), Err(Failure::Eof));
+        assert_eq!(conn.on_end(end), Err(FailureKind::Eof));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use crate::failure::Failures;
+use crate::failure::FailureCounts;
 use crate::{framed, raw};
 
 /// Messages per second over the message phase.
@@ -18,7 +18,7 @@ fn rate(count: u64, elapsed: Duration) -> f64 {
     }
 }
 
-fn error_kinds(failures: &Failures) -> Value {
+fn error_kinds(failures: &FailureCounts) -> Value {
     let kinds: Map<String, Value> = failures
         .iter()
         .map(|(kind, count)| (kind.name().to_owned(), Value::from(count)))
@@ -39,7 +39,7 @@ fn grouped(value: u64) -> String {
     out
 }
 
-fn errors_line(failures: &Failures) -> String {
+fn errors_line(failures: &FailureCounts) -> String {
     let total = failures.total();
     if total == 0 {
         return "0".into();
@@ -64,28 +64,28 @@ fn plural(count: usize, one: &str) -> String {
 }
 
 /// The framed run as an aligned table.
-pub fn framed_table(plan: &framed::Plan, report: &framed::Report) -> String {
-    let latency = &report.latency_us;
-    let payload = report.acknowledged.saturating_mul(plan.size as u64);
-    let amount = match plan.stop {
-        framed::Stop::Count(n) => format!("{} per connection", grouped(n)),
-        framed::Stop::After(d) => format!("for {:.1} s", d.as_secs_f64()),
+pub fn framed_table(plan: &framed::Plan, totals: &framed::RunTotals) -> String {
+    let latency = &totals.latency_us;
+    let payload = totals.acknowledged.saturating_mul(plan.size as u64);
+    let amount = match plan.until {
+        framed::Until::Count(n) => format!("{} per connection", grouped(n)),
+        framed::Until::After(d) => format!("for {:.1} s", d.as_secs_f64()),
     };
-    let acknowledged = match report.expected {
-        Some(expected) => format!("{} of {}", grouped(report.acknowledged), grouped(expected)),
+    let acknowledged = match totals.expected {
+        Some(expected) => format!("{} of {}", grouped(totals.acknowledged), grouped(expected)),
         None => format!(
             "{} of {} sent",
-            grouped(report.acknowledged),
-            grouped(report.sent)
+            grouped(totals.acknowledged),
+            grouped(totals.sent)
         ),
     };
-    let mut errors = errors_line(&report.failures);
-    if report.unacknowledged() > 0 {
+    let mut errors = errors_line(&totals.failures);
+    if totals.unacknowledged() > 0 {
         let _ = write!(
             errors,
             "; {} messages not acknowledged ({} lost in flight)",
-            grouped(report.unacknowledged()),
-            grouped(report.lost_in_flight)
+            grouped(totals.unacknowledged()),
+            grouped(totals.lost_in_flight)
         );
     }
     let rows = [
@@ -94,8 +94,8 @@ pub fn framed_table(plan: &framed::Plan, report: &framed::Report) -> String {
             format!(
                 "{} ({} authenticated in {:.3} s), {}",
                 grouped(plan.connections as u64),
-                grouped(report.authenticated as u64),
-                report.connect_elapsed.as_secs_f64(),
+                grouped(totals.authenticated as u64),
+                totals.connect_elapsed.as_secs_f64(),
                 plural(plan.threads_used(), "thread")
             ),
         ),
@@ -103,15 +103,15 @@ pub fn framed_table(plan: &framed::Plan, report: &framed::Report) -> String {
             "messages",
             format!("{amount}, {} B, window {}", plan.size, plan.window),
         ),
-        ("elapsed", format!("{:.3} s", report.elapsed.as_secs_f64())),
+        ("elapsed", format!("{:.3} s", totals.elapsed.as_secs_f64())),
         ("acknowledged", acknowledged),
         ("errors", errors),
         (
             "throughput",
             format!(
                 "{} msgs/s, {:.2} MB/s of payload",
-                grouped(rate(report.acknowledged, report.elapsed).round() as u64),
-                rate(payload, report.elapsed) / 1e6
+                grouped(rate(totals.acknowledged, totals.elapsed).round() as u64),
+                rate(payload, totals.elapsed) / 1e6
             ),
         ),
         (
@@ -133,34 +133,34 @@ pub fn framed_table(plan: &framed::Plan, report: &framed::Report) -> String {
 }
 
 /// The framed run as one JSON object.
-pub fn framed_json(plan: &framed::Plan, report: &framed::Report) -> Value {
-    let latency = &report.latency_us;
-    let (messages, duration) = match plan.stop {
-        framed::Stop::Count(n) => (Some(n), None),
-        framed::Stop::After(d) => (None, Some(d.as_secs_f64())),
+pub fn framed_json(plan: &framed::Plan, totals: &framed::RunTotals) -> Value {
+    let latency = &totals.latency_us;
+    let (messages, duration) = match plan.until {
+        framed::Until::Count(n) => (Some(n), None),
+        framed::Until::After(d) => (None, Some(d.as_secs_f64())),
     };
-    let payload = report.acknowledged.saturating_mul(plan.size as u64);
+    let payload = totals.acknowledged.saturating_mul(plan.size as u64);
     json!({
         "mode": "framed",
         "server": plan.addr.to_string(),
         "connections": plan.connections,
-        "authenticated": report.authenticated,
+        "authenticated": totals.authenticated,
         "threads": plan.threads_used(),
         "messages_per_connection": messages,
         "duration_s": duration,
         "size": plan.size,
         "window": plan.window,
-        "connect_s": report.connect_elapsed.as_secs_f64(),
-        "elapsed_s": report.elapsed.as_secs_f64(),
-        "sent": report.sent,
-        "acknowledged": report.acknowledged,
-        "expected": report.expected,
-        "unacknowledged": report.unacknowledged(),
-        "lost_in_flight": report.lost_in_flight,
-        "errors": report.failures.total(),
-        "error_kinds": error_kinds(&report.failures),
-        "msgs_per_s": rate(report.acknowledged, report.elapsed),
-        "mb_per_s": rate(payload, report.elapsed) / 1e6,
+        "connect_s": totals.connect_elapsed.as_secs_f64(),
+        "elapsed_s": totals.elapsed.as_secs_f64(),
+        "sent": totals.sent,
+        "acknowledged": totals.acknowledged,
+        "expected": totals.expected,
+        "unacknowledged": totals.unacknowledged(),
+        "lost_in_flight": totals.lost_in_flight,
+        "errors": totals.failures.total(),
+        "error_kinds": error_kinds(&totals.failures),
+        "msgs_per_s": rate(totals.acknowledged, totals.elapsed),
+        "mb_per_s": rate(payload, totals.elapsed) / 1e6,
         "latency_us": {
             "p50": latency.value_at_quantile(0.50),
             "p99": latency.value_at_quantile(0.99),
@@ -168,13 +168,13 @@ pub fn framed_json(plan: &framed::Plan, report: &framed::Report) -> Value {
             "max": latency.max(),
             "mean": latency.mean(),
         },
-        "clean": report.is_clean(),
+        "clean": totals.is_clean(),
     })
 }
 
 /// The raw run as an aligned table.
-pub fn raw_table(plan: &raw::Plan, report: &raw::Report) -> String {
-    let bytes_per_s = rate(report.sent, report.elapsed);
+pub fn raw_table(plan: &raw::Plan, totals: &raw::RunTotals) -> String {
+    let bytes_per_s = rate(totals.sent, totals.elapsed);
     let mut text = format!("msglog-bench: raw mode, {}\n", plan.addr);
     let rows = [
         (
@@ -182,16 +182,16 @@ pub fn raw_table(plan: &raw::Plan, report: &raw::Report) -> String {
             format!(
                 "{} ({} completed), {}",
                 grouped(plan.connections as u64),
-                grouped(report.completed as u64),
+                grouped(totals.completed as u64),
                 plural(plan.threads_used(), "thread")
             ),
         ),
         (
             "bytes",
-            format!("{} of {}", grouped(report.sent), grouped(plan.bytes)),
+            format!("{} of {}", grouped(totals.sent), grouped(plan.bytes)),
         ),
-        ("elapsed", format!("{:.3} s", report.elapsed.as_secs_f64())),
-        ("errors", errors_line(&report.failures)),
+        ("elapsed", format!("{:.3} s", totals.elapsed.as_secs_f64())),
+        ("errors", errors_line(&totals.failures)),
         (
             "throughput",
             format!(
@@ -208,22 +208,22 @@ pub fn raw_table(plan: &raw::Plan, report: &raw::Report) -> String {
 }
 
 /// The raw run as one JSON object.
-pub fn raw_json(plan: &raw::Plan, report: &raw::Report) -> Value {
-    let bytes_per_s = rate(report.sent, report.elapsed);
+pub fn raw_json(plan: &raw::Plan, totals: &raw::RunTotals) -> Value {
+    let bytes_per_s = rate(totals.sent, totals.elapsed);
     json!({
         "mode": "raw",
         "server": plan.addr.to_string(),
         "connections": plan.connections,
         "threads": plan.threads_used(),
         "bytes": plan.bytes,
-        "sent": report.sent,
-        "completed": report.completed,
-        "errors": report.failures.total(),
-        "error_kinds": error_kinds(&report.failures),
-        "elapsed_s": report.elapsed.as_secs_f64(),
+        "sent": totals.sent,
+        "completed": totals.completed,
+        "errors": totals.failures.total(),
+        "error_kinds": error_kinds(&totals.failures),
+        "elapsed_s": totals.elapsed.as_secs_f64(),
         "mb_per_s": bytes_per_s / 1e6,
         "gb_per_s": bytes_per_s / 1e9,
-        "clean": report.is_clean(plan),
+        "clean": totals.is_clean(plan),
     })
 }
 

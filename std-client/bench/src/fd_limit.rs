@@ -1,4 +1,4 @@
-//! The few operating-system settings the load generator needs.
+//! The descriptor limit: ten thousand connections need ten thousand descriptors.
 
 /// Raise the soft `RLIMIT_NOFILE` to the hard limit; returns the soft limit
 /// now in force, or `None` if it cannot be read.

@@ -4,33 +4,33 @@ use std::io::{ErrorKind, Write};
 
 use mio::net::TcpStream;
 
-use crate::failure::Failure;
+use crate::failure::FailureKind;
 
 /// Write once; `Ok(None)` when the socket would block.
-pub fn write(stream: &mut Option<TcpStream>, bytes: &[u8]) -> Result<Option<usize>, Failure> {
-    let stream = stream.as_mut().ok_or(Failure::Reset)?;
+pub fn write(stream: &mut Option<TcpStream>, bytes: &[u8]) -> Result<Option<usize>, FailureKind> {
+    let stream = stream.as_mut().ok_or(FailureKind::Reset)?;
     loop {
         match stream.write(bytes) {
-            Ok(0) => return Err(Failure::Reset),
+            Ok(0) => return Err(FailureKind::Reset),
             Ok(n) => return Ok(Some(n)),
             Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(None),
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => return Err(Failure::Reset),
+            Err(_) => return Err(FailureKind::Reset),
         }
     }
 }
 
 /// Whether a non-blocking connect has completed; `Err` if it failed.
-pub fn connected(stream: &Option<TcpStream>) -> Result<bool, Failure> {
-    let stream = stream.as_ref().ok_or(Failure::Connect)?;
+pub fn connected(stream: &Option<TcpStream>) -> Result<bool, FailureKind> {
+    let stream = stream.as_ref().ok_or(FailureKind::Connect)?;
     match stream.take_error() {
         Ok(None) => {}
-        Ok(Some(_)) | Err(_) => return Err(Failure::Connect),
+        Ok(Some(_)) | Err(_) => return Err(FailureKind::Connect),
     }
     match stream.peer_addr() {
         Ok(_) => Ok(true),
         Err(e) if e.kind() == ErrorKind::NotConnected => Ok(false),
         Err(e) if e.kind() == ErrorKind::Interrupted => Ok(false),
-        Err(_) => Err(Failure::Connect),
+        Err(_) => Err(FailureKind::Connect),
     }
 }

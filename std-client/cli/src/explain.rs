@@ -2,18 +2,13 @@
 
 use msglog_client::{Error, Stage};
 
-use crate::cli::Args;
-use crate::exit::{Exit, Failure};
+use crate::args::Args;
+use crate::exit::{CliError, Exit};
 use crate::input::Origin;
 
-/// `error` as a failure, with no message to name.
-pub fn failure(args: &Args, error: &Error) -> Failure {
-    describe(args, error, None)
-}
-
-/// `error` as a failure; `message` is where the message the error is about
-/// (the first not acknowledged) came from.
-pub fn describe(args: &Args, error: &Error, message: Option<Origin>) -> Failure {
+/// `error` as the command line's error; `message` is where the message the
+/// error is about (the first not acknowledged) came from, if any.
+pub fn explain(args: &Args, error: &Error, message: Option<Origin>) -> CliError {
     let host = &args.host;
     let port = args.port;
     let user = args.user.as_deref().unwrap_or_default();
@@ -92,5 +87,5 @@ pub fn describe(args: &Args, error: &Error, message: Option<Origin>) -> Failure 
         ),
         other => (Exit::Lost, other.to_string()),
     };
-    Failure::new(exit, text)
+    CliError::new(exit, text)
 }

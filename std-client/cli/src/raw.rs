@@ -2,29 +2,29 @@
 
 use msglog_client::{connect, send_raw, Error, Options, RAW_BUFFER};
 
-use crate::cli::Args;
-use crate::exit::{Exit, Failure};
+use crate::args::Args;
+use crate::exit::{CliError, Exit};
+use crate::explain::explain;
 use crate::input::stdin;
-use crate::report;
 
-pub fn run(args: &Args) -> Result<(), Failure> {
+pub fn run(args: &Args) -> Result<(), CliError> {
     let options = Options {
         connect_timeout: args.timeout.0,
         io_timeout: args.timeout.0,
         window: 1,
     };
     let server = (args.host.as_str(), args.port);
-    let stream = connect(server, &options).map_err(|e| report::failure(args, &e))?;
+    let stream = connect(server, &options).map_err(|e| explain(args, &e, None))?;
     let mut input =
-        stdin().map_err(|e| Failure::new(Exit::Input, format!("cannot read stdin: {e}")))?;
+        stdin().map_err(|e| CliError::new(Exit::Input, format!("cannot read stdin: {e}")))?;
     // One fixed buffer, whatever the input's size.
     let mut buffer = vec![0u8; RAW_BUFFER];
     match send_raw(&stream, &mut input, &mut buffer) {
         Ok(_) => Ok(()),
-        Err(Error::Input(e)) => Err(Failure::new(
+        Err(Error::Input(e)) => Err(CliError::new(
             Exit::Input,
             format!("reading stdin failed: {e}"),
         )),
-        Err(e) => Err(report::failure(args, &e)),
+        Err(e) => Err(explain(args, &e, None)),
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::failure::{Failure, Failures};
+use crate::failure::{FailureCounts, FailureKind};
 use crate::socket::{connected, write};
 use crate::threads::{run_all, threads_used, SetupError};
 
@@ -41,28 +41,28 @@ impl Plan {
     }
 }
 
-/// What a run measured.
+/// What a run measured: its threads' totals merged.
 #[derive(Debug)]
-pub struct Report {
+pub struct RunTotals {
     /// Bytes written to the sockets.
     pub sent: u64,
     /// Connections that delivered everything and saw the server close.
     pub completed: usize,
     /// Failed connections.
-    pub failures: Failures,
+    pub failures: FailureCounts,
     /// From the first connect to the last connection closed by the server.
     pub elapsed: Duration,
 }
 
-impl Report {
+impl RunTotals {
     /// Every byte sent on connections that completed, none failed.
     pub fn is_clean(&self, plan: &Plan) -> bool {
         self.failures.total() == 0 && self.sent == plan.bytes && self.completed == plan.connections
     }
 }
 
-/// Stream the plan's bytes and report.
-pub fn run(plan: &Plan) -> Result<Report, SetupError> {
+/// Stream the plan's bytes; the threads' totals merged.
+pub fn run(plan: &Plan) -> Result<RunTotals, SetupError> {
     let data: Vec<u8> = (0..CHUNK).map(|i| (i % 251) as u8).collect();
     let threads = plan.threads_used();
     let connections = u64::try_from(plan.connections.max(1)).unwrap_or(u64::MAX);
@@ -80,20 +80,20 @@ pub fn run(plan: &Plan) -> Result<Report, SetupError> {
         workers.push(Worker::new(plan, mine)?);
     }
     let start = Instant::now();
-    let outcomes = run_all("bench-raw", workers, |worker| worker.run(&data))?;
+    let per_thread = run_all("bench-raw", workers, |worker| worker.run(&data))?;
     let elapsed = start.elapsed();
-    let mut report = Report {
+    let mut totals = RunTotals {
         sent: 0,
         completed: 0,
-        failures: Failures::default(),
+        failures: FailureCounts::default(),
         elapsed,
     };
-    for outcome in outcomes {
-        report.sent += outcome.sent;
-        report.completed += outcome.completed;
-        report.failures.merge(&outcome.failures);
+    for thread in per_thread {
+        totals.sent += thread.sent;
+        totals.completed += thread.completed;
+        totals.failures.merge(&thread.failures);
     }
-    Ok(report)
+    Ok(totals)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,10 +112,11 @@ struct Conn {
     sent: u64,
 }
 
-struct Outcome {
+/// One thread's figures.
+struct ThreadTotals {
     sent: u64,
     completed: usize,
-    failures: Failures,
+    failures: FailureCounts,
 }
 
 struct Worker {
@@ -125,7 +126,7 @@ struct Worker {
     stall_timeout: Duration,
     live: usize,
     completed: usize,
-    failures: Failures,
+    failures: FailureCounts,
 }
 
 impl Worker {
@@ -145,11 +146,11 @@ impl Worker {
             stall_timeout: plan.stall_timeout,
             live: 0,
             completed: 0,
-            failures: Failures::default(),
+            failures: FailureCounts::default(),
         })
     }
 
-    fn run(mut self, data: &[u8]) -> Outcome {
+    fn run(mut self, data: &[u8]) -> ThreadTotals {
         for index in 0..self.conns.len() {
             let opened = TcpStream::connect(self.addr).and_then(|mut stream| {
                 self.poll.registry().register(
@@ -167,7 +168,7 @@ impl Worker {
                     }
                 }
                 Err(_) => {
-                    self.failures.add(Failure::Connect);
+                    self.failures.add(FailureKind::Connect);
                     if let Some(conn) = self.conns.get_mut(index) {
                         conn.phase = Phase::Done;
                     }
@@ -181,12 +182,12 @@ impl Worker {
         while self.live > 0 {
             let stall_left = self.stall_timeout.saturating_sub(last_progress.elapsed());
             if stall_left.is_zero() {
-                self.fail_all(Failure::Timeout);
+                self.fail_all(FailureKind::Timeout);
                 break;
             }
             if let Err(e) = self.poll.poll(&mut events, Some(stall_left)) {
                 if e.kind() != ErrorKind::Interrupted {
-                    self.fail_all(Failure::EventLoop);
+                    self.fail_all(FailureKind::EventLoop);
                 }
                 continue;
             }
@@ -200,7 +201,7 @@ impl Worker {
                 }
             }
         }
-        Outcome {
+        ThreadTotals {
             sent: self.conns.iter().map(|c| c.sent).sum(),
             completed: self.completed,
             failures: self.failures,
@@ -208,7 +209,7 @@ impl Worker {
     }
 
     /// Advance one connection as far as its socket allows.
-    fn step(&mut self, index: usize, data: &[u8], sink: &mut [u8]) -> Result<(), Failure> {
+    fn step(&mut self, index: usize, data: &[u8], sink: &mut [u8]) -> Result<(), FailureKind> {
         let Some(conn) = self.conns.get_mut(index) else {
             return Ok(());
         };
@@ -220,10 +221,10 @@ impl Worker {
         }
         while conn.phase == Phase::Sending {
             if conn.remaining == 0 {
-                let stream = conn.stream.as_ref().ok_or(Failure::Reset)?;
+                let stream = conn.stream.as_ref().ok_or(FailureKind::Reset)?;
                 stream
                     .shutdown(Shutdown::Write)
-                    .map_err(|_| Failure::Reset)?;
+                    .map_err(|_| FailureKind::Reset)?;
                 conn.phase = Phase::Draining;
                 break;
             }
@@ -241,7 +242,7 @@ impl Worker {
             }
         }
         if conn.phase == Phase::Draining {
-            let stream = conn.stream.as_mut().ok_or(Failure::Reset)?;
+            let stream = conn.stream.as_mut().ok_or(FailureKind::Reset)?;
             loop {
                 match stream.read(sink) {
                     Ok(0) => {
@@ -255,14 +256,14 @@ impl Worker {
                     Ok(_) => {}
                     Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(_) => return Err(Failure::Reset),
+                    Err(_) => return Err(FailureKind::Reset),
                 }
             }
         }
         Ok(())
     }
 
-    fn fail(&mut self, index: usize, failure: Failure) {
+    fn fail(&mut self, index: usize, failure: FailureKind) {
         let Some(conn) = self.conns.get_mut(index) else {
             return;
         };
@@ -275,7 +276,7 @@ impl Worker {
         self.failures.add(failure);
     }
 
-    fn fail_all(&mut self, failure: Failure) {
+    fn fail_all(&mut self, failure: FailureKind) {
         for index in 0..self.conns.len() {
             self.fail(index, failure);
         }

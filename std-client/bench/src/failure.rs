@@ -1,8 +1,8 @@
-//! Why a connection failed, and the tally of failures.
+//! How a connection failed ([`FailureKind`]), and the failed connections by kind ([`FailureCounts`]).
 
 /// How a connection failed; each failure ends its connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
+pub enum FailureKind {
     /// Could not connect.
     Connect,
     /// A status 0xFF.
@@ -21,30 +21,30 @@ pub enum Failure {
     EventLoop,
 }
 
-impl Failure {
+impl FailureKind {
     /// Every kind, in report order.
-    pub const ALL: [Failure; 8] = [
-        Failure::Connect,
-        Failure::Rejected,
-        Failure::InvalidStatus,
-        Failure::UnexpectedStatus,
-        Failure::Eof,
-        Failure::Reset,
-        Failure::Timeout,
-        Failure::EventLoop,
+    pub const ALL: [FailureKind; 8] = [
+        FailureKind::Connect,
+        FailureKind::Rejected,
+        FailureKind::InvalidStatus,
+        FailureKind::UnexpectedStatus,
+        FailureKind::Eof,
+        FailureKind::Reset,
+        FailureKind::Timeout,
+        FailureKind::EventLoop,
     ];
 
     /// Short machine-readable name.
     pub const fn name(self) -> &'static str {
         match self {
-            Failure::Connect => "connect",
-            Failure::Rejected => "rejected",
-            Failure::InvalidStatus => "invalid_status",
-            Failure::UnexpectedStatus => "unexpected_status",
-            Failure::Eof => "eof",
-            Failure::Reset => "reset",
-            Failure::Timeout => "timeout",
-            Failure::EventLoop => "event_loop",
+            FailureKind::Connect => "connect",
+            FailureKind::Rejected => "rejected",
+            FailureKind::InvalidStatus => "invalid_status",
+            FailureKind::UnexpectedStatus => "unexpected_status",
+            FailureKind::Eof => "eof",
+            FailureKind::Reset => "reset",
+            FailureKind::Timeout => "timeout",
+            FailureKind::EventLoop => "event_loop",
         }
     }
 
@@ -55,18 +55,18 @@ impl Failure {
 
 /// Failed connections, by kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Failures {
-    counts: [u64; Failure::ALL.len()],
+pub struct FailureCounts {
+    counts: [u64; FailureKind::ALL.len()],
 }
 
-impl Failures {
-    pub fn add(&mut self, failure: Failure) {
+impl FailureCounts {
+    pub fn add(&mut self, failure: FailureKind) {
         if let Some(count) = self.counts.get_mut(failure.index()) {
             *count += 1;
         }
     }
 
-    pub fn merge(&mut self, other: &Failures) {
+    pub fn merge(&mut self, other: &FailureCounts) {
         for (mine, theirs) in self.counts.iter_mut().zip(other.counts) {
             *mine += theirs;
         }
@@ -78,8 +78,8 @@ impl Failures {
     }
 
     /// Kinds seen at least once, with their counts.
-    pub fn iter(&self) -> impl Iterator<Item = (Failure, u64)> + '_ {
-        Failure::ALL
+    pub fn iter(&self) -> impl Iterator<Item = (FailureKind, u64)> + '_ {
+        FailureKind::ALL
             .iter()
             .zip(self.counts)
             .filter(|(_, count)| *count > 0)
