@@ -266,7 +266,7 @@ impl VerifierPool {
         Ok(count)
     }
 
-    fn current(&self) -> Arc<Users> {
+    pub(crate) fn current(&self) -> Arc<Users> {
         current(&self.users)
     }
 }

@@ -57,9 +57,11 @@
 #[macro_use]
 mod operator_log;
 
+mod activation;
 mod auth;
 mod backoff;
 mod capacity;
+mod check;
 mod commit;
 mod config;
 mod connection;
@@ -71,6 +73,8 @@ mod journal;
 mod listen;
 mod log_file;
 mod mailbox;
+mod notify;
+mod pid_file;
 mod rate_limit;
 mod raw;
 mod server;
@@ -82,14 +86,19 @@ mod timers;
 mod timestamp;
 mod transaction_log;
 mod users;
+mod users_file;
 mod verify_queue;
 
+pub use activation::ActivationError;
+pub use check::{check, check_raw, CheckReport};
 pub use config::{Auth, Config, RawConfig, Timeouts};
 pub use dir_lock::LockError;
 pub use error::ServerError;
 pub use listen::BindError;
 pub use log_file::LogOpenError;
+pub use pid_file::PidFileError;
 pub use users::{HashCost, LineProblem, NameError, NewUser, NewUserError, UsersError};
+pub use users_file::{Set, UsersFile, UsersFileError};
 
 /// Serve framed clients until SIGINT or SIGTERM (see the README's "The
 /// server"): `Ok` after a clean stop. SIGHUP reopens the logs and re-reads
