@@ -26,6 +26,7 @@ use crate::event_loop::{EventLoop, WAKER};
 use crate::journal::Journal;
 use crate::listen::{canonical_peer, listen};
 use crate::mailbox::{Accepted, Mailbox};
+use crate::metrics::MetricsListener;
 use crate::notify::Notifier;
 use crate::pid_file::PidFile;
 use crate::rate_limit::RateLimit;
@@ -99,6 +100,11 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)
         .map_err(|e| ServerError::io("cannot watch the listener", e))?;
+    let metrics_listener = config
+        .metrics
+        .map(MetricsListener::bind)
+        .transpose()
+        .map_err(ServerError::Metrics)?;
 
     let dir = open_log_directory(&config.dir)?;
     // Before anything in the directory is opened or repaired; held until we return.
@@ -113,6 +119,7 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
         backoff,
         open: AtomicUsize::new(0),
         stats: Stats::default(),
+        latencies: Mutex::default(),
     });
 
     let mut handles = Vec::with_capacity(workers);
@@ -159,6 +166,16 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
         );
     }
     warn_about_policy(&services.policy);
+    let metrics = match metrics_listener {
+        Some(bound) => {
+            let server = bound
+                .serve(Arc::clone(&services))
+                .map_err(|e| ServerError::io("cannot start the metrics thread", e))?;
+            info!("metrics on http://{}/metrics", server.addr);
+            Some(server)
+        }
+        None => None,
+    };
     let pid_file = config.pid_file.as_deref().map(PidFile::write).transpose()?;
     notifier.ready(&format!(
         "serving on {}: {auth_description}",
@@ -178,6 +195,9 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
     };
     let started = Instant::now();
     let served = acceptor.serve(&mut poll, listener, &mut signals, config.grace);
+    if let Some(metrics) = metrics {
+        metrics.stop();
+    }
     if let Some(pid_file) = pid_file {
         pid_file.remove();
     }
