@@ -436,6 +436,10 @@ fn scheme_of(hash: &str) -> Result<Scheme, LineProblem> {
         }
         return Ok(Scheme::Bcrypt(cost));
     }
+    if !hash.starts_with("$argon2") {
+        // htpasswd's MD5 (`$apr1$`), SHA-1 (`{SHA}`), crypt(3) hashes, ...
+        return Err(LineProblem::NotArgon2);
+    }
     let parsed = PasswordHash::new(hash).map_err(LineProblem::NotPhc)?;
     Algorithm::try_from(parsed.algorithm.as_str()).map_err(|_| LineProblem::NotArgon2)?;
     let params = Params::try_from(&parsed).map_err(LineProblem::Parameters)?;
@@ -668,6 +672,29 @@ mod tests {
     }
 
     #[test]
+    fn bcrypt_lines_verify_and_the_slower_schemes_costliest_is_the_dummy() {
+        let bcrypt_cheap = bcrypt::hash("pw", 4).unwrap().replacen("$2b$", "$2y$", 1);
+        let argon2 = hash_password(b"pw", Params::new(2048, 1, 1, None).unwrap()).unwrap();
+        let users = parse(format!("old:{bcrypt_cheap}\nnew:{argon2}\n").as_bytes()).unwrap();
+        assert!(users.verify("old", b"pw").accepted);
+        assert!(!users.verify("old", b"px").accepted);
+        assert!(users.verify("new", b"pw").accepted);
+        // bcrypt at cost 4 is faster than Argon2 at 2 MiB.
+        assert!(matches!(users.dummy_scheme, Scheme::Argon2(_)));
+        assert!(users.verify("old", b"px").not_before.is_some(), "padded");
+        assert_eq!(users.verify("new", b"px").not_before, None);
+
+        let bcrypt_costly = bcrypt::hash("pw", 8).unwrap();
+        let argon2_cheap = hash_password(b"pw", cheap()).unwrap();
+        let users =
+            parse(format!("slow:{bcrypt_costly}\nquick:{argon2_cheap}\n").as_bytes()).unwrap();
+        assert_eq!(users.dummy_scheme, Scheme::Bcrypt(8));
+        assert!(users.dummy.starts_with("$2b$08$"), "{}", users.dummy);
+        assert!(users.verify("quick", b"px").not_before.is_some(), "padded");
+        assert!(users.verify("slow", b"pw").accepted);
+    }
+
+    #[test]
     fn a_leading_byte_order_mark_is_not_part_of_the_first_name() {
         let text = [
             BOM,
@@ -700,7 +727,18 @@ mod tests {
                 1,
                 "longer than 255 bytes",
             ),
-            ("alice:$md5$abc\n".into(), 1, "not a PHC string"),
+            (
+                "alice:$md5$abc\n".into(),
+                1,
+                "not an Argon2 hash, nor bcrypt",
+            ),
+            ("alice:$argon2id$abc\n".into(), 1, "not a PHC string"),
+            (
+                "alice:$apr1$Oe0xKcmr$0b3sG5uU1iF5hKQbbK.8f/\n".into(),
+                1,
+                "not an Argon2 hash, nor bcrypt (`$2y$...`, what `htpasswd -B` makes)",
+            ),
+            ("alice:$2y$05$tooshort\n".into(), 1, "not a bcrypt hash"),
             (
                 format!("alice:{}\n", good.replace("argon2id", "scrypt")).into(),
                 1,
