@@ -41,6 +41,36 @@ impl Generate {
         Ok(())
     }
 
+    /// `Some` when the command line is exactly `PROGRAM --generate KIND`:
+    /// asked before the program's own parsing, which would otherwise
+    /// insist on its required arguments (`msglog-client HOST PORT`). The
+    /// program also declares `--generate` (exclusive), so that its help,
+    /// completions and man page show it.
+    pub fn requested() -> Option<Generate> {
+        Generate::requested_from(std::env::args_os())
+    }
+
+    fn requested_from<I, T>(args: I) -> Option<Generate>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let only_generate = clap::Command::new("program")
+            .disable_help_flag(true)
+            .disable_version_flag(true)
+            .arg(
+                clap::Arg::new("generate")
+                    .long("generate")
+                    .required(true)
+                    .value_parser(clap::builder::EnumValueParser::<Generate>::new()),
+            );
+        only_generate
+            .try_get_matches_from(args)
+            .ok()?
+            .get_one::<Generate>("generate")
+            .copied()
+    }
+
     /// Write it to stdout; the exit code to end with: 0, or 7 when stdout
     /// failed, as `msglog-server` exits when it cannot write to stdout.
     pub fn print(self, command: clap::Command) -> std::process::ExitCode {
@@ -74,6 +104,21 @@ mod tests {
         clap::Command::new("demo")
             .about("A demo program")
             .arg(clap::Arg::new("port").long("port").help("The port"))
+    }
+
+    #[test]
+    fn only_a_lone_generate_is_a_request() {
+        let asked = |args: &[&str]| Generate::requested_from(args);
+        assert_eq!(asked(&["p", "--generate", "man"]), Some(Generate::Man));
+        assert_eq!(
+            asked(&["p", "--generate=complete-bash"]),
+            Some(Generate::CompleteBash)
+        );
+        assert_eq!(asked(&["p", "--generate", "nonsense"]), None);
+        assert_eq!(asked(&["p", "--generate", "man", "host"]), None);
+        assert_eq!(asked(&["p", "host", "5555"]), None);
+        assert_eq!(asked(&["p", "--help"]), None);
+        assert_eq!(asked(&["p"]), None);
     }
 
     #[test]

@@ -41,7 +41,13 @@ const EXIT_FAILED_RUN: u8 = 1;
 const EXIT_SETUP: u8 = 3;
 
 fn main() -> ExitCode {
+    if let Some(kind) = msglog_std::Generate::requested() {
+        return kind.print(<Args as clap::CommandFactory>::command());
+    }
     let args = Args::from_command_line();
+    if let Some(kind) = args.generate {
+        return kind.print(<Args as clap::CommandFactory>::command());
+    }
     match run(&args) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(EXIT_FAILED_RUN),

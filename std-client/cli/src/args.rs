@@ -85,6 +85,10 @@ pub struct Args {
     /// Seconds allowed for connecting and for each read or write to make progress (0: no limit).
     #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = parse_timeout)]
     pub timeout: Timeout,
+
+    /// Write shell completions or the man page to stdout and exit.
+    #[arg(long, value_enum, value_name = "KIND", exclusive = true)]
+    pub generate: Option<msglog_std::Generate>,
 }
 
 /// `--timeout`: `None` for no limit.

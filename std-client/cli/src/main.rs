@@ -38,6 +38,9 @@ use args::Args;
 use exit::{say, Exit};
 
 fn main() -> ExitCode {
+    if let Some(kind) = msglog_std::Generate::requested() {
+        return kind.print(<Args as clap::CommandFactory>::command());
+    }
     let args = match Args::try_parse() {
         Ok(args) => args,
         Err(error)
@@ -54,6 +57,9 @@ fn main() -> ExitCode {
             return Exit::Usage.code();
         }
     };
+    if let Some(kind) = args.generate {
+        return kind.print(<Args as clap::CommandFactory>::command());
+    }
     let result = match args.user.as_deref() {
         Some(user) => framed::run(&args, user),
         None => raw::run(&args),
