@@ -67,7 +67,7 @@ pub enum LineProblem {
     LeadingWhitespace,
     #[error("trailing whitespace after the hash")]
     TrailingWhitespace,
-    #[error("expected `name:$argon2id$...` or `name:$2y$...`, found no ':'")]
+    #[error("expected `name:$argon2id$...`, found no ':'")]
     NoSeparator,
     #[error("no user name before the ':'")]
     EmptyName,
@@ -493,9 +493,9 @@ impl HashCost {
         p_cost: Params::DEFAULT_P_COST,
     };
 
-    /// The least memory `hash-password` and `users add` accept: 8 KiB per
-    /// lane is Argon2's own minimum, far too cheap to protect a password.
-    pub const MIN_M_COST: u32 = 1024;
+    /// Argon2's least memory per lane, in KiB: `--m-cost` must be at
+    /// least this times `--p-cost`.
+    pub const MIN_M_COST_PER_LANE: u32 = 8;
 }
 
 impl Default for HashCost {

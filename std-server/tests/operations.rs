@@ -464,7 +464,9 @@ fn senseless_flags_are_usage_errors_at_once() {
         &["--workers", "0"],
         &["hash-password", "--m-cost", "1", "alice"],
         &["hash-password", "--p-cost", "0", "alice"],
-        &["users", "add", "users", "alice", "--m-cost", "8"],
+        &[
+            "users", "add", "users", "alice", "--m-cost", "8", "--p-cost", "2",
+        ],
         &["--metrics", "not-an-address"],
     ] {
         let started = Instant::now();

@@ -103,9 +103,9 @@ pub struct HashPasswordArgs {
 /// The Argon2id cost of a new password hash.
 #[derive(Debug, Clone, Copy, Args)]
 pub struct CostArgs {
-    /// Argon2 memory cost in KiB (at least 1024).
+    /// Argon2 memory cost in KiB (at least 8 per lane).
     #[arg(long, value_name = "KIB", default_value_t = HashCost::DEFAULT.m_cost,
-          value_parser = |text: &str| bounded(text, HashCost::MIN_M_COST, MAX_M_COST))]
+          value_parser = |text: &str| bounded(text, HashCost::MIN_M_COST_PER_LANE, MAX_M_COST))]
     pub m_cost: u32,
 
     /// Argon2 iterations.
@@ -120,6 +120,18 @@ pub struct CostArgs {
 }
 
 impl CostArgs {
+    /// Argon2's rule across the flags: memory of at least 8 KiB per lane.
+    pub fn check(&self) -> Result<(), String> {
+        let least = HashCost::MIN_M_COST_PER_LANE.saturating_mul(self.p_cost);
+        if self.m_cost < least {
+            return Err(format!(
+                "--m-cost {} is less than Argon2's 8 KiB per lane ({least} KiB for --p-cost {})",
+                self.m_cost, self.p_cost
+            ));
+        }
+        Ok(())
+    }
+
     pub fn cost(&self) -> HashCost {
         HashCost {
             m_cost: self.m_cost,
@@ -271,6 +283,26 @@ pub enum AuthMode {
     Any,
     /// The original C server's rule: the first password byte must be odd.
     LegacyParity,
+}
+
+impl Cli {
+    /// What clap cannot check flag by flag: a usage error (exit 2) too.
+    pub fn check(&self) -> Result<(), clap::Error> {
+        use clap::CommandFactory;
+        let cost = match &self.command {
+            Some(Command::HashPassword(args)) => Some(&args.cost),
+            Some(Command::Users(UsersArgs {
+                action: UsersAction::Add { cost, .. },
+            })) => Some(cost),
+            _ => None,
+        };
+        match cost.map(CostArgs::check) {
+            Some(Err(message)) => {
+                Err(Cli::command().error(clap::error::ErrorKind::ValueValidation, message))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 impl ServeArgs {

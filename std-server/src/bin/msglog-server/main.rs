@@ -17,7 +17,7 @@ use msglog_server::{LockError, LogOpenError, ServerError};
 use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse().and_then(|cli| cli.check().map(|()| cli)) {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
