@@ -14,6 +14,7 @@
 #   BENCH_RAW_BYTES=N  raw-mode input size (default 1 GiB; 64 MiB in quick mode)
 #   BENCH_THREADS=N    msglog-bench --threads (default: msglog-bench's default)
 #   BENCH_OUT=FILE     also write the table to FILE
+#   BENCH_ONLY="KEYS"  only these scenarios (w1 w16 w16m 1k 10k fsync raw)
 #
 # Exit status: 0 when every run completed without errors and every framed
 # run's messages.log held exactly the acknowledged records; 1 otherwise.
@@ -145,6 +146,9 @@ framed() {
     shift
     bench_args=("$@")
     local rates=() run results=()
+    if [[ -n ${BENCH_ONLY:-} && " $BENCH_ONLY " != *" $key "* ]]; then
+        return 0
+    fi
     note "$name: ${bench_args[*]} (${RUNS} runs)"
     for ((run = 1; run <= RUNS; run++)); do
         local dir out
@@ -237,6 +241,8 @@ while not os.path.exists(os.path.join(dir, "stop")):
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
             response.read()
         scrapes += 1
+        if scrapes == 1:
+            open(os.path.join(dir, "scraping"), "w").close()
     except Exception:
         failures += 1
     next_at += 0.1
@@ -246,6 +252,12 @@ with open(os.path.join(dir, "scrapes"), "w") as out:
 PY
     scraper=$!
     PIDS+=("$scraper")
+    # The benchmark starts once scraping has (Python's start-up is not measured).
+    for ((i = 0; i < 1000; i++)); do
+        [[ -e $dir/scraping ]] && return 0
+        sleep 0.01
+    done
+    die "the scraper did not scrape http://127.0.0.1:$metrics_port/metrics"
 }
 
 # stop_scraper DIR WHAT: stop it and check that every scrape succeeded.
@@ -256,6 +268,7 @@ stop_scraper() {
     read -r scrapes failures <"$dir/scrapes" || { fail "$what: the scraper reported nothing"; return; }
     note "  $what: $scrapes scrapes, $failures failed"
     [[ $failures == 0 ]] || fail "$what: $failures scrapes of /metrics failed"
+    ((scrapes > 0)) || fail "$what: /metrics was never scraped"
 }
 
 # ---------------------------------------------------------------- raw runs
@@ -345,7 +358,9 @@ framed w16m "50 conns, window 16, 64 B, /metrics scraped every 100 ms" scrape --
 framed 1k "1,000 conns, window 16, 64 B" 800000 -- -c 1000 -n "$N_1K" -s 64 -w 16
 framed 10k "10,000 conns, window 16, 64 B" 0 -- -c 10000 -n "$N_10K" -s 64 -w 16
 framed fsync "--fsync, 50 conns, window 16, 64 B" fsync --fsync -- -c 50 -n "$N_FSYNC" -s 64 -w 16
-raw_runs
+if [[ -z ${BENCH_ONLY:-} || " $BENCH_ONLY " == *" raw "* ]]; then
+    raw_runs
+fi
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
