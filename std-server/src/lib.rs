@@ -106,7 +106,7 @@ pub use listen::BindError;
 pub use log_file::LogOpenError;
 pub use pid_file::PidFileError;
 pub use users::{HashCost, LineProblem, NameError, NewUser, NewUserError, UsersError};
-pub use users_file::{Set, UsersFile, UsersFileError};
+pub use users_file::{UserChange, UsersFile, UsersFileError};
 
 /// Serve framed clients until SIGINT or SIGTERM (see the README's "The
 /// server"): `Ok` after a clean stop. SIGHUP reopens the logs and re-reads

@@ -556,11 +556,6 @@ impl NewUser {
         })
     }
 
-    /// The user's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// The users-file line (`name:$argon2id$...`, no newline) for `password`.
     pub fn line(&self, password: &[u8]) -> Result<String, NewUserError> {
         if password.is_empty() {

@@ -49,7 +49,7 @@ pub struct UsersFile {
 
 /// What [`UsersFile::set`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Set {
+pub enum UserChange {
     /// A new line at the end.
     Added,
     /// The user's line replaced where it was.
@@ -123,7 +123,7 @@ impl UsersFile {
     /// Put `line` (a whole entry, as [`NewUser::line`](crate::NewUser::line)
     /// makes it, without a line end) in the file: in place of the user's
     /// line if it has one, else at the end.
-    pub fn set(&mut self, line: &str) -> Result<Set, UsersError> {
+    pub fn set(&mut self, line: &str) -> Result<UserChange, UsersError> {
         let parsed = parse_line(line.as_bytes())
             .map_err(|problem| UsersError::Line {
                 path: self.path.clone(),
@@ -150,7 +150,7 @@ impl UsersFile {
             };
             existing.bytes = [line.as_bytes(), ending].concat();
             existing.user = user;
-            return Ok(Set::Replaced);
+            return Ok(UserChange::Replaced);
         }
         // The file's own line end, and a last line finished first.
         let crlf = self
@@ -167,7 +167,7 @@ impl UsersFile {
             bytes: [line.as_bytes(), ending].concat(),
             user,
         });
-        Ok(Set::Added)
+        Ok(UserChange::Added)
     }
 
     /// Remove `name`'s line; false if there is none.
@@ -299,9 +299,9 @@ mod tests {
         assert_eq!(file.verify("carol", b"a"), None);
 
         let alice2 = line("alice", b"new");
-        assert_eq!(file.set(&alice2).unwrap(), Set::Replaced);
+        assert_eq!(file.set(&alice2).unwrap(), UserChange::Replaced);
         let carol = line("carol", b"c");
-        assert_eq!(file.set(&carol).unwrap(), Set::Added);
+        assert_eq!(file.set(&carol).unwrap(), UserChange::Added);
         assert!(file.remove("bob"));
         assert!(!file.remove("bob"));
         file.save().unwrap();

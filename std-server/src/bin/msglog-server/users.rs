@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use msglog_server::{NewUser, Set, UsersFile};
+use msglog_server::{NewUser, UserChange, UsersFile};
 
 use crate::cli::UsersAction;
 use crate::hash_password::read_password;
@@ -39,12 +39,12 @@ fn act(action: &UsersAction) -> Result<(), (u8, String)> {
             let set = users.set(&line).map_err(|e| (5, e.to_string()))?;
             save(&users)?;
             let done = match set {
-                Set::Added => "added",
-                Set::Replaced => "changed the password of",
+                UserChange::Added => "added",
+                UserChange::Replaced => "changed the password of",
             };
             let preposition = match set {
-                Set::Added => "to",
-                Set::Replaced => "in",
+                UserChange::Added => "to",
+                UserChange::Replaced => "in",
             };
             say(format_args!(
                 "{done} {name} {preposition} {} ({} users); a running server uses it after SIGHUP",
