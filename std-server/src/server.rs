@@ -122,6 +122,13 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
         latencies: Mutex::default(),
     });
 
+    // Before the event loops start, so that a failure leaves no thread behind.
+    let metrics = metrics_listener
+        .map(|bound| bound.serve(Arc::clone(&services)))
+        .transpose()
+        .map_err(|e| ServerError::io("cannot start the metrics thread", e))?;
+    let pid_file = config.pid_file.as_deref().map(PidFile::write).transpose()?;
+
     let mut handles = Vec::with_capacity(workers);
     for index in 0..workers {
         let worker_poll =
@@ -166,17 +173,9 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
         );
     }
     warn_about_policy(&services.policy);
-    let metrics = match metrics_listener {
-        Some(bound) => {
-            let server = bound
-                .serve(Arc::clone(&services))
-                .map_err(|e| ServerError::io("cannot start the metrics thread", e))?;
-            info!("metrics on http://{}/metrics", server.addr);
-            Some(server)
-        }
-        None => None,
-    };
-    let pid_file = config.pid_file.as_deref().map(PidFile::write).transpose()?;
+    if let Some(metrics) = &metrics {
+        info!("metrics on http://{}/metrics", metrics.addr);
+    }
     notifier.ready(&format!(
         "serving on {}: {auth_description}",
         listening.addr
@@ -248,6 +247,7 @@ fn warn_about_policy(policy: &Policy) {
         _ => {}
     }
 }
+
 fn summary(services: &Services, elapsed: Duration) -> String {
     let stats = &services.stats;
     let mut text = format!(
