@@ -211,8 +211,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", conflicts_with = "raw", value_parser = parse_workers)]
     pub workers: Option<NonZeroUsize>,
 
-    /// Users file: lines `name:$argon2id$...` (see `msglog-server hash-password`);
-    /// `#` comments, blank lines and a leading UTF-8 byte order mark are ignored.
+    /// Users file: lines `name:$argon2id$...` (see `msglog-server users add`) or
+    /// `name:$2y$...` (htpasswd -B); `#` comments, blank lines and a leading UTF-8
+    /// byte order mark are ignored.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["raw", "auth"])]
     pub users: Option<PathBuf>,
 
