@@ -2,12 +2,13 @@
 //! [`ClientSession`], which does all the matching of statuses, the stage
 //! labels and the window accounting.
 
-use embedded_io::{Error as _, ErrorKind, ErrorType, Read, ReadReady, Write};
+use embedded_io::{ErrorType, Read, ReadReady, Write};
 
 use crate::client_session::{ClientEnd, ClientSession, Stage, SubmitError};
 use crate::encode::EncodeError;
 use crate::io::{write_all, WriteError};
 use crate::time::Instant;
+use crate::timer::{NoTimer, Timer};
 use crate::wire::Transaction;
 
 /// Why a client operation failed.
@@ -113,53 +114,6 @@ impl<E> ClientError<E> {
             // A full window is waited out before a submission, never reported.
             SubmitError::WindowFull | SubmitError::Ended => ClientError::SessionEnded,
         }
-    }
-}
-
-/// The clock of a blocking [`Client`], and how it bounds a read by the
-/// session's deadline ([`ClientSession::poll_timeout`]).
-///
-/// For a socket: the time since some epoch, and a receive timeout set to
-/// the time left before the deadline.
-pub trait Timer<T: ErrorType + ?Sized> {
-    /// The clock's instants.
-    type Instant: Instant;
-
-    /// The current time.
-    fn now(&mut self) -> Self::Instant;
-
-    /// Called before every read: make it return by `deadline` if nothing
-    /// arrives, with an error that [`timed_out`](Self::timed_out)
-    /// recognises (returning earlier is fine: the client reads again).
-    /// `None`: no deadline, block as long as the transport does.
-    fn bound_read(&mut self, io: &mut T, deadline: Option<Self::Instant>) -> Result<(), T::Error>;
-
-    /// Whether a read failed because the bound of
-    /// [`bound_read`](Self::bound_read) expired.
-    fn timed_out(&self, error: &T::Error) -> bool {
-        error.kind() == ErrorKind::TimedOut
-    }
-}
-
-/// No clock: a client that waits as long as its transport does (a
-/// transport's own timeout is an I/O error like any other).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct NoTimer;
-
-impl<T: ErrorType + ?Sized> Timer<T> for NoTimer {
-    type Instant = u64;
-
-    fn now(&mut self) -> u64 {
-        0
-    }
-
-    fn bound_read(&mut self, _io: &mut T, _deadline: Option<u64>) -> Result<(), T::Error> {
-        Ok(())
-    }
-
-    fn timed_out(&self, _error: &T::Error) -> bool {
-        false
     }
 }
 

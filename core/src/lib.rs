@@ -13,9 +13,10 @@
 //! | encoding | [`Transaction::header`] ([`Header`]), [`Transaction::encode`] | `encode` |
 //! | writing to `embedded_io` | [`Transaction::write_to`], [`WriteError`] | `io` |
 //! | the server role, sans-I/O | [`Session`], [`Action`], [`Outcome`], [`Reject`] | `session` |
-//! | the server role, blocking | [`serve`] | `serve` |
+//! | the server role, blocking | [`serve`], [`serve_with_timer`] | `serve` |
 //! | the client role, sans-I/O | [`ClientSession`], [`ClientEnd`], [`Stage`], [`SubmitError`] | `client_session` |
-//! | the client role, blocking | [`Client`], [`Timer`] | `client` |
+//! | the client role, blocking | [`Client`] | `client` |
+//! | the blocking drivers' clock | [`Timer`], [`NoTimer`] | `timer` |
 //! | time as an input of the sessions | [`Instant`] | `time` |
 //! | records of `messages.log` | [`write_record`], [`RecordWriter`] | `record`, `sink` |
 //! | raw stream mode | [`stream_copy`] | `stream` |
@@ -101,21 +102,23 @@ mod session;
 mod sink;
 mod stream;
 mod time;
+mod timer;
 mod unicode;
 mod wire;
 
 pub use auth::{constant_time_eq, AcceptAny, LegacyParity, StaticUsers};
-pub use client::{Client, ClientError, NoTimer, Timer};
+pub use client::{Client, ClientError};
 pub use client_session::{ClientEnd, ClientSession, Stage, SubmitError};
 pub use decode::{decode, peek_header, Announced, Decoded, FrameError, Frames, Limits};
 pub use encode::{EncodeError, Header};
 pub use io::WriteError;
 pub use record::{escaped_len, max_record_len, record_len, write_escaped, write_record};
-pub use serve::{serve, Ended, ServeError, Served};
+pub use serve::{serve, serve_with_timer, Ended, ServeError, Served};
 pub use session::{valid_name, Action, Authenticator, Outcome, Reject, Session, Sink, State};
 pub use sink::RecordWriter;
 pub use stream::{stream_copy, CopyError};
 pub use time::Instant;
+pub use timer::{NoTimer, Timer};
 pub use wire::{Status, Tag, Transaction, DEFAULT_PORT, HEADER_LEN, MAX_FRAME, MAX_PAYLOAD};
 
 /// Re-exported so users name the same trait versions as this crate.
