@@ -82,13 +82,48 @@ impl<E: core::fmt::Debug + core::fmt::Display> core::error::Error for ServeError
 /// Status bytes answered in one read, sent with one write.
 const REPLIES: usize = 64;
 
-/// One connection being served, without its I/O: the status bytes not yet
-/// sent and what was served so far. A front reads into its buffer, calls
-/// [`answer`](Self::answer), sends [`replies`](Self::replies), and repeats.
+/// One connection being served, without its I/O: what was served so far,
+/// and the status bytes not yet sent ([`Replies`], kept apart so that a
+/// small target zeroes them as bytes). A front reads into its buffer,
+/// calls [`answer`](Self::answer), sends the replies, and repeats.
 pub(crate) struct Serving {
-    replies: [u8; REPLIES],
-    len: usize,
     served: Served,
+}
+
+/// The status bytes of one round of [`Serving::answer`].
+pub(crate) struct Replies {
+    bytes: [u8; REPLIES],
+    len: usize,
+}
+
+impl Replies {
+    pub(crate) const fn new() -> Self {
+        Replies {
+            bytes: [0; REPLIES],
+            len: 0,
+        }
+    }
+
+    /// The status bytes to send.
+    pub(crate) fn pending(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
+
+    /// They were sent.
+    pub(crate) fn sent(&mut self) {
+        self.len = 0;
+    }
+
+    fn is_full(&self) -> bool {
+        self.len == REPLIES
+    }
+
+    fn push(&mut self, status: Status) {
+        if let Some(slot) = self.bytes.get_mut(self.len) {
+            *slot = status.as_byte();
+            self.len += 1;
+        }
+    }
 }
 
 /// What [`Serving::answer`] did with the bytes buffered.
@@ -102,8 +137,6 @@ pub(crate) struct Answered {
 impl Serving {
     pub(crate) const fn new() -> Self {
         Serving {
-            replies: [0; REPLIES],
-            len: 0,
             served: Served {
                 ended: Ended::Eof { partial: 0 },
                 transactions: 0,
@@ -113,15 +146,15 @@ impl Serving {
     }
 
     /// Answer the complete transactions at the start of `pending`, whose
-    /// last bytes arrived at `now`, until one is unfinished, the session
-    /// ends, or the replies are full (send them, then call again).
+    /// last bytes arrived at `now`, into `replies`, until one is unfinished,
+    /// the session ends, or the replies are full (send them, then call again).
     pub(crate) fn answer<A, S, const NAME: usize, const PASSWORD: usize, const MESSAGE: usize, I>(
         &mut self,
         session: &mut Session<NAME, PASSWORD, MESSAGE, I>,
         pending: &[u8],
         now: I,
-        auth: &mut A,
-        sink: &mut S,
+        (auth, sink): (&mut A, &mut S),
+        replies: &mut Replies,
     ) -> Answered
     where
         A: Authenticator + ?Sized,
@@ -129,7 +162,7 @@ impl Serving {
         I: Instant,
     {
         let mut consumed = 0;
-        while self.len < REPLIES {
+        while !replies.is_full() {
             let Some(input) = pending.get(consumed..).filter(|rest| !rest.is_empty()) else {
                 break;
             };
@@ -148,7 +181,7 @@ impl Serving {
             if outcome == Outcome::Logged {
                 self.served.messages += 1;
             }
-            self.push(outcome.status());
+            replies.push(outcome.status());
             if self.end_with(outcome) {
                 debug!("connection ended: {}", self.served.ended);
                 return Answered {
@@ -165,8 +198,8 @@ impl Serving {
 
     /// The session timed out (its own timeout, or the transport's): its
     /// 0xFF answers no transaction.
-    pub(crate) fn time_out(&mut self, outcome: Outcome) {
-        self.push(outcome.status());
+    pub(crate) fn time_out(&mut self, outcome: Outcome, replies: &mut Replies) {
+        replies.push(outcome.status());
         self.end_with(outcome);
     }
 
@@ -176,25 +209,8 @@ impl Serving {
         self.served.ended = Ended::Eof { partial };
     }
 
-    /// The status bytes to send.
-    pub(crate) fn replies(&self) -> &[u8] {
-        self.replies.get(..self.len).unwrap_or_default()
-    }
-
-    /// The replies were sent.
-    pub(crate) fn sent(&mut self) {
-        self.len = 0;
-    }
-
     pub(crate) fn served(&self) -> Served {
         self.served
-    }
-
-    fn push(&mut self, status: Status) {
-        if let Some(slot) = self.replies.get_mut(self.len) {
-            *slot = status.as_byte();
-            self.len += 1;
-        }
     }
 
     /// Whether `outcome` ends the connection; if so, it says how.
@@ -278,6 +294,7 @@ where
 {
     check_buffer(session, buffer).map_err(|needed| ServeError::BufferTooSmall { needed })?;
     let mut serving = Serving::new();
+    let mut replies = Replies::new();
     let mut now = timer.now();
     session.start(now);
     let mut filled = 0;
@@ -285,9 +302,9 @@ where
         let mut start = 0;
         loop {
             let pending = buffer.get(start..filled).unwrap_or_default();
-            let answered = serving.answer(session, pending, now, auth, sink);
+            let answered = serving.answer(session, pending, now, (auth, sink), &mut replies);
             start += answered.consumed;
-            send(io, &mut serving).map_err(ServeError::Write)?;
+            send(io, &mut replies).map_err(ServeError::Write)?;
             if answered.ended {
                 return Ok(serving.served());
             }
@@ -320,18 +337,18 @@ where
             Err(e) if e.kind() == ErrorKind::TimedOut => session.fail(Reject::Timeout),
             Err(e) => return Err(ServeError::Read(e)),
         };
-        serving.time_out(outcome);
+        serving.time_out(outcome, &mut replies);
         // Best effort: the peer may be gone.
-        let _ = send(io, &mut serving);
+        let _ = send(io, &mut replies);
         return Ok(serving.served());
     }
 }
 
 /// Send the replies with one write, and flush.
-fn send<T: Write + ?Sized>(io: &mut T, serving: &mut Serving) -> Result<(), WriteError<T::Error>> {
-    if !serving.replies().is_empty() {
-        write_all(io, serving.replies())?;
-        serving.sent();
+fn send<T: Write + ?Sized>(io: &mut T, replies: &mut Replies) -> Result<(), WriteError<T::Error>> {
+    if !replies.pending().is_empty() {
+        write_all(io, replies.pending())?;
+        replies.sent();
         io.flush().map_err(WriteError::Io)?;
     }
     Ok(())
