@@ -90,6 +90,8 @@
 #[macro_use]
 mod fmt;
 
+#[cfg(feature = "async")]
+pub mod asynch;
 mod auth;
 mod client;
 mod client_session;
@@ -123,3 +125,6 @@ pub use wire::{Status, Tag, Transaction, DEFAULT_PORT, HEADER_LEN, MAX_FRAME, MA
 
 /// Re-exported so users name the same trait versions as this crate.
 pub use embedded_io;
+/// Re-exported so users name the same trait versions as this crate.
+#[cfg(feature = "async")]
+pub use embedded_io_async;
