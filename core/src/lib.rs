@@ -1,6 +1,8 @@
 //! The msglog protocol without `std`: codec, record escaping, both roles as
 //! sans-I/O state machines, and blocking drivers for server, client and raw
-//! stream mode, all over [`embedded_io`] traits with caller-supplied storage.
+//! stream mode, all over [`embedded_io`] traits with caller-supplied storage;
+//! with the `async` feature, the same drivers over `embedded-io-async`
+//! (`asynch`), on any executor.
 //!
 //! The wire format is specified in `PROTOCOL.md` at the repository root.
 //!
@@ -21,6 +23,7 @@
 //! | records of `messages.log` | [`write_record`], [`RecordWriter`] | `record`, `sink` |
 //! | raw stream mode | [`stream_copy`] | `stream` |
 //! | authenticators | [`StaticUsers`], [`LegacyParity`], [`AcceptAny`] | `auth` |
+//! | the async drivers (feature `async`) | `asynch::{serve, serve_with_timer, Client, stream_copy, Timer}` | `asynch` |
 //!
 //! Diagnostics go through `defmt` (feature `defmt`, for no_std targets)
 //! or the `log` crate (feature `log`); without either they compile away.
