@@ -51,9 +51,9 @@ use msglog_core::{
 
 const WINDOWS: [usize; 8] = [1, 2, 3, 4, 8, 16, 64, 0];
 const NAME: &str = "abcdefg";
+const PASSWORD: &[u8] = b"pw";
 /// A message one byte longer than a length field can express.
 static TOO_LONG: [u8; 65536] = [0; 65536];
-const PASSWORD: &[u8] = b"pw";
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum WriteFault {
