@@ -206,7 +206,7 @@ impl Outbox {
     /// Submit one message (pipelined).
     fn send(&mut self, origin: Origin, message: &[u8]) -> Result<(), Error> {
         let queued = self.delivery.stats().submitted;
-        let sent = self.delivery.submit(message);
+        let sent = self.delivery.queue(message);
         if self.delivery.stats().submitted > queued {
             self.origins.push_back(origin);
         } else {
