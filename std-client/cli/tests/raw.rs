@@ -22,9 +22,16 @@ fn send(server: &Server, input: Vec<u8>) -> Finished {
     run_client(&["127.0.0.1", &port], &[], input)
 }
 
+/// Exit 0, and on stderr only the summary line.
 fn assert_success(finished: &Finished) {
     assert_eq!(finished.code(), Some(0), "stderr: {}", finished.stderr);
-    assert!(finished.stderr.is_empty(), "stderr: {}", finished.stderr);
+    assert_eq!(finished.stderr.lines().count(), 1, "stderr: {}", finished.stderr);
+    assert!(
+        finished.stderr.starts_with("msglog-client: ")
+            && finished.stderr.contains(" sent, confirmed by the server, "),
+        "stderr: {}",
+        finished.stderr
+    );
 }
 
 /// Wait until the server has written `expected` to `output`, exactly.
