@@ -221,7 +221,10 @@ impl Settings {
         if !args.messages.is_empty() && !files.is_empty() {
             return Err(usage(format!(
                 "--message cannot be used with a FILE ('{}'): messages come from one or the other",
-                files.first().map(|f| f.to_string_lossy()).unwrap_or_default()
+                files
+                    .first()
+                    .map(|f| f.to_string_lossy())
+                    .unwrap_or_default()
             )));
         }
         if let Some(empty) = args.messages.iter().position(|m| m.is_empty()) {

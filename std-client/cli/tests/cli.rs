@@ -51,7 +51,10 @@ fn help_documents_the_exit_codes() {
         .output()
         .unwrap();
     let help = String::from_utf8(help.stdout).unwrap();
-    assert!(help.contains("Exit codes (R: worth a retry later):"), "{help}");
+    assert!(
+        help.contains("Exit codes (R: worth a retry later):"),
+        "{help}"
+    );
     assert!(help.contains("at-least-once"), "{help}");
     assert!(help.contains("MSGLOG_PASSWORD"), "{help}");
 }
@@ -74,7 +77,12 @@ fn bad_arguments_exit_2() {
     ] {
         let finished = run_client(args, &[], Vec::new());
         assert_failure(&finished, 2, "(try --help)");
-        assert_eq!(finished.stderr.matches("help").count(), 1, "{}", finished.stderr);
+        assert_eq!(
+            finished.stderr.matches("help").count(),
+            1,
+            "{}",
+            finished.stderr
+        );
     }
 }
 

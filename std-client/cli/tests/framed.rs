@@ -36,7 +36,12 @@ fn send_lines(server: &Server, extra: &[&str], input: &[u8]) -> Finished {
 /// Exit 0, and on stderr only the summary line: every line read acknowledged.
 fn assert_success(finished: &Finished) {
     assert_eq!(finished.code(), Some(0), "stderr: {}", finished.stderr);
-    assert_eq!(finished.stderr.lines().count(), 1, "stderr: {}", finished.stderr);
+    assert_eq!(
+        finished.stderr.lines().count(),
+        1,
+        "stderr: {}",
+        finished.stderr
+    );
     let summary = finished.stderr.trim_end();
     let (read, rest) = summary
         .strip_prefix("msglog-client: ")

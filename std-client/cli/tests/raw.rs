@@ -25,7 +25,12 @@ fn send(server: &Server, input: Vec<u8>) -> Finished {
 /// Exit 0, and on stderr only the summary line.
 fn assert_success(finished: &Finished) {
     assert_eq!(finished.code(), Some(0), "stderr: {}", finished.stderr);
-    assert_eq!(finished.stderr.lines().count(), 1, "stderr: {}", finished.stderr);
+    assert_eq!(
+        finished.stderr.lines().count(),
+        1,
+        "stderr: {}",
+        finished.stderr
+    );
     assert!(
         finished.stderr.starts_with("msglog-client: ")
             && finished.stderr.contains(" sent, confirmed by the server, "),
