@@ -12,8 +12,7 @@
 
 use std::collections::VecDeque;
 use std::env;
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -361,21 +360,10 @@ fn password(args: &crate::args::Args) -> Result<Vec<u8>, CliError> {
 }
 
 fn read_password_file(path: &Path) -> Result<Vec<u8>, CliError> {
-    let unreadable = |e: io::Error| {
+    msglog_std::read_password_file(path).map_err(|e| {
         CliError::new(
             Exit::Password,
             format!("cannot read password file '{}': {e}", path.display()),
         )
-    };
-    let mut password = Vec::new();
-    File::open(path)
-        .and_then(|file| file.take(MAX_PAYLOAD as u64 + 3).read_to_end(&mut password))
-        .map_err(unreadable)?;
-    if password.last() == Some(&b'\n') {
-        password.pop();
-        if password.last() == Some(&b'\r') {
-            password.pop();
-        }
-    }
-    Ok(password)
+    })
 }
