@@ -348,7 +348,7 @@ fn a_server_stopped_mid_stream_resets_and_the_client_exits_10() {
     server.signal(libc::SIGTERM);
     assert!(server.wait_exit().success(), "{}", server.stderr());
     let stderr = server.wait_stderr("stopped:");
-    assert!(stderr.contains("stopped: 1 clients, 26 bytes"), "{stderr}");
+    assert!(stderr.contains("stopped: 1 client, 26 bytes"), "{stderr}");
     // The rest of the input, then its end: nobody took it.
     client.write(b", and the rest");
     let finished = client.finish();
