@@ -12,9 +12,10 @@ use msglog_core::Transaction;
 
 use crate::{Connection, Credentials, Error, IdleState, Options};
 
-/// A pause in the submissions at least this long makes [`Delivery::submit`]
-/// look at the connection first (see [`Delivery::poll`]); a look costs a
-/// system call or two, nothing next to such a pause.
+/// A pause at least this long before a submission that finds nothing in
+/// flight makes [`Delivery::submit`] look at the connection first (see
+/// [`Delivery::poll`]); a look costs a system call or two, nothing next to
+/// such a pause.
 const IDLE_CHECK: Duration = Duration::from_millis(1);
 
 /// When a [`Delivery`] reconnects after a lost connection, and how often.
@@ -148,7 +149,7 @@ pub struct Delivery {
     /// Failed attempts since the last successful connection (sets the pause).
     failures_in_a_row: u32,
     stats: DeliveryStats,
-    /// When the last submission returned: the caller has paused since.
+    /// When the last submission that found nothing in flight began.
     last_submit: Instant,
     /// An error was returned: the delivery is over.
     ended: bool,
@@ -249,8 +250,19 @@ impl Delivery {
         Transaction::Message(message)
             .header()
             .map_err(Error::Invalid)?;
-        let looked = if self.last_submit.elapsed() >= IDLE_CHECK {
-            self.poll()
+        // Only a connection with nothing in flight can have been ended
+        // unseen (with statuses awaited, reading them tells): the clock is
+        // read then only, not per message of a stream.
+        let idle = self.connection.as_ref().is_some_and(|c| c.in_flight() == 0);
+        let looked = if idle {
+            let now = Instant::now();
+            let paused = now.duration_since(self.last_submit) >= IDLE_CHECK;
+            self.last_submit = now;
+            if paused {
+                self.poll()
+            } else {
+                Ok(())
+            }
         } else {
             Ok(())
         };
@@ -266,7 +278,6 @@ impl Delivery {
             // Sends every pending message, this one included.
             _ => self.reopen(),
         };
-        self.last_submit = Instant::now();
         self.collect_acknowledged();
         match sent {
             Ok(()) => Ok(()),

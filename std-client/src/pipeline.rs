@@ -106,7 +106,13 @@ impl Pipeline {
             self.flush()?;
         }
         let header = loop {
-            let now = self.now();
+            // The session looks at the time of a submission only when it
+            // starts a wait (nothing in flight): the clock is read then only.
+            let now = if self.session.in_flight() == 0 {
+                self.now()
+            } else {
+                0
+            };
             match self.session.submit(transaction, now) {
                 Ok(header) => break header,
                 Err(SubmitError::WindowFull) => {
