@@ -115,18 +115,30 @@ pub fn write_plot(histogram: &Histogram<u64>, title: &str, path: &Path) -> Resul
     if points.is_empty() {
         return Err(failed(&"no latency was recorded"));
     }
+    // The axis ends at the last percentile short of 100 %, rounded up to
+    // whole nines; the maximum (100 %) is drawn there.
+    let x_max = points
+        .iter()
+        .filter(|point| point.quantile < 1.0)
+        .map(|point| nines(point.quantile))
+        .fold(1.0f64, f64::max)
+        .ceil();
     let curve: Vec<(f64, f64)> = points
         .iter()
-        .map(|point| (nines(point.quantile), point.value_ms))
+        .map(|point| (nines(point.quantile).min(x_max), point.value_ms))
         .collect();
-    let x_max = curve.iter().map(|&(x, _)| x).fold(1.0f64, f64::max).ceil();
     let y_max = (histogram.max() as f64 / SCALE * 1.1).max(0.001);
-
+    let decimals = match y_max {
+        y if y >= 10.0 => 0,
+        y if y >= 1.0 => 1,
+        _ => 3,
+    };
     let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| failed(&e))?;
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 20))
         .margin(16)
+        .margin_right(48)
         .x_label_area_size(40)
         .y_label_area_size(64)
         .build_cartesian_2d(0f64..x_max, 0f64..y_max)
@@ -136,8 +148,10 @@ pub fn write_plot(histogram: &Histogram<u64>, title: &str, path: &Path) -> Resul
         .x_desc("percentile")
         .y_desc("latency (ms)")
         .x_labels(x_max as usize + 1)
+        .x_max_light_lines(1)
+        .y_max_light_lines(1)
         .x_label_formatter(&|x| percentile_label(*x))
-        .y_label_formatter(&|y| format!("{y:.3}"))
+        .y_label_formatter(&|y| format!("{y:.decimals$}"))
         .draw()
         .map_err(|e| failed(&e))?;
     chart

@@ -136,7 +136,12 @@ fn run(args: &Args) -> Result<bool, String> {
         latency::write_hgrm(&totals.latency_us, path)?;
     }
     if let Some(path) = &args.plot {
-        latency::write_plot(&totals.latency_us, &render::plot_title(&plan), path)?;
+        let title = format!(
+            "{}: {}",
+            render::plot_title(&plan),
+            render::throughput(&totals)
+        );
+        latency::write_plot(&totals.latency_us, &title, path)?;
     }
     Ok(totals.is_clean())
 }

@@ -143,9 +143,9 @@ pub fn framed_line(plan: &framed::Plan, totals: &framed::RunTotals) -> String {
     let latency = &totals.latency_us;
     let ms = |quantile: f64| latency.value_at_quantile(quantile) as f64 / 1000.0;
     let mut line = format!(
-        "{}: {} msgs/s, p50 {:.3} ms, p99 {:.3} ms",
+        "{}: {}, p50 {:.3} ms, p99 {:.3} ms",
         plot_title(plan),
-        grouped(rate(totals.acknowledged, totals.elapsed).round() as u64),
+        throughput(totals),
         ms(0.50),
         ms(0.99),
     );
@@ -160,6 +160,14 @@ pub fn framed_line(plan: &framed::Plan, totals: &framed::RunTotals) -> String {
         }
     }
     line
+}
+
+/// A framed run's throughput: `2,450,953 msgs/s`.
+pub fn throughput(totals: &framed::RunTotals) -> String {
+    format!(
+        "{} msgs/s",
+        grouped(rate(totals.acknowledged, totals.elapsed).round() as u64)
+    )
 }
 
 /// What a framed run was: `framed 64 B, 50 connections, window 16`.
