@@ -17,6 +17,7 @@
 #   BENCH_LINES=N      lines msglog-client delivers (default 3,000,000; 300,000 in quick mode)
 #   BENCH_THREADS=N    msglog-bench --threads (default: msglog-bench's default)
 #   BENCH_OUT=FILE     also write the table to FILE
+#   BENCH_ONLY=LIST    only these groups, comma-separated: framed, raw, client (default: all)
 #
 # Exit status: 0 when every run completed without errors and every framed
 # run's messages.log held exactly the acknowledged records; 1 otherwise.
@@ -344,13 +345,16 @@ else
     N_W1=20000 N_W16=40000 N_1K=2000 N_10K=100 N_FSYNC=10000
 fi
 
-framed w1 "50 conns, window 1, 64 B" 150000 -- -c 50 -n "$N_W1" -s 64 -w 1
-framed w16 "50 conns, window 16, 64 B" 1200000 -- -c 50 -n "$N_W16" -s 64 -w 16
-framed 1k "1,000 conns, window 16, 64 B" 800000 -- -c 1000 -n "$N_1K" -s 64 -w 16
-framed 10k "10,000 conns, window 16, 64 B" 0 -- -c 10000 -n "$N_10K" -s 64 -w 16
-framed fsync "--fsync, 50 conns, window 16, 64 B" fsync --fsync -- -c 50 -n "$N_FSYNC" -s 64 -w 16
-raw_runs
-client_runs
+ONLY=",${BENCH_ONLY:-framed,raw,client},"
+if [[ $ONLY == *,framed,* ]]; then
+    framed w1 "50 conns, window 1, 64 B" 150000 -- -c 50 -n "$N_W1" -s 64 -w 1
+    framed w16 "50 conns, window 16, 64 B" 1200000 -- -c 50 -n "$N_W16" -s 64 -w 16
+    framed 1k "1,000 conns, window 16, 64 B" 800000 -- -c 1000 -n "$N_1K" -s 64 -w 16
+    framed 10k "10,000 conns, window 16, 64 B" 0 -- -c 10000 -n "$N_10K" -s 64 -w 16
+    framed fsync "--fsync, 50 conns, window 16, 64 B" fsync --fsync -- -c 50 -n "$N_FSYNC" -s 64 -w 16
+fi
+if [[ $ONLY == *,raw,* ]]; then raw_runs; fi
+if [[ $ONLY == *,client,* ]]; then client_runs; fi
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -362,19 +366,25 @@ REPORT=$(
     echo "$STARTED, $(nproc) × $CPU, Linux $(uname -r), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'),"
     echo "load average $LOAD_BEFORE before, $LOAD_AFTER after; $RUNS run(s) per row (median), loopback, logs on $FS_TYPE,"
     echo "msglog-bench with ${BENCH_THREADS:-$(nproc)} event-loop thread(s), msglog-server with its default workers."
-    echo "Command: \`$( [[ $QUICK == 1 ]] && printf 'BENCH_QUICK=1 ')scripts/bench.sh\`"
+    echo "Command: \`$( [[ $QUICK == 1 ]] && printf 'BENCH_QUICK=1 ')$( [[ -n ${BENCH_ONLY:-} ]] && printf 'BENCH_ONLY=%s ' "$BENCH_ONLY")$( [[ -n ${BENCH_RUNS:-} ]] && printf 'BENCH_RUNS=%s ' "$BENCH_RUNS")scripts/bench.sh\`"
     echo
-    echo "| framed scenario | msgs/s (median) | MB/s payload | latency µs p50 / p99 / p99.9 / max | errors | messages.log = acked | records per fdatasync | connect + login s | issue-5 figure | met | msgs/s of every run |"
-    echo "|---|---:|---:|---|---:|---|---:|---:|---|---|---|"
-    printf '%s\n' "${ROWS[@]}"
-    echo
-    echo "| raw mode, $(python3 -c "b=$RAW_BYTES; print(f'{b / 2**30:g} GiB' if b >= 2**30 else f'{b / 2**20:g} MiB')") from a file | GB/s (median) | vs socat | issue-5 figure | met | GB/s of every run |"
-    echo "|---|---:|---:|---|---|---|"
-    printf '%s\n' "${RAW_ROWS[@]}"
-    echo
-    echo "| client, short lines | lines/s (median) | vs msglog-bench | issue-16 figure | met | lines/s of every run |"
-    echo "|---|---:|---:|---|---|---|"
-    printf '%s\n' "${CLIENT_ROWS[@]}"
+    if ((${#ROWS[@]})); then
+        echo "| framed scenario | msgs/s (median) | MB/s payload | latency µs p50 / p99 / p99.9 / max | errors | messages.log = acked | records per fdatasync | connect + login s | issue-5 figure | met | msgs/s of every run |"
+        echo "|---|---:|---:|---|---:|---|---:|---:|---|---|---|"
+        printf '%s\n' "${ROWS[@]}"
+        echo
+    fi
+    if ((${#RAW_ROWS[@]})); then
+        echo "| raw mode, $(python3 -c "b=$RAW_BYTES; print(f'{b / 2**30:g} GiB' if b >= 2**30 else f'{b / 2**20:g} MiB')") from a file | GB/s (median) | vs socat | issue-5 figure | met | GB/s of every run |"
+        echo "|---|---:|---:|---|---|---|"
+        printf '%s\n' "${RAW_ROWS[@]}"
+        echo
+    fi
+    if ((${#CLIENT_ROWS[@]})); then
+        echo "| client, short lines | lines/s (median) | vs msglog-bench | issue-16 figure | met | lines/s of every run |"
+        echo "|---|---:|---:|---|---|---|"
+        printf '%s\n' "${CLIENT_ROWS[@]}"
+    fi
 )
 echo "$REPORT"
 [[ -n ${BENCH_OUT:-} ]] && echo "$REPORT" >"$BENCH_OUT"

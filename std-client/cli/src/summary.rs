@@ -130,15 +130,15 @@ impl Tally {
     fn raw_line(&self, confirmed: bool) -> String {
         let bytes = self.read.load(Ordering::Relaxed);
         let seconds = self.start.elapsed().as_secs_f64();
-        let rate = bytes as f64 / seconds.max(1e-6) / 1e6;
         let outcome = if confirmed {
             "sent, confirmed by the server"
         } else {
             "read, not confirmed by the server"
         };
         format!(
-            "{} {outcome}, {seconds:.2} s, {rate:.1} MB/s",
-            plural(bytes, "byte")
+            "{} {outcome}, {seconds:.2} s, {}",
+            plural(bytes, "byte"),
+            byte_rate(bytes as f64 / seconds.max(1e-6))
         )
     }
 
@@ -164,6 +164,16 @@ impl Tally {
             _ => self.framed_line(),
         };
         say(&format!("{signal}: {line}"));
+    }
+}
+
+/// Bytes per second in the largest decimal unit that keeps a digit before the point.
+fn byte_rate(per_second: f64) -> String {
+    match per_second {
+        r if r >= 1e9 => format!("{:.2} GB/s", r / 1e9),
+        r if r >= 1e6 => format!("{:.1} MB/s", r / 1e6),
+        r if r >= 1e3 => format!("{:.1} kB/s", r / 1e3),
+        r => format!("{r:.0} B/s"),
     }
 }
 
@@ -194,6 +204,14 @@ pub fn on_signal(tally: Arc<Tally>, before_exit: impl Fn() + Send + 'static) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_rates_read_well() {
+        assert_eq!(byte_rate(12.0), "12 B/s");
+        assert_eq!(byte_rate(2_500.0), "2.5 kB/s");
+        assert_eq!(byte_rate(264_200_000.0), "264.2 MB/s");
+        assert_eq!(byte_rate(4_040_000_000.0), "4.04 GB/s");
+    }
 
     #[test]
     fn one_is_singular() {
