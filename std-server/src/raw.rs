@@ -117,7 +117,7 @@ pub(crate) fn run(bind: Option<IpAddr>, port: u16, limits: Limits) -> Result<(),
     }
     info!(
         "stopped: {}, {}",
-        plural(clients as u64, "client"),
+        plural(clients, "client"),
         plural(total, "byte")
     );
     Ok(())

@@ -477,7 +477,7 @@ fn quiet_histogram_and_plot() {
         "{hgrm}"
     );
     assert!(hgrm.contains("Total count    =         1000]"), "{hgrm}");
-    let last_row = hgrm.lines().filter(|l| !l.starts_with('#')).last().unwrap();
+    let last_row = hgrm.lines().rfind(|l| !l.starts_with('#')).unwrap();
     assert!(last_row.contains(" 1.000000000000       1000"), "{hgrm}");
 
     let svg = std::fs::read_to_string(&svg).unwrap();

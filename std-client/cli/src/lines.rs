@@ -453,12 +453,11 @@ mod tests {
         );
     }
 
-    /// Every line or piece `lines_with` reads: (number, bytes, truncated), or the number of a line too long.
-    fn lines_with(
-        input: &[u8],
-        delimiter: Delimiter,
-        long_lines: LongLines,
-    ) -> Vec<Result<(u64, Vec<u8>, bool), u64>> {
+    /// A line or piece read: (number, bytes, truncated), or the number of a line too long.
+    type Got = Result<(u64, Vec<u8>, bool), u64>;
+
+    /// Every line or piece read from `input`.
+    fn lines_with(input: &[u8], delimiter: Delimiter, long_lines: LongLines) -> Vec<Got> {
         let mut reader = LineReader::new(input, delimiter, long_lines);
         let mut out = Vec::new();
         loop {
