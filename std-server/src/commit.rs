@@ -223,6 +223,7 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
+    use crate::config::Timeouts;
     use crate::connection::tests::{accepting, feed, message, LOGIN};
 
     impl AsRef<Connection> for Connection {
@@ -312,7 +313,13 @@ mod tests {
         for id in [1, 2] {
             let slot = conns.vacant_key();
             let peer = "127.0.0.1:5000".parse().unwrap();
-            conns.insert(Connection::open(id, slot, peer, &mut it));
+            conns.insert(Connection::open(
+                id,
+                slot,
+                peer,
+                &Timeouts::default(),
+                &mut it,
+            ));
         }
         let one = [LOGIN, &message(b"a"), &message(b"b")].concat();
         feed(conns.get_mut(0).unwrap(), &mut it, &one, &mut accepting());
@@ -432,7 +439,7 @@ mod tests {
         let mut it = Iteration::new(Instant::now());
         let mut conns = Slab::default();
         let peer = "127.0.0.1:5000".parse().unwrap();
-        conns.insert(Connection::open(1, 0, peer, &mut it));
+        conns.insert(Connection::open(1, 0, peer, &Timeouts::default(), &mut it));
         let logs = Memory::default();
         let mut errors = RateLimit::new(std::time::Duration::from_secs(5));
         let mut committer = Committer {
