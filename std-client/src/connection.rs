@@ -94,20 +94,13 @@ impl Connection {
 
     /// Send NAME and PASSWORD (in one write) and wait until both are accepted.
     pub fn authenticate(&mut self, user: &str, password: &[u8]) -> Result<(), Error> {
-        let session = self.pipeline.session();
-        if session.is_authenticated() || session.is_logged_in() {
+        if self.pipeline.session().is_authenticated() {
             return Err(Error::AlreadyAuthenticated);
         }
         if valid_name(user.as_bytes()).is_none() {
             return Err(Error::InvalidName);
         }
-        // An unsendable password is refused before NAME goes out.
-        Transaction::Password(password)
-            .header()
-            .map_err(Error::Invalid)?;
-        self.pipeline.queue(&Transaction::Name(user.as_bytes()))?;
-        self.pipeline.queue(&Transaction::Password(password))?;
-        self.pipeline.wait()
+        self.pipeline.login(user.as_bytes(), password)
     }
 
     /// Send one message and wait until the server acknowledges it (and every

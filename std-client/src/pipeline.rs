@@ -95,6 +95,17 @@ impl Pipeline {
         self.inbox_end - self.inbox_start
     }
 
+    /// Send NAME and PASSWORD in one write and wait until both are
+    /// answered; either both can be sent or neither is.
+    pub(crate) fn login(&mut self, name: &[u8], password: &[u8]) -> Result<(), Error> {
+        self.session
+            .check_login(name, password)
+            .map_err(submit_error)?;
+        self.queue(&Transaction::Name(name))?;
+        self.queue(&Transaction::Password(password))?;
+        self.wait()
+    }
+
     /// Submit `transaction` and queue its frame for the next write. A full
     /// window is written and waited for first (statuses read in bulk), a
     /// full batch written first. Invalid transactions are refused before
