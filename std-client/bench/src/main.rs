@@ -21,6 +21,8 @@
 //! | `render` | a run's human table, one-line summary (`-q`) and JSON object |
 //! | `latency` | the latency distribution as `.hgrm` text and as an SVG plot |
 
+#![forbid(unsafe_code)]
+
 mod args;
 mod failure;
 mod framed;
