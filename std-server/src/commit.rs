@@ -17,6 +17,7 @@
 use crate::connection::Connection;
 use crate::iteration::Iteration;
 use crate::journal::{CommitError, Journal};
+use crate::operator_log::debug_lines;
 use crate::rate_limit::RateLimit;
 use crate::slab::Slab;
 use crate::transaction_log::push_line;
@@ -177,6 +178,7 @@ impl<L: Logs> Committer<'_, L> {
             text,
             ..
         } = iteration;
+        let start = text.len();
         for (index, entry) in entries.iter().enumerate() {
             if !include(index) {
                 continue;
@@ -188,6 +190,7 @@ impl<L: Logs> Committer<'_, L> {
                 push_line(text, self.timestamp, conn.fields(), line);
             }
         }
+        debug_lines(text.get(start..).unwrap_or_default());
     }
 
     /// Say on stderr (rate-limited) what a failed commit did not keep.

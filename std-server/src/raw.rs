@@ -34,6 +34,7 @@ pub(crate) use self::pace::Limits;
 use self::pace::{Breach, Pace};
 use crate::error::ServerError;
 use crate::listen::{canonical_peer, listen};
+use crate::text::plural;
 
 /// Copy buffer: large reads and writes are what make raw mode fast.
 const BUFFER: usize = 1024 * 1024;
@@ -114,7 +115,11 @@ pub(crate) fn run(bind: Option<IpAddr>, port: u16, limits: Limits) -> Result<(),
         total += result.as_ref().map_or_else(CopyError::copied, |&n| n);
         client.end(&mut poll, result)?;
     }
-    info!("stopped: {clients} clients, {total} bytes");
+    info!(
+        "stopped: {}, {}",
+        plural(clients, "client"),
+        plural(total, "byte")
+    );
     Ok(())
 }
 
