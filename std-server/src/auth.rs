@@ -41,7 +41,10 @@ impl Policy {
         match self {
             Policy::AcceptAny => "any-password".into(),
             Policy::LegacyParity => "legacy-parity".into(),
-            Policy::Users(pool) => format!("argon2 ({} users)", pool.current().len()),
+            Policy::Users(pool) => format!(
+                "argon2 ({})",
+                crate::text::plural(pool.current().len() as u64, "user")
+            ),
         }
     }
 }

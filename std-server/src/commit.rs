@@ -17,6 +17,7 @@
 use crate::connection::Connection;
 use crate::iteration::{transaction_index, EntryKind, Iteration};
 use crate::journal::{CommitError, Journal};
+use crate::operator_log::debug_lines;
 use crate::rate_limit::RateLimit;
 use crate::slab::Slab;
 use crate::transaction_log::push_line;
@@ -207,6 +208,7 @@ impl<L: Logs> Committer<'_, L> {
             text,
             ..
         } = iteration;
+        let start = text.len();
         for (index, entry) in entries.iter().enumerate() {
             if !include(index) {
                 continue;
@@ -218,6 +220,7 @@ impl<L: Logs> Committer<'_, L> {
                 push_line(text, self.timestamp, conn.fields(), line);
             }
         }
+        debug_lines(text.get(start..).unwrap_or_default());
     }
 
     /// Count a failed commit, and say on stderr (rate-limited) what it did
@@ -257,6 +260,7 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
+    use crate::config::Timeouts;
     use crate::connection::tests::{accepting, feed, message, LOGIN};
 
     impl AsRef<Connection> for Connection {
@@ -346,7 +350,13 @@ mod tests {
         for id in [1, 2] {
             let slot = conns.vacant_key();
             let peer = "127.0.0.1:5000".parse().unwrap();
-            conns.insert(Connection::open(id, slot, peer, &mut it));
+            conns.insert(Connection::open(
+                id,
+                slot,
+                peer,
+                &Timeouts::default(),
+                &mut it,
+            ));
         }
         let one = [LOGIN, &message(b"a"), &message(b"b")].concat();
         feed(conns.get_mut(0).unwrap(), &mut it, &one, &mut accepting());
@@ -466,7 +476,7 @@ mod tests {
         let mut it = Iteration::new(Instant::now());
         let mut conns = Slab::default();
         let peer = "127.0.0.1:5000".parse().unwrap();
-        conns.insert(Connection::open(1, 0, peer, &mut it));
+        conns.insert(Connection::open(1, 0, peer, &Timeouts::default(), &mut it));
         let logs = Memory::default();
         let mut errors = RateLimit::new(std::time::Duration::from_secs(5));
         let mut committer = Committer {

@@ -230,7 +230,7 @@ impl EventLoop {
         if let Err(e) = stream.set_nodelay(true) {
             debug!("connection {id}: cannot set TCP_NODELAY: {e}");
         }
-        let conn = Connection::open(id, slot, peer, &mut self.iteration);
+        let conn = Connection::open(id, slot, peer, &self.services.timeouts, &mut self.iteration);
         let slot = self.conns.insert(Registered {
             stream,
             conn,
@@ -352,7 +352,7 @@ impl EventLoop {
                 continue;
             }
             registered.timer_at = None;
-            match registered.conn.deadline(&self.services.timeouts) {
+            match registered.conn.deadline() {
                 None => {}
                 Some(deadline) if deadline > now => self.schedule(slot),
                 Some(_) => {
@@ -418,7 +418,7 @@ impl EventLoop {
         let Some(registered) = self.conns.get_mut(slot) else {
             return;
         };
-        let Some(deadline) = registered.conn.deadline(&self.services.timeouts) else {
+        let Some(deadline) = registered.conn.deadline() else {
             return;
         };
         if registered.timer_at.is_none_or(|at| deadline < at) {

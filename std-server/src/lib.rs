@@ -42,10 +42,11 @@
 //! | `metrics` | `--metrics`: the HTTP endpoint and the Prometheus exposition | `auth`, `iteration`, `journal`, `latency`, `listen`, `services`, `verify_queue` |
 //! | `latency` | each event loop's histogram of a message's last byte to its status | - |
 //! | `event_loop` | one event-loop thread: readiness, reads and writes, timers, mail | `auth`, `capacity`, `commit`, `connection`, `iteration`, `latency`, `mailbox`, `rate_limit`, `services`, `slab`, `timers`, `timestamp` |
-//! | `connection` | one connection without its socket: bytes and verdicts in; status bytes, log entries and records out; its one deadline | `capacity`, `config`, `iteration`, `mailbox`, `transaction_log` |
+//! | `connection` | one connection without its socket: bytes and verdicts in; status bytes, log entries and records out; its one deadline (the session's frame and idle timeouts, the back-off, the linger) | `capacity`, `config`, `instant`, `iteration`, `mailbox`, `transaction_log` |
 //! | `iteration` | what one iteration produces before its commit, and its counts (the metrics' labels) | - |
 //! | `commit` | an iteration's records and lines written together, and the take-back of its 0x00s when that fails | `connection`, `iteration`, `journal`, `rate_limit`, `slab`, `transaction_log` |
-//! | `capacity` | the session type, from which every size derives | - |
+//! | `capacity` | the session type, from which every size derives | `instant` |
+//! | `instant` | std's `Instant` as the sessions' instant type, converted in one place | - |
 //! | `services` | what all threads share: journal, policy, back-off, timeouts, counters, latency histograms | `auth`, `backoff`, `config`, `iteration`, `journal`, `latency` |
 //! | `auth` | the password policy and the verifier pool; checking a connection's password | `backoff`, `connection`, `mailbox`, `users`, `verify_queue` |
 //! | `verify_queue`, `backoff` | the pool's bounded fair queue; slowing down failed addresses | - |
@@ -74,6 +75,7 @@ mod connection;
 mod dir_lock;
 mod error;
 mod event_loop;
+mod instant;
 mod iteration;
 mod journal;
 mod latency;

@@ -35,6 +35,7 @@ use self::pace::{Breach, Pace};
 use crate::error::ServerError;
 use crate::listen::{canonical_peer, listen};
 use crate::notify::Notifier;
+use crate::text::plural;
 
 /// Copy buffer: large reads and writes are what make raw mode fast.
 const BUFFER: usize = 1024 * 1024;
@@ -133,7 +134,11 @@ pub(crate) fn run(bind: Option<IpAddr>, port: u16, limits: Limits) -> Result<(),
         total += result.as_ref().map_or_else(CopyError::copied, |&n| n);
         client.end(&mut poll, result)?;
     }
-    let summary = format!("stopped: {clients} clients, {total} bytes");
+    let summary = format!(
+        "stopped: {}, {}",
+        plural(clients, "client"),
+        plural(total, "byte")
+    );
     notifier.status(&summary);
     info!("{summary}");
     Ok(())

@@ -28,9 +28,11 @@ use crate::listen::{canonical_peer, listen};
 use crate::mailbox::{Accepted, Mailbox};
 use crate::metrics::MetricsListener;
 use crate::notify::Notifier;
+use crate::operator_log::debug_lines;
 use crate::pid_file::PidFile;
 use crate::rate_limit::RateLimit;
 use crate::services::{Services, Stats};
+use crate::text::plural;
 use crate::timestamp::Clock;
 use crate::transaction_log::{connection_fields, push_line, CloseReason, Line};
 use crate::users::Users;
@@ -251,12 +253,12 @@ fn warn_about_policy(policy: &Policy) {
 fn summary(services: &Services, elapsed: Duration) -> String {
     let stats = &services.stats;
     let mut text = format!(
-        "stopped after {:.1} s: {} connections ({} refused as overload), {} messages logged, \
+        "stopped after {:.1} s: {} ({} refused as overload), {} logged, \
          {} not written, {} rejected, {} timed out",
         elapsed.as_secs_f64(),
-        Stats::get(&stats.accepted),
+        plural(Stats::get(&stats.accepted), "connection"),
         Stats::get(&stats.overloaded),
-        Stats::get(&stats.messages),
+        plural(Stats::get(&stats.messages), "message"),
         Stats::get(&stats.write_failures),
         Stats::get(&stats.rejected),
         Stats::get(&stats.timeouts),
@@ -264,15 +266,15 @@ fn summary(services: &Services, elapsed: Duration) -> String {
     if let Policy::Users(pool) = &services.policy {
         let (_, peak) = pool.queue_len_and_peak();
         text.push_str(&format!(
-            "; verification queue peak {peak} of {CAPACITY} checks, {} passwords refused as overload",
-            Stats::get(&stats.passwords_overloaded)
+            "; verification queue peak {peak} of {CAPACITY} checks, {} refused as overload",
+            plural(Stats::get(&stats.passwords_overloaded), "password")
         ));
     }
     if services.journal.fsync() {
         let sync = services.journal.sync_stats();
         text.push_str(&format!(
-            "; fdatasync: {} syncs, mean batch {:.1} records per sync",
-            sync.syncs,
+            "; fdatasync: {}, mean batch {:.1} records per sync",
+            plural(sync.syncs, "sync"),
             sync.mean_batch()
         ));
     }
@@ -349,8 +351,11 @@ impl Acceptor {
                                         let _ = poll.registry().deregister(&mut listener);
                                     }
                                     let stopping_line = format!(
-                                        "stopping: {} connections get up to {:.1} s to finish",
-                                        self.services.open.load(Ordering::Relaxed),
+                                        "stopping: {} get up to {:.1} s to finish",
+                                        plural(
+                                            self.services.open.load(Ordering::Relaxed) as u64,
+                                            "connection"
+                                        ),
                                         grace.as_secs_f64()
                                     );
                                     self.notifier.stopping(&stopping_line);
@@ -398,9 +403,12 @@ impl Acceptor {
                     _ => String::new(),
                 };
                 verbose!(
-                    "{} connections open, {} messages logged ({:.0}/s){sync}{checks}",
-                    self.services.open.load(Ordering::Relaxed),
-                    messages,
+                    "{} open, {} logged ({:.0}/s){sync}{checks}",
+                    plural(
+                        self.services.open.load(Ordering::Relaxed) as u64,
+                        "connection"
+                    ),
+                    plural(messages, "message"),
                     (messages - last_messages) as f64 / STATS_INTERVAL.as_secs_f64()
                 );
                 last_messages = messages;
@@ -539,6 +547,7 @@ impl Acceptor {
                 error: None,
             },
         );
+        debug_lines(&lines);
         self.services.journal.append_lines(&lines);
     }
 
@@ -562,7 +571,11 @@ impl Acceptor {
         };
         match pool.reload() {
             Ok(count) => {
-                info!("SIGHUP: reloaded {} ({count} users)", pool.path().display());
+                info!(
+                    "SIGHUP: reloaded {} ({})",
+                    pool.path().display(),
+                    plural(count as u64, "user")
+                );
                 warn_about_policy(&self.services.policy);
             }
             Err(e) => error!("cannot reload the users file: {e} (keeping the users loaded before)"),

@@ -129,7 +129,7 @@ fn sigterm_lets_the_transaction_in_progress_finish() {
     assert!(text.contains("tag=MESSAGE len=5 outcome=ok"), "{text}");
     let stderr = server.wait_stderr(|t| t.contains("stopped after")).unwrap();
     assert!(stderr.contains("2 connections"), "{stderr}");
-    assert!(stderr.contains("1 messages logged"), "{stderr}");
+    assert!(stderr.contains("1 message logged"), "{stderr}");
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! `--metrics ADDR` through the real binary: scraped during load, the
+//! `--metrics ADDR` through the real binary: scraped during load (a
+//! scrape between each client's sessions), the
 //! counters agree with what the clients saw, the output passes
 //! `promtool check metrics`, and a stalled scraper disturbs nobody.
 
@@ -8,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -112,30 +113,35 @@ fn scraped_during_load_the_counters_agree_with_what_the_clients_saw() {
     assert_eq!(value(&first, "msglog_messages_logged_total"), 0.0);
 
     let done = Arc::new(AtomicBool::new(false));
+    let scrapes = Arc::new(AtomicUsize::new(0));
     let scraper = {
-        let done = Arc::clone(&done);
+        let (done, scrapes) = (Arc::clone(&done), Arc::clone(&scrapes));
         std::thread::spawn(move || {
-            let mut scrapes = 0;
             let mut last = 0.0;
             while !done.load(Ordering::SeqCst) {
                 let text = scrape(metrics);
                 let logged = value(&text, "msglog_messages_logged_total");
                 assert!(logged >= last, "counters only grow: {logged} < {last}");
                 last = logged;
-                scrapes += 1;
-                std::thread::sleep(Duration::from_millis(20));
+                scrapes.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(5));
             }
-            scrapes
         })
     };
     let (threads, sessions_each, batches, per_batch) = (8, 4, 10, 25);
     let addr = server.addr;
     let clients: Vec<_> = (0..threads)
         .map(|t| {
+            let scrapes = Arc::clone(&scrapes);
             std::thread::spawn(move || {
-                (0..sessions_each)
-                    .map(|s| session(addr, &format!("user{t}-{s}"), batches, per_batch))
-                    .sum::<u64>()
+                let mut acked = 0;
+                for s in 0..sessions_each {
+                    // A scrape between each client's sessions: scraped during the load.
+                    let seen = scrapes.load(Ordering::SeqCst);
+                    assert!(wait_until(PATIENCE, || scrapes.load(Ordering::SeqCst) > seen));
+                    acked += session(addr, &format!("user{t}-{s}"), batches, per_batch);
+                }
+                acked
             })
         })
         .collect();
@@ -145,8 +151,12 @@ fn scraped_during_load_the_counters_agree_with_what_the_clients_saw() {
     assert_eq!(read_to_end(&mut rude), [0xFF]);
     let acked: u64 = clients.into_iter().map(|c| c.join().unwrap()).sum();
     done.store(true, Ordering::SeqCst);
-    let scrapes = scraper.join().unwrap();
-    assert!(scrapes >= 2, "scraped during the load ({scrapes} times)");
+    scraper.join().unwrap();
+    let scraped = scrapes.load(Ordering::SeqCst);
+    assert!(
+        scraped >= sessions_each,
+        "scraped during the load ({scraped} times)"
+    );
 
     let sessions = (threads * sessions_each) as f64;
     let expected = (threads * sessions_each * batches * per_batch) as u64;

@@ -67,17 +67,15 @@ pub fn exit_code(error: &ServerError) -> u8 {
 }
 
 /// `--help` and `--version` as clap prints them; any other command-line
-/// error as one line, exit code 2.
+/// error as one line that says `try --help` (the style of every msglog
+/// program), exit code 2.
 fn usage_error(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
         let _ = e.print();
         return ExitCode::SUCCESS;
     }
-    let rendered = e.render().to_string();
-    let first = rendered.lines().next().unwrap_or("invalid command line");
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    eprintln!("msglog-server: {first} (see --help)");
+    eprintln!("{}", msglog_std::usage_error("msglog-server", &e));
     ExitCode::from(2)
 }
 
