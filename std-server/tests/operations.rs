@@ -220,6 +220,33 @@ fn socket_activation_serves_raw_mode_too() {
     assert!(wait_child(&mut child).success());
 }
 
+#[test]
+fn socket_activation_with_two_sockets_refuses_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let second = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut activate = Command::new(tool("systemd-socket-activate", "systemd"));
+    activate
+        .args(["-l", &first.to_string(), "-l", &second.to_string(), BIN])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = activate.spawn().unwrap();
+    let stderr = Captured::spawn(child.stderr.take().unwrap());
+    stderr
+        .wait(PATIENCE, |t| t.matches("Listening on").count() == 2)
+        .unwrap_or_else(|| panic!("{}", stderr.text()));
+    let _knock = TcpStream::connect(first).unwrap();
+    let status = wait_child(&mut child);
+    assert_eq!(status.code(), Some(3), "{}", stderr.text());
+    let text = stderr.wait(PATIENCE, |t| t.contains("error:")).unwrap();
+    assert!(
+        text.contains("socket activation passed 2 sockets; msglog-server takes one"),
+        "{text}"
+    );
+}
+
 /// A port below 1024 that nothing listens on.
 fn free_privileged_port() -> u16 {
     (900..1000)

@@ -323,6 +323,11 @@ fn check_exits_with_the_code_the_server_would_exit_with() {
             "--max-connections",
         ),
         (
+            vec!["--metrics".into(), "192.0.2.1:9555".into()],
+            3,
+            "--metrics: cannot listen on 192.0.2.1:9555",
+        ),
+        (
             vec!["--pid-file".into(), "missing/dir/pid".into()],
             10,
             "cannot write the PID file",
@@ -365,4 +370,27 @@ fn check_exits_with_the_code_the_server_would_exit_with() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("CAP_NET_BIND_SERVICE"), "{stderr}");
+}
+
+#[test]
+fn check_raw_says_what_a_raw_server_would_do() {
+    let (code, stdout, stderr) = run(
+        &[
+            "check",
+            "--raw",
+            "--bind",
+            "127.0.0.1",
+            "--raw-min-rate",
+            "0",
+            "0",
+        ],
+        b"",
+        None,
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.starts_with("would listen on 127.0.0.1:0 mode=raw output=stdout min-rate=0 B/s"),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("configuration OK\n"), "{stdout}");
 }
