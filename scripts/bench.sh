@@ -18,6 +18,7 @@
 #   BENCH_THREADS=N    msglog-bench --threads (default: msglog-bench's default)
 #   BENCH_OUT=FILE     also write the table to FILE
 #   BENCH_ONLY=LIST    only these groups, comma-separated: framed, raw, client (default: all)
+#   BENCH_FRAMED="KEYS" only these framed scenarios (w1 w16 w16m 1k 10k fsync; default: all)
 #
 # Exit status: 0 when every run completed without errors and every framed
 # run's messages.log held exactly the acknowledged records; 1 otherwise.
@@ -140,7 +141,8 @@ median() {
 # ---------------------------------------------------------------- framed runs
 # framed KEY NAME MIN_MSGS_PER_S SERVER_ARGS -- BENCH_ARGS: RUNS runs, each on a
 # fresh server and log directory. MIN_MSGS_PER_S is issue 5's figure (0: none;
-# "fsync": within 5x of the KEY=w16 row).
+# "fsync": within 5x of the KEY=w16 row; "scrape": the server's --metrics
+# scraped every 100 ms during each run, within 5 % of the KEY=w16 row).
 ROWS=()
 declare -A MEDIAN=()
 framed() {
@@ -150,14 +152,20 @@ framed() {
     shift
     bench_args=("$@")
     local rates=() run results=()
+    if [[ -n ${BENCH_FRAMED:-} && " $BENCH_FRAMED " != *" $key "* ]]; then
+        return 0
+    fi
     note "$name: ${bench_args[*]} (${RUNS} runs)"
     for ((run = 1; run <= RUNS; run++)); do
         local dir out
         dir=$(mktemp -d "$WORK/logs.XXXXXX")
         out=$dir/bench.json
         start_server 0 --bind 127.0.0.1 --dir "$dir" "${server_args[@]}" >/dev/null
+        local scraper=
+        [[ $target == scrape ]] && start_scraper "$dir"
         local status=0
         "$BENCH" -p "$SERVER_PORT" --timeout 60s "${THREADS_ARGS[@]}" "${bench_args[@]}" --json >"$out" || status=$?
+        [[ -n $scraper ]] && stop_scraper "$dir" "$name run $run"
         stop_server
         local acked records errors rate
         acked=$(json "$out" 'r["acknowledged"]')
@@ -196,6 +204,13 @@ framed() {
             goal="no errors"
             met=$clean
             ;;
+        scrape)
+            local ratio
+            ratio=$(python3 -c "print(f'{$rate / max(${MEDIAN[w16]:-0}, 1):.3f}')")
+            goal="within 5 % of window 16 unscraped"
+            met=$(python3 -c "print('yes' if $ratio >= 0.95 and '$clean' == 'yes' else 'no')")
+            met="$met ($(python3 -c "print(f'{($ratio - 1) * 100:+.1f} %')"))"
+            ;;
         fsync)
             local ratio
             ratio=$(python3 -c "print(f'{${MEDIAN[w16]:-0} / max($rate, 1):.1f}')")
@@ -209,6 +224,57 @@ framed() {
             ;;
     esac
     ROWS+=("| $name | $(python3 -c "print(f'{int($rate):,}')") | $(printf '%.1f' "$mb") | $p50 / $p99 / $p999 / $max | $all_errors | $all_ok | $batch | $(printf '%.2f' "$connect") | $goal | $met | $all_rates |")
+}
+
+# start_scraper DIR: GET /metrics every 100 ms from the server just started
+# (its --metrics address from its stderr) until DIR/stop exists; the count of
+# scrapes and failures goes to DIR/scrapes. Sets `scraper`.
+start_scraper() {
+    local dir=$1 metrics_port= i
+    for ((i = 0; i < 1000; i++)); do
+        metrics_port=$(grep -oE 'metrics on http://127\.0\.0\.1:[0-9]+' "$SERVER_ERR" | sed 's/.*://' || true)
+        [[ -n $metrics_port ]] && break
+        sleep 0.01
+    done
+    [[ -n $metrics_port ]] || die "msglog-server did not report its metrics address"
+    python3 - "$metrics_port" "$dir" <<'PY' &
+import os, sys, time, urllib.request
+port, dir = sys.argv[1], sys.argv[2]
+scrapes = failures = 0
+next_at = time.monotonic()
+while not os.path.exists(os.path.join(dir, "stop")):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            response.read()
+        scrapes += 1
+        if scrapes == 1:
+            open(os.path.join(dir, "scraping"), "w").close()
+    except Exception:
+        failures += 1
+    next_at += 0.1
+    time.sleep(max(0.0, next_at - time.monotonic()))
+with open(os.path.join(dir, "scrapes"), "w") as out:
+    out.write(f"{scrapes} {failures}\n")
+PY
+    scraper=$!
+    PIDS+=("$scraper")
+    # The benchmark starts once scraping has (Python's start-up is not measured).
+    for ((i = 0; i < 1000; i++)); do
+        [[ -e $dir/scraping ]] && return 0
+        sleep 0.01
+    done
+    die "the scraper did not scrape http://127.0.0.1:$metrics_port/metrics"
+}
+
+# stop_scraper DIR WHAT: stop it and check that every scrape succeeded.
+stop_scraper() {
+    local dir=$1 what=$2 scrapes failures
+    touch "$dir/stop"
+    wait "$scraper" 2>/dev/null || true
+    read -r scrapes failures <"$dir/scrapes" || { fail "$what: the scraper reported nothing"; return; }
+    note "  $what: $scrapes scrapes, $failures failed"
+    [[ $failures == 0 ]] || fail "$what: $failures scrapes of /metrics failed"
+    ((scrapes > 0)) || fail "$what: /metrics was never scraped"
 }
 
 # ---------------------------------------------------------------- raw runs
@@ -349,6 +415,7 @@ ONLY=",${BENCH_ONLY:-framed,raw,client},"
 if [[ $ONLY == *,framed,* ]]; then
     framed w1 "50 conns, window 1, 64 B" 150000 -- -c 50 -n "$N_W1" -s 64 -w 1
     framed w16 "50 conns, window 16, 64 B" 1200000 -- -c 50 -n "$N_W16" -s 64 -w 16
+    framed w16m "50 conns, window 16, 64 B, /metrics scraped every 100 ms" scrape --metrics 127.0.0.1:0 -- -c 50 -n "$N_W16" -s 64 -w 16
     framed 1k "1,000 conns, window 16, 64 B" 800000 -- -c 1000 -n "$N_1K" -s 64 -w 16
     framed 10k "10,000 conns, window 16, 64 B" 0 -- -c 10000 -n "$N_10K" -s 64 -w 16
     framed fsync "--fsync, 50 conns, window 16, 64 B" fsync --fsync -- -c 50 -n "$N_FSYNC" -s 64 -w 16

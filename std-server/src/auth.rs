@@ -269,7 +269,7 @@ impl VerifierPool {
         Ok(count)
     }
 
-    fn current(&self) -> Arc<Users> {
+    pub(crate) fn current(&self) -> Arc<Users> {
         current(&self.users)
     }
 }

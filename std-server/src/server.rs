@@ -5,6 +5,8 @@
 use std::fs::File;
 use std::io;
 use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -24,7 +26,10 @@ use crate::event_loop::{EventLoop, WAKER};
 use crate::journal::Journal;
 use crate::listen::{canonical_peer, listen};
 use crate::mailbox::{Accepted, Mailbox};
+use crate::metrics::MetricsListener;
+use crate::notify::Notifier;
 use crate::operator_log::debug_lines;
+use crate::pid_file::PidFile;
 use crate::rate_limit::RateLimit;
 use crate::services::{Services, Stats};
 use crate::text::plural;
@@ -52,6 +57,9 @@ struct WorkerHandle {
 
 /// Run until SIGINT/SIGTERM; Ok after a clean stop.
 pub(crate) fn run(config: Config) -> Result<(), ServerError> {
+    // Before any thread starts: the descriptors systemd passed, if any.
+    let activated = crate::activation::take()?;
+    let notifier = Notifier::from_env();
     match msglog_std::raise_fd_limit() {
         Ok(limit) => debug!("file descriptor limit: {limit}"),
         Err(e) => warning!("cannot raise the file descriptor limit: {e}"),
@@ -81,7 +89,11 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
         .register(&mut signals, SIGNALS, Interest::READABLE)
         .map_err(|e| ServerError::io("cannot watch signals", e))?;
 
-    let listening = listen(config.bind, config.port, BACKLOG)?;
+    let activation = activated.is_some();
+    let listening = match activated {
+        Some(listening) => listening,
+        None => listen(config.bind, config.port, BACKLOG)?,
+    };
     listening
         .listener
         .set_nonblocking(true)
@@ -90,14 +102,13 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)
         .map_err(|e| ServerError::io("cannot watch the listener", e))?;
+    let metrics_listener = config
+        .metrics
+        .map(MetricsListener::bind)
+        .transpose()
+        .map_err(ServerError::Metrics)?;
 
-    let dir = config
-        .dir
-        .canonicalize()
-        .map_err(|source| ServerError::LogDirectory {
-            path: config.dir.clone(),
-            source,
-        })?;
+    let dir = open_log_directory(&config.dir)?;
     // Before anything in the directory is opened or repaired; held until we return.
     let _dir_lock = dir_lock::lock(&dir)?;
     let journal = Journal::open(&dir, config.fsync)?;
@@ -110,7 +121,15 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
         backoff,
         open: AtomicUsize::new(0),
         stats: Stats::default(),
+        latencies: Mutex::default(),
     });
+
+    // Before the event loops start, so that a failure leaves no thread behind.
+    let metrics = metrics_listener
+        .map(|bound| bound.serve(Arc::clone(&services)))
+        .transpose()
+        .map_err(|e| ServerError::io("cannot start the metrics thread", e))?;
+    let pid_file = config.pid_file.as_deref().map(PidFile::write).transpose()?;
 
     let mut handles = Vec::with_capacity(workers);
     for index in 0..workers {
@@ -131,10 +150,15 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
     }
 
     info!(
-        "listening on {} mode=framed{} workers={} auth={} fsync={} messages={} transactions={}",
+        "listening on {} mode=framed{}{} workers={} auth={} fsync={} messages={} transactions={}",
         listening.addr,
         if listening.dual_stack {
             " (dual-stack)"
+        } else {
+            ""
+        },
+        if activation {
+            " (socket activation)"
         } else {
             ""
         },
@@ -150,6 +174,14 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
              Use --users FILE (lines from `msglog-server hash-password NAME`) unless every client is trusted."
         );
     }
+    warn_about_policy(&services.policy);
+    if let Some(metrics) = &metrics {
+        info!("metrics on http://{}/metrics", metrics.addr);
+    }
+    notifier.ready(&format!(
+        "serving on {}: {auth_description}",
+        listening.addr
+    ));
 
     let mut acceptor = Acceptor {
         services: Arc::clone(&services),
@@ -160,15 +192,62 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
         spare: File::open("/dev/null").ok(),
         retry_at: None,
         errors: RateLimit::new(Duration::from_secs(1)),
+        notifier,
     };
     let started = Instant::now();
-    acceptor.serve(&mut poll, listener, &mut signals, config.grace)?;
+    let served = acceptor.serve(&mut poll, listener, &mut signals, config.grace);
+    if let Some(metrics) = metrics {
+        metrics.stop();
+    }
+    if let Some(pid_file) = pid_file {
+        pid_file.remove();
+    }
+    served?;
 
     for (path, e) in services.journal.sync() {
         error!("{}: final sync failed: {e}", path.display());
     }
-    info!("{}", summary(&services, started.elapsed()));
+    let summary = summary(&services, started.elapsed());
+    acceptor.notifier.status(&summary);
+    info!("{summary}");
     Ok(())
+}
+
+/// The log directory, created (with its parents, mode 0755 less the
+/// umask) if it does not exist, as an absolute path.
+fn open_log_directory(dir: &Path) -> Result<PathBuf, ServerError> {
+    let fail = |source| ServerError::LogDirectory {
+        path: dir.to_owned(),
+        source,
+    };
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)
+            .map_err(fail)?;
+        info!("created the log directory {}", dir.display());
+    }
+    dir.canonicalize().map_err(fail)
+}
+
+/// Policies that let in more, or fewer, than an operator may think: said
+/// at start-up and at each reload, like open authentication.
+fn warn_about_policy(policy: &Policy) {
+    match policy {
+        Policy::LegacyParity => warning!(
+            "--auth legacy-parity: any password whose first byte is odd is accepted (half of all \
+             passwords), as the original C server did. Use it only for drop-in compatibility, \
+             and --users FILE otherwise."
+        ),
+        Policy::Users(pool) if pool.current().len() == 0 => warning!(
+            "the users file {} lists no users: every login is refused. Add one with \
+             `msglog-server users add {} NAME`.",
+            pool.path().display(),
+            pool.path().display()
+        ),
+        _ => {}
+    }
 }
 
 fn summary(services: &Services, elapsed: Duration) -> String {
@@ -213,6 +292,7 @@ struct Acceptor {
     spare: Option<File>,
     retry_at: Option<Instant>,
     errors: RateLimit,
+    notifier: Notifier,
 }
 
 impl Acceptor {
@@ -254,8 +334,10 @@ impl Acceptor {
                         for signal in signals.pending() {
                             match signal {
                                 SIGHUP => {
+                                    self.notifier.reloading();
                                     self.reopen_logs();
                                     self.reload_users();
+                                    self.notifier.ready(&self.status_line());
                                 }
                                 _ if stopping => {
                                     info!("second stop signal: closing every connection now");
@@ -268,7 +350,7 @@ impl Acceptor {
                                     if let Some(mut listener) = listener.take() {
                                         let _ = poll.registry().deregister(&mut listener);
                                     }
-                                    info!(
+                                    let stopping_line = format!(
                                         "stopping: {} get up to {:.1} s to finish",
                                         plural(
                                             self.services.open.load(Ordering::Relaxed) as u64,
@@ -276,6 +358,8 @@ impl Acceptor {
                                         ),
                                         grace.as_secs_f64()
                                     );
+                                    self.notifier.stopping(&stopping_line);
+                                    info!("{stopping_line}");
                                     let deadline = Instant::now() + grace;
                                     for worker in &self.workers {
                                         worker.mailbox.stop(deadline);
@@ -296,6 +380,7 @@ impl Acceptor {
             }
             if !stopping && now >= next_stats {
                 next_stats = now + STATS_INTERVAL;
+                self.notifier.status(&self.status_line());
                 let messages = Stats::get(&self.services.stats.messages);
                 let sync = if self.services.journal.fsync() {
                     let stats = self.services.journal.sync_stats();
@@ -466,6 +551,18 @@ impl Acceptor {
         self.services.journal.append_lines(&lines);
     }
 
+    /// The one-line summary for the service manager's `STATUS=`.
+    fn status_line(&self) -> String {
+        let stats = &self.services.stats;
+        format!(
+            "serving: {} connections open, {} accepted, {} messages logged, {} not written",
+            self.services.open.load(Ordering::Relaxed),
+            Stats::get(&stats.accepted),
+            Stats::get(&stats.messages),
+            Stats::get(&stats.write_failures),
+        )
+    }
+
     /// Re-read `--users`, so users can be added, removed or given new
     /// passwords without a restart. Sessions already logged in stay.
     fn reload_users(&self) {
@@ -473,11 +570,14 @@ impl Acceptor {
             return;
         };
         match pool.reload() {
-            Ok(count) => info!(
-                "SIGHUP: reloaded {} ({})",
-                pool.path().display(),
-                plural(count as u64, "user")
-            ),
+            Ok(count) => {
+                info!(
+                    "SIGHUP: reloaded {} ({})",
+                    pool.path().display(),
+                    plural(count as u64, "user")
+                );
+                warn_about_policy(&self.services.policy);
+            }
             Err(e) => error!("cannot reload the users file: {e} (keeping the users loaded before)"),
         }
     }

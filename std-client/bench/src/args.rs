@@ -111,6 +111,10 @@ pub struct Args {
     /// Connections being opened or authenticated at once (keeps the server's accept backlog from overflowing).
     #[arg(long, default_value_t = 256, value_parser = parse_connections)]
     pub connect_batch: usize,
+
+    /// Write shell completions or the man page to stdout and exit.
+    #[arg(long, value_enum, value_name = "KIND", exclusive = true)]
+    pub generate: Option<msglog_std::Generate>,
 }
 
 impl Args {

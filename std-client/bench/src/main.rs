@@ -48,6 +48,9 @@ const EXIT_USAGE: u8 = 2;
 const EXIT_SETUP: u8 = 3;
 
 fn main() -> ExitCode {
+    if let Some(kind) = msglog_std::Generate::requested() {
+        return kind.print(<Args as clap::CommandFactory>::command());
+    }
     let args = match Args::from_command_line() {
         Ok(args) => args,
         Err(error)
@@ -64,6 +67,9 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    if let Some(kind) = args.generate {
+        return kind.print(<Args as clap::CommandFactory>::command());
+    }
     match run(&args) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(EXIT_FAILED_RUN),

@@ -134,6 +134,10 @@ pub struct Args {
     /// write to make progress: 2s, 500ms, 1m, a bare number of seconds (0: no limit).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
     pub timeout: Timeout,
+
+    /// Write shell completions or the man page to stdout and exit.
+    #[arg(long, value_enum, value_name = "KIND", exclusive = true)]
+    pub generate: Option<msglog_std::Generate>,
 }
 
 /// `--long-lines`.

@@ -39,6 +39,9 @@ use args::Settings;
 use exit::{say, Exit};
 
 fn main() -> ExitCode {
+    if let Some(kind) = msglog_std::Generate::requested() {
+        return kind.print(<args::Args as clap::CommandFactory>::command());
+    }
     let settings = match Settings::parse() {
         Ok(settings) => settings,
         Err(error)
@@ -55,6 +58,9 @@ fn main() -> ExitCode {
             return Exit::Usage.code();
         }
     };
+    if let Some(kind) = settings.args.generate {
+        return kind.print(<args::Args as clap::CommandFactory>::command());
+    }
     let result = match settings.args.user.as_deref() {
         Some(user) => framed::run(&settings, user),
         None => raw::run(&settings),
