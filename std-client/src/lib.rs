@@ -12,7 +12,7 @@
 //! the original server requires it), reads statuses in bulk, and turns
 //! their errors into [`Error`]. Its dependencies are the core,
 //! `msglog-std` (only its I/O helpers), `embedded-io`, `socket2`, `libc`
-//! and `thiserror`; the `msglog-client` and `msglog-bench` programs are
+//! (on Unix) and `thiserror`; the `msglog-client` and `msglog-bench` programs are
 //! packages of their own.
 //!
 //! | module | owns |
@@ -24,6 +24,7 @@
 //! | `delivery` | at-least-once delivery: [`Delivery`], [`RetryPolicy`], [`DeliveryStats`] |
 //! | `table` | connections to many servers: [`ConnectionTable`], [`Endpoint`] |
 //! | `raw` | the raw stream mode: [`send_raw`], [`RAW_BUFFER`] |
+//! | `platform` | what differs between Unix and Windows: a peek that does not wait, the socket as `AsFd` or `AsSocket` (crate-private) |
 //! | `transport` | what the drivers need of a socket: peeking, the receive timeout as the session's deadline (crate-private) |
 //! | `error` | [`Error`]; [`Stage`] (from the core) names the transaction an error is about |
 //!
@@ -66,6 +67,7 @@ mod credentials;
 mod delivery;
 mod error;
 mod pipeline;
+mod platform;
 mod raw;
 mod table;
 mod transport;

@@ -8,7 +8,8 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use msglog_std::retry_interrupted;
-use socket2::SockRef;
+
+use crate::platform::peek_now;
 
 /// Whether a read from `stream` would return at once: bytes have arrived,
 /// the peer closed, or the socket has an error to report (which the read
@@ -32,8 +33,7 @@ pub(crate) enum Peeked {
 /// One non-blocking peek (and a second, to learn the byte, when there is one).
 pub(crate) fn peek(stream: &TcpStream) -> Peeked {
     let mut probe = [MaybeUninit::<u8>::uninit()];
-    let flags = libc::MSG_PEEK | libc::MSG_DONTWAIT;
-    match retry_interrupted(|| SockRef::from(stream).recv_with_flags(&mut probe, flags)) {
+    match retry_interrupted(|| peek_now(stream, &mut probe)) {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Peeked::Nothing,
         Err(e) => Peeked::Closed(e),
         Ok(0) => Peeked::Closed(io::Error::new(

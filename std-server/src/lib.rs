@@ -36,9 +36,10 @@
 //! |---|---|---|
 //! | `config` | the public [`Config`], [`RawConfig`], [`Timeouts`], [`Auth`] | - |
 //! | `error` | the public [`ServerError`] | `activation`, `dir_lock`, `listen`, `log_file`, `pid_file`, `users` (their errors) |
-//! | `server` | start-up, the accepting thread, signals, SIGHUP, the graceful stop and the summary | `activation`, `auth`, `backoff`, `config`, `dir_lock`, `error`, `event_loop`, `journal`, `listen`, `mailbox`, `metrics`, `notify`, `pid_file`, `rate_limit`, `services`, `system`, `timestamp`, `transaction_log`, `users`, `verify_queue` |
+//! | `server` | start-up, the accepting thread, signals, SIGHUP, the graceful stop and the summary | `activation`, `auth`, `backoff`, `config`, `dir_lock`, `error`, `event_loop`, `journal`, `listen`, `mailbox`, `metrics`, `pid_file`, `platform`, `rate_limit`, `services`, `timestamp`, `transaction_log`, `users`, `verify_queue` |
 //! | `check` | [`check`]: a configuration checked without serving or writing | `config`, `dir_lock`, `error`, `listen`, `log_file`, `pid_file`, `users` |
-//! | `activation`, `notify`, `pid_file` | a socket passed by systemd; the notify protocol; `--pid-file` | `listen` |
+//! | `activation`, `notify`, `pid_file` | a socket passed by systemd; the notify protocol (Unix only); `--pid-file` | `listen`, `platform` |
+//! | `platform` | everything that differs between Unix and Windows: stop and reload requests (signals; console events and a named event), the notifier (a no-op on Windows), file modes, positioned reads, socket options, error codes | `notify` (Unix) |
 //! | `metrics` | `--metrics`: the HTTP endpoint and the Prometheus exposition | `auth`, `iteration`, `journal`, `latency`, `listen`, `services`, `verify_queue` |
 //! | `latency` | each event loop's histogram of a message's last byte to its status | - |
 //! | `event_loop` | one event-loop thread: readiness, reads and writes, timers, mail | `auth`, `capacity`, `commit`, `connection`, `iteration`, `latency`, `mailbox`, `rate_limit`, `services`, `slab`, `timers`, `timestamp` |
@@ -56,7 +57,7 @@
 //! | `log_file` | what both logs do with their files: append, take back, move a torn tail aside | `timestamp` |
 //! | `transaction_log`, `text`, `timestamp` | the audit line format and its pieces | `text` |
 //! | `mailbox`, `timers`, `slab` | an event loop's inbox, its deadlines, its connection table | - |
-//! | `listen`, `dir_lock`, `system`, `rate_limit` | the listening socket; one server per log directory; SIGXFSZ; rate-limited errors | - |
+//! | `listen`, `dir_lock`, `rate_limit` | the listening socket; one server per log directory; rate-limited errors | `platform` |
 //! | `raw` | raw stream mode | `error`, `listen` |
 //! | `operator_log` | the macros of the operator's lines (used everywhere) | - |
 #![warn(missing_docs, unreachable_pub)]
@@ -83,14 +84,15 @@ mod listen;
 mod log_file;
 mod mailbox;
 mod metrics;
+#[cfg(unix)]
 mod notify;
 mod pid_file;
+mod platform;
 mod rate_limit;
 mod raw;
 mod server;
 mod services;
 mod slab;
-mod system;
 mod text;
 mod timers;
 mod timestamp;
@@ -116,6 +118,20 @@ pub use users_file::{UserChange, UsersFile, UsersFileError};
 /// ignores SIGXFSZ for the whole process.
 pub fn run(config: Config) -> Result<(), ServerError> {
     server::run(config)
+}
+
+/// Ask the framed server logging to `dir` to reload, as SIGHUP does:
+/// SIGHUP to the process holding the directory's lock on Unix; on Windows,
+/// which has no SIGHUP, the named event the server waits on
+/// (`Global\msglog-reload-<hash of the directory>`, or `Local\` where the
+/// server may not create a global one). `NotFound` if no server is there.
+pub fn request_reload(dir: &std::path::Path) -> std::io::Result<()> {
+    let holder = if cfg!(unix) {
+        dir_lock::holder_of(dir)?
+    } else {
+        None
+    };
+    platform::request_reload(dir, holder)
 }
 
 /// Serve raw clients, one after another, to stdout until SIGINT or SIGTERM.

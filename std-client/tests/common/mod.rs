@@ -40,10 +40,15 @@ pub fn cargo_build(package: &str, kind: &str, name: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("cargo names the {name} executable"))
 }
 
-/// The `msglog-server` binary, built once per test process.
+/// The `msglog-server` binary, built once per test process; or the one
+/// `MSGLOG_SERVER_EXE` names (where the tests run without cargo, e.g.
+/// under wine: scripts/wine/).
 pub fn server_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| cargo_build("msglog-server", "--bin", "msglog-server"))
+    BINARY.get_or_init(|| match std::env::var_os("MSGLOG_SERVER_EXE") {
+        Some(path) => PathBuf::from(path),
+        None => cargo_build("msglog-server", "--bin", "msglog-server"),
+    })
 }
 
 /// Poll `condition` until it holds; panic with `what` after [`DEADLINE`].
@@ -163,6 +168,7 @@ impl Server {
     }
 
     /// Send `signal` (e.g. `libc::SIGTERM`).
+    #[cfg(unix)]
     pub fn signal(&self, signal: i32) {
         // SAFETY: kill(2) on our own child's pid.
         assert_eq!(unsafe { libc::kill(self.pid() as i32, signal) }, 0);

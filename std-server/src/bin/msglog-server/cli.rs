@@ -89,6 +89,17 @@ pub enum Command {
     /// every flag, the users file, the log directory; print what the server
     /// would do; exit 0, or with the code the server would exit with.
     Check(ServeArgs),
+    /// Ask the server logging to DIR to reopen its logs and re-read its
+    /// users file, as SIGHUP does (the way to do it on Windows, which has
+    /// no SIGHUP). Exit 0 once asked, 1 if no server runs there.
+    Reload(ReloadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReloadArgs {
+    /// The running server's --dir.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
