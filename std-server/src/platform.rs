@@ -21,6 +21,13 @@ pub(crate) enum Request {
     Reload,
 }
 
+/// Whether a read shorter than asked for drains a socket, so that the
+/// event loop may wait for the next readiness event instead of reading on
+/// to `WouldBlock`. True with epoll and kqueue, which report data that
+/// arrives later; mio on Windows reports readiness again only after an
+/// operation has returned `WouldBlock`, so there every read goes on to it.
+pub(crate) const SHORT_READ_DRAINS: bool = cfg!(unix);
+
 /// What is told of each request, on a thread of the platform's.
 pub(crate) type OnRequest = Arc<dyn Fn(Request) + Send + Sync>;
 

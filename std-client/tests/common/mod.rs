@@ -19,7 +19,22 @@ pub const DEADLINE: Duration = Duration::from_secs(60);
 /// Build a target of the workspace (`--bin NAME`, `--example NAME`) in the
 /// tests' profile with the cargo that runs them; its executable's path, as
 /// cargo reports it (which honours `CARGO_TARGET_DIR`).
+///
+/// Where the tests run without cargo (under wine: scripts/wine/), the
+/// executables are built beforehand into the profile directory that
+/// `MSGLOG_PREBUILT` names, and taken from there.
 pub fn cargo_build(package: &str, kind: &str, name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("MSGLOG_PREBUILT") {
+        let dir = PathBuf::from(dir);
+        let dir = if kind == "--example" {
+            dir.join("examples")
+        } else {
+            dir
+        };
+        return dir
+            .join(name)
+            .with_extension(std::env::consts::EXE_EXTENSION);
+    }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(cargo);
     build.args(["build", "-p", package, kind, name, "--message-format=json"]);
@@ -40,15 +55,10 @@ pub fn cargo_build(package: &str, kind: &str, name: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("cargo names the {name} executable"))
 }
 
-/// The `msglog-server` binary, built once per test process; or the one
-/// `MSGLOG_SERVER_EXE` names (where the tests run without cargo, e.g.
-/// under wine: scripts/wine/).
+/// The `msglog-server` binary, built once per test process.
 pub fn server_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| match std::env::var_os("MSGLOG_SERVER_EXE") {
-        Some(path) => PathBuf::from(path),
-        None => cargo_build("msglog-server", "--bin", "msglog-server"),
-    })
+    BINARY.get_or_init(|| cargo_build("msglog-server", "--bin", "msglog-server"))
 }
 
 /// Poll `condition` until it holds; panic with `what` after [`DEADLINE`].
