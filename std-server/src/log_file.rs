@@ -11,13 +11,13 @@
 //! again, so the side file may hold an entry twice, but no byte is lost.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use msglog_std::retry_interrupted;
 
-use crate::platform::{append_end, create_mode, read_exact_at, sync_dir};
+use crate::platform::{create_mode, read_exact_at, sync_dir};
 
 /// Bytes read at once while looking for the last `\n` or copying a tail.
 const CHUNK: usize = 64 * 1024;
@@ -52,11 +52,12 @@ pub(crate) fn write_counting(mut file: &File, mut bytes: &[u8]) -> Result<(), (i
 /// Remove the last `written` bytes this handle appended (a failed or
 /// rolled-back write). They must still be the file's end: if another
 /// process appended after them, nothing is cut and an error says so.
-pub(crate) fn truncate_tail(file: &File, written: u64) -> io::Result<()> {
+pub(crate) fn truncate_tail(mut file: &File, written: u64) -> io::Result<()> {
     if written == 0 {
         return Ok(());
     }
-    let end = append_end(file)?;
+    // After an append the position is the end of what it wrote (Windows too).
+    let end = file.stream_position()?;
     let len = file.metadata()?.len();
     if len != end || end < written {
         return Err(io::Error::other(format!(
@@ -283,6 +284,22 @@ mod tests {
             out.push((header, bytes));
         }
         out
+    }
+
+    /// An operator reads a log, or moves it aside for rotation, while the
+    /// server has it open: on Windows this needs the share modes std opens
+    /// files with (read, write and delete), which nothing here may narrow.
+    #[test]
+    fn an_open_log_can_be_read_and_moved_aside_by_an_operator() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("messages.log");
+        let file = open_append(&path, 0o640).unwrap();
+        write_counting(&file, b"[a]: one\r\n").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"[a]: one\r\n");
+        let moved = dir.path().join("messages.log.1");
+        std::fs::rename(&path, &moved).unwrap();
+        write_counting(&file, b"[a]: two\r\n").unwrap();
+        assert_eq!(std::fs::read(&moved).unwrap(), b"[a]: one\r\n[a]: two\r\n");
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub(crate) type OnRequest = Arc<dyn Fn(Request) + Send + Sync>;
 #[cfg(unix)]
 mod imp {
     use std::fs::{File, Metadata, OpenOptions};
-    use std::io::{self, Seek};
+    use std::io;
     use std::os::fd::{FromRawFd, OwnedFd};
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::PermissionsExt;
@@ -239,12 +239,6 @@ mod imp {
     /// Write all of `bytes` at `offset`.
     pub(crate) fn write_all_at(file: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
         file.write_all_at(bytes, offset)
-    }
-
-    /// Where this handle's last append ended: after an O_APPEND write the
-    /// offset is the end of what it wrote.
-    pub(crate) fn append_end(mut file: &File) -> io::Result<u64> {
-        file.stream_position()
     }
 
     /// Make a directory's entries (a new file's name) durable.
@@ -702,13 +696,6 @@ mod imp {
             }
         }
         Ok(())
-    }
-
-    /// Where this handle's last append ended: the file's end (an append
-    /// handle's position is not kept by Windows, so another process's
-    /// append in between is not detected here).
-    pub(crate) fn append_end(file: &File) -> io::Result<u64> {
-        Ok(file.metadata()?.len())
     }
 
     /// NTFS journals its directory entries; a directory cannot be flushed.

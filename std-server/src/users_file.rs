@@ -239,9 +239,7 @@ impl UsersFile {
                 source,
             });
         }
-        File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(fail(&dir))
+        crate::platform::sync_dir(&dir).map_err(fail(&dir))
     }
 
     /// Number of users.
