@@ -63,7 +63,7 @@ start_server() {
     shift
     "$WINE" "$server_exe" "$@" >"$work/$name.out" 2>"$work/$name.err" &
     server_pid=$!
-    wait_for "the server listens" 60 grep -q 'listening on' "$work/$name.err"
+    wait_for "the server listens" 60 grep -qs 'listening on' "$work/$name.err"
     port="$(sed -n 's/.*listening on [^ ]*:\([0-9]*\) .*/\1/p' "$work/$name.err" | head -n 1)"
     [[ -n $port ]] || fail "no port in the start-up line"
     echo "-- $name: msglog-server.exe (wine PID $server_pid) on 127.0.0.1:$port"
@@ -140,7 +140,7 @@ echo "messages.log: byte for byte as expected, read while the server runs"
 mv "$logs/messages.log" "$logs/messages.log.1"
 timeout 60 "$WINE" "$server_exe" reload --dir "$logs" 2>"$work/reload.err" ||
     fail "msglog-server.exe reload exited $?"
-wait_for "the server reopens its logs" 30 grep -q 'reopened messages.log' "$work/framed.err"
+wait_for "the server reopens its logs" 30 grep -q 'reload: reopened messages.log' "$work/framed.err"
 MSGLOG_PASSWORD=secret timeout 60 "$client" --user alice -m 'after reload' 127.0.0.1 "$port" 2>>"$work/client.err" ||
     fail "msglog-client after the reload exited $?"
 printf '[alice]: after reload\r\n' | cmp - "$logs/messages.log" || fail "the reopened messages.log differs"

@@ -190,7 +190,7 @@ fn check_log_directory(dir: &Path, report: &mut CheckReport) -> Result<PathBuf, 
         ));
         return Ok(absolute);
     }
-    let dir = dir.canonicalize().map_err(fail)?;
+    let dir = crate::platform::canonical_dir(dir).map_err(fail)?;
     if !dir.is_dir() {
         return Err(fail(not_a_directory()));
     }

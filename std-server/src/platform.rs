@@ -53,6 +53,14 @@ mod imp {
     /// The device every write to vanishes into.
     pub(crate) const NULL_DEVICE: &str = "/dev/null";
 
+    /// What the operator's lines call a reload request.
+    pub(crate) const RELOAD: &str = "SIGHUP";
+
+    /// The absolute path of an existing directory, links resolved.
+    pub(crate) fn canonical_dir(dir: &Path) -> io::Result<std::path::PathBuf> {
+        dir.canonicalize()
+    }
+
     /// Stop and reload requests (SIGINT, SIGTERM; SIGHUP if asked for),
     /// told on a thread of their own until dropped.
     pub(crate) struct Requests {
@@ -374,6 +382,22 @@ mod imp {
 
     /// The device every write to vanishes into.
     pub(crate) const NULL_DEVICE: &str = "NUL";
+
+    /// What the operator's lines call a reload request.
+    pub(crate) const RELOAD: &str = "reload";
+
+    /// The absolute path of an existing directory, links resolved, as an
+    /// operator writes it (`C:\logs`, not the `\\?\C:\logs` that
+    /// canonicalize returns, where that names the same directory).
+    pub(crate) fn canonical_dir(dir: &Path) -> io::Result<std::path::PathBuf> {
+        let canonical = dir.canonicalize()?;
+        let plain = canonical
+            .to_str()
+            .and_then(|text| text.strip_prefix(r"\\?\"))
+            .filter(|rest| rest.as_bytes().get(1) == Some(&b':') && rest.len() < 260)
+            .map(std::path::PathBuf::from);
+        Ok(plain.unwrap_or(canonical))
+    }
 
     /// Windows has no service manager notify protocol: nothing is said.
     #[derive(Debug)]
@@ -741,5 +765,46 @@ mod imp {
     /// Stdout as a file of its own, unbuffered (one write per chunk).
     pub(crate) fn stdout_file() -> io::Result<File> {
         Ok(File::from(io::stdout().as_handle().try_clone_to_owned()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// What `msglog-server reload --dir DIR` does reaches the server of DIR
+    /// (SIGHUP to the lock holder on Unix, the named event on Windows), and
+    /// only once asked.
+    #[test]
+    fn a_reload_request_reaches_the_server_of_its_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let _lock = crate::dir_lock::lock(dir.path()).unwrap();
+        let (told, requests) = mpsc::channel();
+        let told = std::sync::Mutex::new(told);
+        let _requests = Requests::start(
+            Some(dir.path()),
+            Arc::new(move |request| {
+                let _ = told.lock().unwrap().send(request);
+            }),
+        )
+        .unwrap();
+        assert!(requests.try_recv().is_err());
+        crate::request_reload(dir.path()).unwrap();
+        assert_eq!(
+            requests.recv_timeout(Duration::from_secs(30)),
+            Ok(Request::Reload)
+        );
+    }
+
+    /// Nobody serves this directory: the request says so.
+    #[test]
+    fn a_reload_request_without_a_server_is_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(crate::dir_lock::LOCK_FILE), b"").unwrap();
+        let error = crate::request_reload(dir.path()).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::NotFound, "{error}");
     }
 }

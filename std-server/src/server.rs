@@ -26,7 +26,7 @@ use crate::mailbox::{Accepted, Mailbox};
 use crate::metrics::MetricsListener;
 use crate::operator_log::debug_lines;
 use crate::pid_file::PidFile;
-use crate::platform::{Notifier, Request, Requests, NULL_DEVICE};
+use crate::platform::{Notifier, Request, Requests, NULL_DEVICE, RELOAD};
 use crate::rate_limit::RateLimit;
 use crate::services::{Services, Stats};
 use crate::text::plural;
@@ -254,7 +254,7 @@ fn open_log_directory(dir: &Path) -> Result<PathBuf, ServerError> {
         crate::platform::create_dir_all(dir).map_err(fail)?;
         info!("created the log directory {}", dir.display());
     }
-    dir.canonicalize().map_err(fail)
+    crate::platform::canonical_dir(dir).map_err(fail)
 }
 
 /// Policies that let in more, or fewer, than an operator may think: said
@@ -593,7 +593,7 @@ impl Acceptor {
         match pool.reload() {
             Ok(count) => {
                 info!(
-                    "SIGHUP: reloaded {} ({})",
+                    "{RELOAD}: reloaded {} ({})",
                     pool.path().display(),
                     plural(count as u64, "user")
                 );
@@ -612,7 +612,7 @@ impl Acceptor {
             );
         }
         if failed.is_empty() {
-            info!("SIGHUP: reopened messages.log and transactions.log");
+            info!("{RELOAD}: reopened messages.log and transactions.log");
         }
     }
 }
