@@ -12,6 +12,9 @@
 #           server exits 0.
 #   raw:    a binary file (every byte value, about half a MiB) through msglog-client,
 #           byte-exact on the server's stdout.
+#   Windows programs: msglog-client.exe (framed; raw with that binary file
+#           on its stdin, which must be read untranslated) and
+#           msglog-bench.exe (800 messages, every one acknowledged and logged).
 #
 # Every wait is bounded; a server left running is killed (wineserver -k).
 # Usage: scripts/wine/e2e.sh   (builds what it needs)
@@ -20,9 +23,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$repo_root"
 
 TARGET=x86_64-pc-windows-gnu
-cargo build --target "$TARGET" -p msglog-server --bin msglog-server
+cargo build --target "$TARGET" -p msglog-server -p msglog-client-cli -p msglog-bench --bins
 cargo build -p msglog-client-cli --bin msglog-client
 server_exe="$target_dir/$TARGET/debug/msglog-server.exe"
+client_exe="$target_dir/$TARGET/debug/msglog-client.exe"
+bench_exe="$target_dir/$TARGET/debug/msglog-bench.exe"
 client="$target_dir/debug/msglog-client"
 put_shim_beside "$server_exe"
 
@@ -200,5 +205,28 @@ timeout 60 "$client" 127.0.0.1 "$port" "$input" 2>"$work/client-raw.err" ||
 stop_server
 cmp "$input" "$work/raw.out" || fail "the raw server's stdout differs from the input"
 echo "raw: $(stat -c %s "$input") bytes, byte-exact on the server's stdout"
+
+# ------------------------------------------- the Windows client and bench
+
+start_server windows-programs 0 --bind 127.0.0.1 --dir "$work/logs2"
+printf 'from windows\n\\ back\\slash\n' |
+    MSGLOG_PASSWORD=secret timeout 60 "$WINE" "$client_exe" --user win 127.0.0.1 "$port" 2>"$work/client-exe.err" ||
+    fail "msglog-client.exe (framed) exited $?"
+printf '[win]: from windows\r\n[win]: \\\\ back\\\\slash\r\n' | cmp - "$work/logs2/messages.log" ||
+    fail "msglog-client.exe's messages differ"
+timeout 120 "$WINE" "$bench_exe" -p "$port" -c 4 -n 200 -w 8 >"$work/bench.out" 2>&1 ||
+    fail "msglog-bench.exe exited $?: $(cat "$work/bench.out")"
+grep -q 'acknowledged    800 of 800' "$work/bench.out" || fail "msglog-bench.exe: $(cat "$work/bench.out")"
+stop_server
+[[ $(grep -c '^\[bench\]: ' "$work/logs2/messages.log") == 800 ]] || fail "the bench's 800 messages are not all logged"
+echo "msglog-client.exe (framed) and msglog-bench.exe (800 messages): ok"
+
+# Raw from Windows: stdin is read in binary (no CR/LF or Ctrl-Z translation).
+start_server raw-from-windows --raw 0 --bind 127.0.0.1
+timeout 60 "$WINE" "$client_exe" 127.0.0.1 "$port" <"$input" 2>"$work/client-exe-raw.err" ||
+    fail "msglog-client.exe (raw) exited $?"
+stop_server
+cmp "$input" "$work/raw-from-windows.out" || fail "msglog-client.exe's raw bytes differ"
+echo "msglog-client.exe (raw, binary stdin): byte-exact"
 
 echo "e2e under wine: ok"
