@@ -13,7 +13,8 @@
 //!     timeouts: Timeouts { frame: Duration::from_secs(5), ..Timeouts::default() },
 //!     ..Config::default()
 //! };
-//! // Serves until SIGINT or SIGTERM.
+//! // Serves until SIGINT or SIGTERM (Ctrl-C, Ctrl-Break or the console
+//! // closing on Windows).
 //! msglog_server::run(config)?;
 //! # Ok::<(), msglog_server::ServerError>(())
 //! ```
@@ -112,9 +113,10 @@ pub use pid_file::PidFileError;
 pub use users::{HashCost, LineProblem, NameError, NewUser, NewUserError, UsersError};
 pub use users_file::{UserChange, UsersFile, UsersFileError};
 
-/// Serve framed clients until SIGINT or SIGTERM (see the README's "The
-/// server"): `Ok` after a clean stop. SIGHUP reopens the logs and re-reads
-/// the users file. Raises the descriptor limit to the hard limit and
+/// Serve framed clients until SIGINT or SIGTERM (on Windows: Ctrl-C,
+/// Ctrl-Break or the console closing; see the README's "The
+/// server"): `Ok` after a clean stop. SIGHUP ([`request_reload`] where
+/// there is none) reopens the logs and re-reads the users file. Raises the descriptor limit to the hard limit and
 /// ignores SIGXFSZ for the whole process.
 pub fn run(config: Config) -> Result<(), ServerError> {
     server::run(config)
@@ -134,7 +136,8 @@ pub fn request_reload(dir: &std::path::Path) -> std::io::Result<()> {
     platform::request_reload(dir, holder)
 }
 
-/// Serve raw clients, one after another, to stdout until SIGINT or SIGTERM.
+/// Serve raw clients, one after another, to stdout until SIGINT or SIGTERM
+/// (on Windows: Ctrl-C, Ctrl-Break or the console closing).
 pub fn run_raw(config: RawConfig) -> Result<(), ServerError> {
     raw::run(
         config.bind,

@@ -56,6 +56,8 @@ messages.log.torn or transactions.log.torn, never deleted.
 Signals: SIGINT/SIGTERM stop accepting, let connections finish the
 transaction in progress for up to --grace, then exit 0 (a second signal stops
 at once); SIGHUP reopens both logs (for logrotate) and re-reads --users.
+On Windows, Ctrl-C, Ctrl-Break and closing the console stop as SIGTERM does,
+and `msglog-server reload --dir DIR` reloads (it sends SIGHUP on Unix).
 
 Raw mode (--raw): one client at a time. A client's connection is closed
 cleanly only after every byte it sent is written to stdout; it is reset if
