@@ -30,6 +30,22 @@ pub struct Config {
     pub grace: Duration,
     /// Connections served at once; more are accepted and closed at once.
     pub max_connections: usize,
+    /// Where acknowledged records go: `messages.log` in `dir`, or a NATS
+    /// JetStream stream (feature `nats`).
+    pub sink: Sink,
+}
+
+/// Where a framed server commits its records. `transactions.log` stays in
+/// [`Config::dir`] whatever the sink.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Sink {
+    /// `messages.log` in [`Config::dir`].
+    #[default]
+    File,
+    /// A NATS JetStream stream.
+    #[cfg(feature = "nats")]
+    Nats(Box<crate::nats::NatsSink>),
 }
 
 impl Default for Config {
@@ -46,6 +62,7 @@ impl Default for Config {
             timeouts: Timeouts::default(),
             grace: Duration::from_secs(10),
             max_connections: 10_000,
+            sink: Sink::File,
         }
     }
 }

@@ -35,6 +35,11 @@ pub enum ServerError {
     /// The users file cannot be read or is invalid.
     #[error(transparent)]
     Users(#[from] UsersError),
+    /// The NATS sink cannot start: a secret file is unreadable, or the
+    /// stream is missing or cannot take the records.
+    #[cfg(feature = "nats")]
+    #[error(transparent)]
+    Nats(#[from] crate::nats::NatsError),
     /// Raw mode cannot write to stdout.
     #[error("writing to stdout failed: {0}")]
     Stdout(io::Error),

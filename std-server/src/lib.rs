@@ -20,7 +20,9 @@
 //!
 //! The API: [`run`] with a [`Config`] (framed mode), [`run_raw`] with a
 //! [`RawConfig`], their typed [`ServerError`], and [`NewUser`] for users-file
-//! lines. What the server tells its operator goes through the [`log`]
+//! lines. With the `nats` feature (on with the default `cli` feature),
+//! [`Sink::Nats`] commits records to a NATS JetStream stream and
+//! [`nats::export`] reads one back as `messages.log`. What the server tells its operator goes through the [`log`]
 //! facade (targets `msglog_server::*`): `Error` and `Warn` lines always
 //! matter, `Info` is the start-up line and the summary, `Debug` statistics
 //! and `Trace` details. Everything else is internal.
@@ -35,8 +37,8 @@
 //! |---|---|---|
 //! | `config` | the public [`Config`], [`RawConfig`], [`Timeouts`], [`Auth`] | - |
 //! | `error` | the public [`ServerError`] | `dir_lock`, `listen`, `log_file`, `users` (their errors) |
-//! | `server` | start-up, the accepting thread, signals, SIGHUP, the graceful stop and the summary | `auth`, `backoff`, `config`, `dir_lock`, `error`, `event_loop`, `journal`, `listen`, `mailbox`, `rate_limit`, `services`, `system`, `timestamp`, `transaction_log`, `users`, `verify_queue` |
-//! | `event_loop` | one event-loop thread: readiness, reads and writes, timers, mail | `auth`, `capacity`, `commit`, `connection`, `iteration`, `mailbox`, `rate_limit`, `services`, `slab`, `timers`, `timestamp` |
+//! | `server` | start-up, the accepting thread, signals, SIGHUP, the graceful stop and the summary | `auth`, `backoff`, `config`, `dir_lock`, `error`, `event_loop`, `journal`, `listen`, `mailbox`, `nats`, `rate_limit`, `services`, `system`, `timestamp`, `transaction_log`, `users`, `verify_queue` |
+//! | `event_loop` | one event-loop thread: readiness, reads and writes, timers, mail | `auth`, `capacity`, `commit`, `connection`, `iteration`, `mailbox`, `nats`, `rate_limit`, `services`, `slab`, `timers`, `timestamp` |
 //! | `connection` | one connection without its socket: bytes and verdicts in; status bytes, log entries and records out; its one deadline (the session's frame and idle timeouts, the back-off, the linger) | `capacity`, `config`, `instant`, `iteration`, `mailbox`, `transaction_log` |
 //! | `iteration` | what one iteration produces before its commit | - |
 //! | `commit` | an iteration's records and lines written together, and the take-back of its 0x00s when that fails | `connection`, `iteration`, `journal`, `rate_limit`, `slab`, `transaction_log` |
@@ -49,9 +51,10 @@
 //! | `journal` | both logs as one: commits, group commit, reopening | `log_file`, `rate_limit` |
 //! | `log_file` | what both logs do with their files: append, take back, move a torn tail aside | `timestamp` |
 //! | `transaction_log`, `text`, `timestamp` | the audit line format and its pieces | `text` |
-//! | `mailbox`, `timers`, `slab` | an event loop's inbox, its deadlines, its connection table | - |
+//! | `mailbox`, `timers`, `slab` | an event loop's inbox, its deadlines, its connection table | `nats::outcome` (what the publisher mails) |
 //! | `listen`, `dir_lock`, `system`, `rate_limit` | the listening socket; one server per log directory; SIGXFSZ; rate-limited errors | - |
 //! | `raw` | raw stream mode | `error`, `listen` |
+//! | `nats` (feature `nats`) | the NATS JetStream sink and `export`; its own table is in its documentation (its `outcome` is a leaf) | `commit`, `connection`, `iteration`, `journal`, `mailbox`, `rate_limit`, `services`, `slab`, `timestamp` |
 //! | `operator_log` | the macros of the operator's lines (used everywhere) | - |
 #![warn(missing_docs, unreachable_pub)]
 
@@ -73,6 +76,8 @@ mod journal;
 mod listen;
 mod log_file;
 mod mailbox;
+#[cfg(feature = "nats")]
+pub mod nats;
 mod rate_limit;
 mod raw;
 mod server;
@@ -86,7 +91,7 @@ mod transaction_log;
 mod users;
 mod verify_queue;
 
-pub use config::{Auth, Config, RawConfig, Timeouts};
+pub use config::{Auth, Config, RawConfig, Sink, Timeouts};
 pub use dir_lock::LockError;
 pub use error::ServerError;
 pub use listen::BindError;

@@ -6,8 +6,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use msglog_server::{Auth, Config, HashCost, RawConfig, Timeouts};
+use msglog_server::{Auth, Config, HashCost, RawConfig, Sink, Timeouts};
 use msglog_std::{DurationError, Zero};
+
+use crate::nats_args::{ExportArgs, SinkArgs};
 
 /// The msglog server: appends authenticated clients' messages to
 /// messages.log (framed mode), or copies raw client streams to stdout (--raw).
@@ -58,6 +60,10 @@ pub enum Command {
     /// Print a `--users` file line (`NAME:$argon2id$...`) for a password read
     /// from stdin (without echo on a terminal; one line when piped).
     HashPassword(HashPasswordArgs),
+    /// Write a NATS stream's records as messages.log lines (`[name]: message`,
+    /// escaped as the server escapes them), from a sequence or a time, to
+    /// stdout or --output; --follow keeps reading.
+    Export(Box<ExportArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -160,6 +166,9 @@ pub struct ServeArgs {
     /// Only errors on stderr.
     #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,
+
+    #[command(flatten)]
+    pub sink: SinkArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -192,6 +201,8 @@ impl ServeArgs {
             },
             grace: self.grace,
             max_connections: self.max_connections,
+            // The sink is checked on its own: see `SinkArgs::sink`.
+            sink: Sink::File,
         }
     }
 
@@ -361,6 +372,7 @@ mod tests {
                 },
                 grace: Duration::from_secs(1),
                 max_connections: 7,
+                sink: Sink::File,
             }
         );
         let cli = Cli::try_parse_from(["msglog-server", "--auth", "legacy-parity"]).unwrap();

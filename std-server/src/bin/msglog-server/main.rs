@@ -4,13 +4,16 @@
 //! into one line and an exit code. See `--help`.
 
 mod cli;
+mod export;
 mod hash_password;
+mod nats_args;
 mod stderr_log;
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use msglog_server::{LockError, LogOpenError, ServerError};
+use msglog_server::nats::NatsError;
+use msglog_server::{Config, LockError, LogOpenError, ServerError};
 
 use crate::cli::{Cli, Command};
 
@@ -21,13 +24,25 @@ fn main() -> ExitCode {
     };
     let serve = &cli.serve;
     stderr_log::install(serve.quiet, serve.verbose);
-    if let Some(Command::HashPassword(args)) = &cli.command {
-        return hash_password::run(args);
+    match &cli.command {
+        Some(Command::HashPassword(args)) => return hash_password::run(args),
+        Some(Command::Export(args)) => return export::run(args),
+        None => {}
     }
     let result = if serve.raw {
         msglog_server::run_raw(serve.raw_config())
     } else {
-        msglog_server::run(serve.config())
+        let sink = match serve.sink.sink() {
+            Ok(sink) => sink,
+            Err(e) => {
+                eprintln!("msglog-server: {e} (see --help)");
+                return ExitCode::from(2);
+            }
+        };
+        msglog_server::run(Config {
+            sink,
+            ..serve.config()
+        })
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -41,7 +56,9 @@ fn main() -> ExitCode {
 /// Exit codes (see `--help`): 1 runtime error, 3 cannot listen, 4 cannot
 /// open the logs, 5 bad users file, 7 stdout failed, 8 a torn last line
 /// cannot be saved in its side file, 9 another server holds the log
-/// directory. (2 is a bad command line, 6 a failed `hash-password`.)
+/// directory, 10 NATS refused us or a NATS secret file is unreadable, 11
+/// the NATS stream is missing or cannot take the records. (2 is a bad
+/// command line, 6 a failed `hash-password`.)
 fn exit_code(error: &ServerError) -> u8 {
     match error {
         ServerError::Listen(_) => 3,
@@ -52,6 +69,16 @@ fn exit_code(error: &ServerError) -> u8 {
         ServerError::Lock(_) => 4,
         ServerError::Users(_) => 5,
         ServerError::Stdout(_) => 7,
+        ServerError::Nats(e) => nats_exit_code(e),
+        _ => 1,
+    }
+}
+
+/// 10: NATS cannot be used as configured; 11: the stream cannot.
+pub fn nats_exit_code(error: &NatsError) -> u8 {
+    match error {
+        NatsError::Secret { .. } | NatsError::Connect { .. } => 10,
+        NatsError::Stream { .. } => 11,
         _ => 1,
     }
 }
