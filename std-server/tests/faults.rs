@@ -1,5 +1,6 @@
 //! The fault suite of issue 7: crashes, write failures, resource
-//! exhaustion, hostile bytes, authentication attacks and client recovery,
+//! exhaustion, hostile bytes, authentication attacks and client recovery
+//! (and, group `nats`, the NATS sink of issue 18 losing nodes and itself),
 //! against the real release binaries. Long-running, so every test is
 //! ignored by a plain `cargo test`; run them with `scripts/faults.sh`, which
 //! builds the binaries and runs
@@ -7,6 +8,8 @@
 //! Each test prints the figures it proves.
 
 mod common;
+#[path = "nats/harness.rs"]
+mod nats_harness;
 
 mod faults {
     pub mod harness;
@@ -18,5 +21,6 @@ mod faults {
     mod crash;
     mod exhaustion;
     mod hostile;
+    mod nats;
     mod write_failures;
 }
