@@ -2,7 +2,7 @@
 //! [`RawConfig`] for raw mode. Built by the binary from its command line;
 //! the defaults are the command line's.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -30,6 +30,10 @@ pub struct Config {
     pub grace: Duration,
     /// Connections served at once; more are accepted and closed at once.
     pub max_connections: usize,
+    /// Write the server's PID here once it serves; removed at a clean stop.
+    pub pid_file: Option<PathBuf>,
+    /// Serve Prometheus metrics on `http://ADDR/metrics`.
+    pub metrics: Option<SocketAddr>,
     /// Where acknowledged records go: `messages.log` in `dir`, or a NATS
     /// JetStream stream (feature `nats`).
     pub sink: Sink,
@@ -62,6 +66,8 @@ impl Default for Config {
             timeouts: Timeouts::default(),
             grace: Duration::from_secs(10),
             max_connections: 10_000,
+            pid_file: None,
+            metrics: None,
             sink: Sink::File,
         }
     }
@@ -154,6 +160,7 @@ mod tests {
         );
         assert_eq!(config.grace, Duration::from_secs(10));
         assert_eq!(config.max_connections, 10_000);
+        assert_eq!((config.pid_file, config.metrics), (None, None));
         let raw = RawConfig::default();
         assert_eq!(
             (raw.bind, raw.port, raw.idle_timeout),

@@ -31,6 +31,7 @@ use crate::capacity::ServerSession;
 use crate::commit::Committer;
 use crate::connection::{Connection, Phase};
 use crate::iteration::{Iteration, MAX_BATCH};
+use crate::latency::Latency;
 use crate::mailbox::{Accepted, Inbox, Mailbox, Verdict};
 use crate::rate_limit::RateLimit;
 use crate::services::Services;
@@ -111,6 +112,8 @@ pub(crate) struct EventLoop {
     stopping: Option<Instant>,
     clock: Clock,
     write_errors: RateLimit,
+    /// This loop's share of the latency histogram (`latency`).
+    latency: Arc<Latency>,
     /// The NATS sink's commits, when records go to a stream.
     #[cfg(feature = "nats")]
     stream: Option<crate::nats::StreamCommits>,
@@ -118,6 +121,12 @@ pub(crate) struct EventLoop {
 
 impl EventLoop {
     pub(crate) fn new(poll: Poll, services: Arc<Services>, mailbox: Arc<Mailbox>) -> Self {
+        let latency = Arc::new(Latency::default());
+        services
+            .latencies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Arc::clone(&latency));
         EventLoop {
             poll,
             conns: Slab::default(),
@@ -130,6 +139,7 @@ impl EventLoop {
             stopping: None,
             clock: Clock::new(),
             write_errors: RateLimit::new(Duration::from_secs(5)),
+            latency,
             #[cfg(feature = "nats")]
             stream: None,
         }
@@ -203,6 +213,10 @@ impl EventLoop {
             };
             committer.commit(&mut self.iteration, &mut self.conns);
             self.send_statuses();
+            let answered = self.iteration.counts.messages_answered();
+            if answered > 0 {
+                self.latency.observe(self.iteration.now.elapsed(), answered);
+            }
             // Closes caused by a failed send, if any.
             let mut committer = Committer {
                 logs: &self.services.journal,
@@ -604,6 +618,7 @@ mod tests {
             backoff: Arc::new(Mutex::new(Backoff::new(16))),
             open: AtomicUsize::new(2),
             stats: Stats::default(),
+            latencies: Mutex::default(),
         });
         let poll = Poll::new().unwrap();
         let waker = Waker::new(poll.registry(), WAKER).unwrap();
@@ -642,6 +657,15 @@ mod tests {
         assert_eq!(services.open.load(Ordering::Relaxed), 0);
         assert_eq!(Stats::get(&services.stats.messages), 1);
         assert_eq!(Stats::get(&services.stats.timeouts), 1);
+        // Counted as answered: NAME, PASSWORD, MESSAGE and CLOSE ok.
+        let ok = |tag: usize| Stats::get(&services.stats.transactions[tag][0]);
+        assert_eq!([ok(0), ok(1), ok(2), ok(3)], [1, 1, 1, 1]);
+        assert_eq!(Stats::get(&services.stats.bytes), 14);
+        let mut latency = crate::latency::Snapshot::default();
+        for loop_latency in services.latencies.lock().unwrap().iter() {
+            loop_latency.merge_into(&mut latency);
+        }
+        assert_eq!(latency.count, 1, "one message answered");
         let messages = std::fs::read(dir.path().join("messages.log")).unwrap();
         assert_eq!(messages, b"[bob]: hello\r\n");
         let lines = std::fs::read_to_string(dir.path().join("transactions.log")).unwrap();

@@ -34,6 +34,8 @@ pub(crate) use self::pace::Limits;
 use self::pace::{Breach, Pace};
 use crate::error::ServerError;
 use crate::listen::{canonical_peer, listen};
+use crate::notify::Notifier;
+use crate::text::plural;
 
 /// Copy buffer: large reads and writes are what make raw mode fast.
 const BUFFER: usize = 1024 * 1024;
@@ -46,7 +48,14 @@ const WAKER: Token = Token(2);
 
 /// Serve raw clients until SIGINT/SIGTERM.
 pub(crate) fn run(bind: Option<IpAddr>, port: u16, limits: Limits) -> Result<(), ServerError> {
-    let listening = listen(bind, port, BACKLOG)?;
+    // Before any thread starts: the socket systemd passed, if any.
+    let activated = crate::activation::take()?;
+    let activation = activated.is_some();
+    let notifier = Arc::new(Notifier::from_env());
+    let listening = match activated {
+        Some(listening) => listening,
+        None => listen(bind, port, BACKLOG)?,
+    };
     listening
         .listener
         .set_nonblocking(true)
@@ -66,10 +75,12 @@ pub(crate) fn run(bind: Option<IpAddr>, port: u16, limits: Limits) -> Result<(),
         .map_err(|e| ServerError::io("cannot install signal handlers", e))?;
     {
         let stop = Arc::clone(&stop);
+        let notifier = Arc::clone(&notifier);
         std::thread::Builder::new()
             .name("signals".into())
             .spawn(move || {
                 if signals.forever().next().is_some() {
+                    notifier.stopping("stopping: the client being served is reset");
                     stop.request();
                 }
             })
@@ -86,14 +97,23 @@ pub(crate) fn run(bind: Option<IpAddr>, port: u16, limits: Limits) -> Result<(),
     let mut events = Events::with_capacity(4);
 
     info!(
-        "listening on {} mode=raw{} output=stdout",
+        "listening on {} mode=raw{}{} output=stdout",
         listening.addr,
         if listening.dual_stack {
             " (dual-stack)"
         } else {
             ""
+        },
+        if activation {
+            " (socket activation)"
+        } else {
+            ""
         }
     );
+    notifier.ready(&format!(
+        "serving raw clients on {} to stdout",
+        listening.addr
+    ));
     let mut clients = 0u64;
     let mut total = 0u64;
     while let Some((stream, peer)) = accept(&mut listener, &mut poll, &mut events, &stop) {
@@ -114,7 +134,13 @@ pub(crate) fn run(bind: Option<IpAddr>, port: u16, limits: Limits) -> Result<(),
         total += result.as_ref().map_or_else(CopyError::copied, |&n| n);
         client.end(&mut poll, result)?;
     }
-    info!("stopped: {clients} clients, {total} bytes");
+    let summary = format!(
+        "stopped: {}, {}",
+        plural(clients, "client"),
+        plural(total, "byte")
+    );
+    notifier.status(&summary);
+    info!("{summary}");
     Ok(())
 }
 

@@ -241,25 +241,25 @@ fn a_nats_sink_refuses_to_start_on_what_cannot_work() {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| common::run(args, b"", Some(dir.path()));
     let (code, _, stderr) = run(&["--bind", "127.0.0.1", "--sink", &urls, "0"]);
-    assert_eq!(code, Some(11), "{stderr}");
+    assert_eq!(code, Some(14), "{stderr}");
     assert!(
         stderr.contains("NATS stream msglog: it does not exist (create it, or start with --nats-create-stream REPLICAS)"),
         "{stderr}"
     );
     nats.create_stream("other", "other.>", 1);
     let (code, _, stderr) = run(&["--bind", "127.0.0.1", "--sink", &urls, "--nats-stream", "other", "0"]);
-    assert_eq!(code, Some(11), "{stderr}");
+    assert_eq!(code, Some(14), "{stderr}");
     assert!(stderr.contains("it does not capture subject msglog (its subjects: other.>)"), "{stderr}");
     let (code, _, stderr) = run(&["--bind", "127.0.0.1", "--sink", &urls, "--nats-creds", "/nonexistent.creds", "0"]);
-    assert_eq!(code, Some(10), "{stderr}");
+    assert_eq!(code, Some(13), "{stderr}");
     assert!(stderr.contains("cannot read the NATS credentials file /nonexistent.creds"), "{stderr}");
     let (code, _, stderr) = run(&["--bind", "127.0.0.1", "--nats-stream", "x", "0"]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("need --sink nats://"), "{stderr}");
     let (code, _, stderr) = export(&["--nats", &urls, "--nats-stream", "missing"]);
-    assert_eq!(code, Some(11), "{stderr}");
+    assert_eq!(code, Some(14), "{stderr}");
     assert!(stderr.contains("NATS stream missing: it does not exist"), "{stderr}");
     let (code, _, stderr) = export(&["--nats", "nats://127.0.0.1:1"]);
-    assert_eq!(code, Some(10), "{stderr}");
+    assert_eq!(code, Some(13), "{stderr}");
     assert!(stderr.contains("cannot connect to NATS at nats://127.0.0.1:1"), "{stderr}");
 }

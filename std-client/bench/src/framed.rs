@@ -26,6 +26,7 @@ use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use msglog_core::{ClientEnd, ClientSession, Transaction};
+use msglog_std::retry_interrupted;
 
 use crate::failure::{FailureCounts, FailureKind};
 use crate::socket::{connected, write};
@@ -310,7 +311,7 @@ impl Conn {
     fn receive(&mut self, index: usize, buf: &mut Buffers) -> Result<(), FailureKind> {
         loop {
             let stream = self.stream.as_mut().ok_or(FailureKind::Reset)?;
-            let end = match stream.read(&mut buf.inbox) {
+            let end = match retry_interrupted(|| stream.read(&mut buf.inbox)) {
                 Ok(0) => self.session.handle_eof(),
                 Ok(n) => {
                     let now = buf.now_ns();
@@ -325,7 +326,6 @@ impl Conn {
                     continue;
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(_) => self.session.handle_error(),
             };
             return self.on_end(end);

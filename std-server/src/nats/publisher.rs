@@ -125,7 +125,7 @@ impl Publisher {
     /// cannot be read, a stream that does not exist or does not take the
     /// subject) are errors.
     pub(crate) fn start(sink: &NatsSink) -> Result<Started, NatsError> {
-        let front_end = format!("{}-{:016x}", sink.front_end, rand::random::<u64>());
+        let front_end = format!("{}-{:016x}", sink.front_end, run_id());
         let (sender, receiver) = mpsc::unbounded_channel();
         let (ready, started) = std::sync::mpsc::channel();
         let stats = Arc::new(PublishStats::default());
@@ -638,4 +638,16 @@ mod tests {
             Duration::from_millis(250)
         );
     }
+}
+
+/// A random number naming this run of the front end, so that message ids
+/// never repeat across restarts; the clock and the PID if the system has no
+/// randomness to give.
+fn run_id() -> u64 {
+    getrandom::u64().unwrap_or_else(|_| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_nanos() as u64);
+        nanos ^ u64::from(std::process::id()).rotate_left(32)
+    })
 }

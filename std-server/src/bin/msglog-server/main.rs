@@ -3,29 +3,36 @@
 //! shows the library's log on stderr (`stderr_log`) and turns its errors
 //! into one line and an exit code. See `--help`.
 
+mod check;
 mod cli;
 mod export;
 mod hash_password;
 mod nats_args;
 mod stderr_log;
+mod users;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use msglog_server::nats::NatsError;
 use msglog_server::{Config, LockError, LogOpenError, ServerError};
 
 use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse().and_then(|cli| cli.check().map(|()| cli)) {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
+    if let Some(kind) = cli.generate {
+        return kind.print(Cli::command());
+    }
     let serve = &cli.serve;
     stderr_log::install(serve.quiet, serve.verbose);
     match &cli.command {
         Some(Command::HashPassword(args)) => return hash_password::run(args),
+        Some(Command::Users(args)) => return users::run(&args.action),
+        Some(Command::Check(args)) => return check::run(args),
         Some(Command::Export(args)) => return export::run(args),
         None => {}
     }
@@ -56,12 +63,14 @@ fn main() -> ExitCode {
 /// Exit codes (see `--help`): 1 runtime error, 3 cannot listen, 4 cannot
 /// open the logs, 5 bad users file, 7 stdout failed, 8 a torn last line
 /// cannot be saved in its side file, 9 another server holds the log
-/// directory, 10 NATS refused us or a NATS secret file is unreadable, 11
-/// the NATS stream is missing or cannot take the records. (2 is a bad
-/// command line, 6 a failed `hash-password`.)
-fn exit_code(error: &ServerError) -> u8 {
+/// directory, 10 the PID file cannot be written, 13 NATS cannot be reached
+/// or refused us or a NATS secret file is unreadable, 14 the NATS stream is
+/// missing or cannot take the records. (2 is a bad command line, 6 a failed
+/// `hash-password`; `users` adds 10, 11 and 12.)
+pub fn exit_code(error: &ServerError) -> u8 {
     match error {
-        ServerError::Listen(_) => 3,
+        ServerError::Listen(_) | ServerError::Metrics(_) | ServerError::Activation(_) => 3,
+        ServerError::PidFile(_) => 10,
         ServerError::LogDirectory { .. } => 4,
         ServerError::Log(LogOpenError::SideFile { .. }) => 8,
         ServerError::Log(_) => 4,
@@ -74,27 +83,25 @@ fn exit_code(error: &ServerError) -> u8 {
     }
 }
 
-/// 10: NATS cannot be used as configured; 11: the stream cannot.
+/// 13: NATS cannot be used as configured; 14: the stream cannot.
 pub fn nats_exit_code(error: &NatsError) -> u8 {
     match error {
-        NatsError::Secret { .. } | NatsError::Connect { .. } => 10,
-        NatsError::Stream { .. } => 11,
+        NatsError::Secret { .. } | NatsError::Connect { .. } => 13,
+        NatsError::Stream { .. } => 14,
         _ => 1,
     }
 }
 
 /// `--help` and `--version` as clap prints them; any other command-line
-/// error as one line, exit code 2.
+/// error as one line that says `try --help` (the style of every msglog
+/// program), exit code 2.
 fn usage_error(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
         let _ = e.print();
         return ExitCode::SUCCESS;
     }
-    let rendered = e.render().to_string();
-    let first = rendered.lines().next().unwrap_or("invalid command line");
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    eprintln!("msglog-server: {first} (see --help)");
+    eprintln!("{}", msglog_std::usage_error("msglog-server", &e));
     ExitCode::from(2)
 }
 
