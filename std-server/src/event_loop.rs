@@ -619,6 +619,8 @@ mod tests {
             open: AtomicUsize::new(2),
             stats: Stats::default(),
             latencies: Mutex::default(),
+            #[cfg(feature = "nats")]
+            nats: None,
         });
         let poll = Poll::new().unwrap();
         let waker = Waker::new(poll.registry(), WAKER).unwrap();

@@ -132,6 +132,10 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
         open: AtomicUsize::new(0),
         stats: Stats::default(),
         latencies: Mutex::default(),
+        #[cfg(feature = "nats")]
+        nats: stream
+            .as_ref()
+            .map(|(started, _)| started.publisher.shared_stats()),
     });
 
     // Before the event loops start, so that a failure leaves no thread behind.

@@ -11,6 +11,7 @@ mod harness;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -21,7 +22,9 @@ use harness::{export, require_nats_server, Nats};
 /// every status must be 0x00.
 fn session(addr: SocketAddr, name: &str, messages: &[Vec<u8>]) {
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let mut bytes = login_bytes(name, b"pw");
     for m in messages {
         bytes.extend(message(m));
@@ -58,7 +61,8 @@ fn transcript() -> Vec<(&'static str, Vec<Vec<u8>>)> {
 
 #[test]
 fn the_export_of_a_stream_is_what_a_file_server_writes() {
-    let Some(bin) = require_nats_server("the_export_of_a_stream_is_what_a_file_server_writes") else {
+    let Some(bin) = require_nats_server("the_export_of_a_stream_is_what_a_file_server_writes")
+    else {
         return;
     };
     let nats = Nats::single(&bin);
@@ -74,7 +78,9 @@ fn the_export_of_a_stream_is_what_a_file_server_writes() {
     let file = Server::start(&[]);
     let startup = front.stderr_text();
     assert!(
-        startup.contains(&format!("sink={urls} stream=msglog (1 replicas) subject=msglog front-end=fe-test-")),
+        startup.contains(&format!(
+            "sink={urls} stream=msglog (1 replicas) subject=msglog front-end=fe-test-"
+        )),
         "{startup}"
     );
     assert!(startup.contains("messages=(not kept)"), "{startup}");
@@ -92,8 +98,15 @@ fn the_export_of_a_stream_is_what_a_file_server_writes() {
     }
     let (code, exported, stderr) = export(&["--nats", &urls]);
     assert_eq!(code, Some(0), "{stderr}");
-    assert!(stderr.contains("exported 8 records of stream msglog up to sequence 8"), "{stderr}");
-    assert_eq!(exported, file.messages(), "the export is byte for byte messages.log");
+    assert!(
+        stderr.contains("exported 8 records of stream msglog up to sequence 8"),
+        "{stderr}"
+    );
+    assert_eq!(
+        exported,
+        file.messages(),
+        "the export is byte for byte messages.log"
+    );
 
     // The records: raw payloads and their origin in headers.
     let stored = nats.read_stream("msglog");
@@ -133,7 +146,8 @@ fn the_export_of_a_stream_is_what_a_file_server_writes() {
 
 #[test]
 fn concurrent_connections_keep_their_order_in_the_stream() {
-    let Some(bin) = require_nats_server("concurrent_connections_keep_their_order_in_the_stream") else {
+    let Some(bin) = require_nats_server("concurrent_connections_keep_their_order_in_the_stream")
+    else {
         return;
     };
     const CONNECTIONS: usize = 8;
@@ -176,7 +190,12 @@ fn concurrent_connections_keep_their_order_in_the_stream() {
     assert_same_records(&exported, &written, CONNECTIONS, "the export");
     // --keep-messages-log: the front end's own copy (commits of its event
     // loops may finish in another order than the stream's).
-    assert_same_records(&lines(&front.messages()), &exported, CONNECTIONS, "the local copy");
+    assert_same_records(
+        &lines(&front.messages()),
+        &exported,
+        CONNECTIONS,
+        "the local copy",
+    );
     front.stop();
 }
 
@@ -190,7 +209,10 @@ fn assert_same_records(got: &[String], expected: &[String], connections: usize, 
                 .cloned()
                 .collect()
         };
-        assert!(of(got) == of(expected), "{what}: connection c{c}'s records differ");
+        assert!(
+            of(got) == of(expected),
+            "{what}: connection c{c}'s records differ"
+        );
     }
     let mut sorted = got.to_vec();
     sorted.sort();
@@ -247,19 +269,214 @@ fn a_nats_sink_refuses_to_start_on_what_cannot_work() {
         "{stderr}"
     );
     nats.create_stream("other", "other.>", 1);
-    let (code, _, stderr) = run(&["--bind", "127.0.0.1", "--sink", &urls, "--nats-stream", "other", "0"]);
+    let (code, _, stderr) = run(&[
+        "--bind",
+        "127.0.0.1",
+        "--sink",
+        &urls,
+        "--nats-stream",
+        "other",
+        "0",
+    ]);
     assert_eq!(code, Some(14), "{stderr}");
-    assert!(stderr.contains("it does not capture subject msglog (its subjects: other.>)"), "{stderr}");
-    let (code, _, stderr) = run(&["--bind", "127.0.0.1", "--sink", &urls, "--nats-creds", "/nonexistent.creds", "0"]);
+    assert!(
+        stderr.contains("it does not capture subject msglog (its subjects: other.>)"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run(&[
+        "--bind",
+        "127.0.0.1",
+        "--sink",
+        &urls,
+        "--nats-creds",
+        "/nonexistent.creds",
+        "0",
+    ]);
     assert_eq!(code, Some(13), "{stderr}");
-    assert!(stderr.contains("cannot read the NATS credentials file /nonexistent.creds"), "{stderr}");
+    assert!(
+        stderr.contains("cannot read the NATS credentials file /nonexistent.creds"),
+        "{stderr}"
+    );
     let (code, _, stderr) = run(&["--bind", "127.0.0.1", "--nats-stream", "x", "0"]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("need --sink nats://"), "{stderr}");
     let (code, _, stderr) = export(&["--nats", &urls, "--nats-stream", "missing"]);
     assert_eq!(code, Some(14), "{stderr}");
-    assert!(stderr.contains("NATS stream missing: it does not exist"), "{stderr}");
+    assert!(
+        stderr.contains("NATS stream missing: it does not exist"),
+        "{stderr}"
+    );
     let (code, _, stderr) = export(&["--nats", "nats://127.0.0.1:1"]);
     assert_eq!(code, Some(13), "{stderr}");
-    assert!(stderr.contains("cannot connect to NATS at nats://127.0.0.1:1"), "{stderr}");
+    assert!(
+        stderr.contains("cannot connect to NATS at nats://127.0.0.1:1"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_validates_the_nats_sink_without_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    let logs = logs.to_str().unwrap();
+    let check = |extra: &[&str]| {
+        let mut args = vec!["check", "--bind", "127.0.0.1", "--dir", logs];
+        args.extend_from_slice(extra);
+        args.push("0");
+        common::run(&args, b"", None)
+    };
+    // Nothing listens on port 1: check does not connect.
+    let (code, stdout, stderr) =
+        check(&["--sink", "nats://127.0.0.1:1", "--nats-create-stream", "3"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("would publish records to NATS stream msglog (subject msglog, created with 3 replicas if missing) at nats://127.0.0.1:1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("/transactions.log\n") && !stdout.contains("messages.log"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("check does not connect to NATS"),
+        "{stderr}"
+    );
+    let (code, stdout, _) = check(&["--sink", "nats://127.0.0.1:1", "--keep-messages-log"]);
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("/messages.log (a copy) and "), "{stdout}");
+
+    // What the start would fail on, with the start's exit code, in one line.
+    let one_line = |stderr: &str| assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    let (code, _, stderr) = check(&[
+        "--sink",
+        "nats://127.0.0.1:1",
+        "--nats-creds",
+        "/nonexistent.creds",
+    ]);
+    assert_eq!(code, Some(13), "{stderr}");
+    assert!(
+        stderr.contains("cannot read the NATS credentials file /nonexistent.creds"),
+        "{stderr}"
+    );
+    one_line(&stderr);
+    let (code, _, stderr) = check(&[
+        "--sink",
+        "nats://127.0.0.1:1",
+        "--nats-ca",
+        "/nonexistent.pem",
+    ]);
+    assert_eq!(code, Some(13), "{stderr}");
+    assert!(
+        stderr.contains("cannot read the NATS CA certificate /nonexistent.pem"),
+        "{stderr}"
+    );
+    one_line(&stderr);
+
+    // Usage errors: exit 2, one line, for check and for the server alike.
+    for command in [&["check"][..], &[]] {
+        let usage = |extra: &[&str]| {
+            let mut args = command.to_vec();
+            args.extend_from_slice(&["--bind", "127.0.0.1", "--dir", logs]);
+            args.extend_from_slice(extra);
+            args.push("0");
+            common::run(&args, b"", None)
+        };
+        let (code, _, stderr) = usage(&["--sink", "nats://127.0.0.1:port"]);
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(
+            stderr.contains("`nats://127.0.0.1:port` is not a NATS server URL"),
+            "{stderr}"
+        );
+        one_line(&stderr);
+        let (code, _, stderr) = usage(&["--keep-messages-log"]);
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(stderr.contains("need --sink nats://"), "{stderr}");
+        one_line(&stderr);
+        let (code, _, stderr) =
+            usage(&["--sink", "nats://127.0.0.1:1", "--nats-ack-timeout", "0s"]);
+        assert_eq!(code, Some(2), "{stderr}");
+        one_line(&stderr);
+    }
+    assert!(!Path::new(logs).exists(), "check wrote nothing");
+}
+
+/// `GET /metrics` on `addr`: the body.
+fn scrape(addr: SocketAddr) -> String {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n")
+        .unwrap();
+    let response = String::from_utf8(read_to_end(&mut stream)).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    body.to_owned()
+}
+
+fn metric(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+}
+
+#[test]
+fn metrics_count_what_the_nats_sink_stored_and_refused() {
+    let Some(bin) = require_nats_server("metrics_count_what_the_nats_sink_stored_and_refused")
+    else {
+        return;
+    };
+    let mut nats = Nats::single(&bin);
+    nats.create_stream("msglog", "msglog", 1);
+    let urls = nats.urls();
+    let front = Server::start_with(options(&[
+        "--sink",
+        &urls,
+        "--nats-ack-timeout",
+        "1s",
+        "--metrics",
+        "127.0.0.1:0",
+    ]));
+    let text = front
+        .wait_stderr(|t| t.contains("metrics on http://"))
+        .expect("the metrics line");
+    let start = text.find("metrics on http://").unwrap() + "metrics on http://".len();
+    let addr: SocketAddr = text[start..start + text[start..].find("/metrics").unwrap()]
+        .parse()
+        .unwrap();
+    let before = scrape(addr);
+    assert_eq!(metric(&before, "msglog_nats_records_acknowledged_total"), 0);
+
+    session(
+        front.addr,
+        "alice",
+        &[b"one".to_vec(), b"two".to_vec(), b"three".to_vec()],
+    );
+    let stored = scrape(addr);
+    assert_eq!(metric(&stored, "msglog_nats_records_acknowledged_total"), 3);
+    assert_eq!(metric(&stored, "msglog_nats_records_published_total"), 3);
+    assert_eq!(metric(&stored, "msglog_messages_logged_total"), 3);
+
+    // NATS gone: the next record times out, is answered 0xFF and counted.
+    nats.nodes[0].kill9();
+    let mut stream = std::net::TcpStream::connect(front.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut bytes = login_bytes("alice", b"pw");
+    bytes.extend(message(b"lost"));
+    stream.write_all(&bytes).unwrap();
+    assert_eq!(read_statuses(&mut stream, 3), [0, 0, 0xFF]);
+    let refused = scrape(addr);
+    assert_eq!(metric(&refused, "msglog_nats_records_refused_total"), 1);
+    assert_eq!(
+        metric(&refused, "msglog_nats_records_acknowledged_total"),
+        3
+    );
+    assert_eq!(metric(&refused, "msglog_nats_records_published_total"), 4);
+    assert_eq!(metric(&refused, "msglog_messages_logged_total"), 3);
+    drop(stream);
+    // And it stops on SIGTERM though NATS is still gone.
+    front.stop();
 }

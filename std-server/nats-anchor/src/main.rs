@@ -79,7 +79,10 @@ async fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         let connection = i % args.connections + 1;
         let sequence = i / args.connections + 1;
         let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", format!("{front_end}.{connection}.{sequence}"));
+        headers.insert(
+            "Nats-Msg-Id",
+            format!("{front_end}.{connection}.{sequence}"),
+        );
         headers.insert("Nats-Expected-Stream", args.stream.as_str());
         headers.insert("Msglog-Name", "bench");
         headers.insert("Msglog-Front-End", front_end.as_str());

@@ -112,3 +112,23 @@ pub(crate) async fn connect(
             source,
         })
 }
+
+/// What `check` can know of a connection without connecting: the server
+/// URLs parse and the secret files read (the credentials file parsed) as
+/// they will at start-up.
+pub(crate) fn check_offline(connection: &NatsConnection) -> Result<(), NatsError> {
+    for server in &connection.servers {
+        server
+            .parse::<async_nats::ServerAddr>()
+            .map_err(|source| NatsError::Url {
+                url: server.clone(),
+                source,
+            })?;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(NatsError::Runtime)?;
+    runtime
+        .block_on(options(connection, "msglog-server check", None))
+        .map(drop)
+}

@@ -26,6 +26,7 @@ pub use config::{
     default_front_end, valid_front_end_char, ExportConfig, ExportStart, NatsAuth, NatsConnection,
     NatsSink, DEFAULT_ACK_TIMEOUT, DEFAULT_STREAM, DEFAULT_SUBJECT,
 };
+pub(crate) use connect::check_offline;
 pub use export::{export, ExportError, ExportSummary};
 pub(crate) use outcome::Stored;
 pub(crate) use publisher::{PublishHandle, PublishStats, Publisher};
@@ -59,6 +60,14 @@ pub enum NatsError {
         stream: String,
         /// What is wrong with it.
         why: String,
+    },
+    /// A server URL the client cannot parse.
+    #[error("`{url}` is not a NATS server URL: {source}")]
+    Url {
+        /// The URL.
+        url: String,
+        /// What the client said.
+        source: io::Error,
     },
     /// The runtime thread could not be started.
     #[error("cannot start the NATS client's thread: {0}")]

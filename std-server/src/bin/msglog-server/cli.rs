@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use msglog_server::{Auth, Config, HashCost, RawConfig, Sink, Timeouts};
+use msglog_server::{Auth, Config, HashCost, RawConfig, Timeouts};
 use msglog_std::{DurationError, Generate, Zero};
 
 /// More event loops than this make no sense (each is a thread, an epoll
@@ -96,7 +96,7 @@ pub enum Command {
     /// Check a configuration (the same flags as serving) without serving:
     /// every flag, the users file, the log directory; print what the server
     /// would do; exit 0, or with the code the server would exit with.
-    Check(ServeArgs),
+    Check(Box<ServeArgs>),
     /// Write a NATS stream's records as messages.log lines (`[name]: message`,
     /// escaped as the server escapes them), from a sequence or a time, to
     /// stdout or --output; --follow keeps reading.
@@ -312,12 +312,17 @@ impl Cli {
             })) => Some(cost),
             _ => None,
         };
-        match cost.map(CostArgs::check) {
-            Some(Err(message)) => {
-                Err(Cli::command().error(clap::error::ErrorKind::ValueValidation, message))
-            }
-            _ => Ok(()),
+        let invalid =
+            |message| Cli::command().error(clap::error::ErrorKind::ValueValidation, message);
+        if let Some(Err(message)) = cost.map(CostArgs::check) {
+            return Err(invalid(message));
         }
+        // The sink's flags, for the server and for `check` alike.
+        let serve: &ServeArgs = match &self.command {
+            Some(Command::Check(args)) => args,
+            _ => &self.serve,
+        };
+        serve.sink.sink().map(drop).map_err(invalid)
     }
 }
 
@@ -345,8 +350,8 @@ impl ServeArgs {
             max_connections: self.max_connections,
             pid_file: self.pid_file.clone(),
             metrics: self.metrics,
-            // The sink is checked on its own: see `SinkArgs::sink`.
-            sink: Sink::File,
+            // A bad combination of sink flags is a usage error (`Cli::check`).
+            sink: self.sink.sink().unwrap_or_default(),
         }
     }
 
@@ -533,7 +538,7 @@ mod tests {
                 max_connections: 7,
                 pid_file: None,
                 metrics: None,
-                sink: Sink::File,
+                sink: msglog_server::Sink::File,
             }
         );
         let cli = Cli::try_parse_from(["msglog-server", "--auth", "legacy-parity"]).unwrap();

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 use msglog_server::nats::NatsError;
-use msglog_server::{Config, LockError, LogOpenError, ServerError};
+use msglog_server::{LockError, LogOpenError, ServerError};
 
 use crate::cli::{Cli, Command};
 
@@ -39,17 +39,7 @@ fn main() -> ExitCode {
     let result = if serve.raw {
         msglog_server::run_raw(serve.raw_config())
     } else {
-        let sink = match serve.sink.sink() {
-            Ok(sink) => sink,
-            Err(e) => {
-                eprintln!("msglog-server: {e} (see --help)");
-                return ExitCode::from(2);
-            }
-        };
-        msglog_server::run(Config {
-            sink,
-            ..serve.config()
-        })
+        msglog_server::run(serve.config())
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -86,7 +76,7 @@ pub fn exit_code(error: &ServerError) -> u8 {
 /// 13: NATS cannot be used as configured; 14: the stream cannot.
 pub fn nats_exit_code(error: &NatsError) -> u8 {
     match error {
-        NatsError::Secret { .. } | NatsError::Connect { .. } => 13,
+        NatsError::Secret { .. } | NatsError::Connect { .. } | NatsError::Url { .. } => 13,
         NatsError::Stream { .. } => 14,
         _ => 1,
     }

@@ -164,11 +164,15 @@ fn parse_servers(text: &str) -> Result<Vec<String>, String> {
             if server.is_empty() {
                 return Err(format!("an empty server in `{text}`"));
             }
-            Ok(if server.contains("://") {
+            let url = if server.contains("://") {
                 server.to_owned()
             } else {
                 format!("{scheme}{server}")
-            })
+            };
+            // As the NATS client will parse it when the server starts.
+            url.parse::<async_nats::ServerAddr>()
+                .map_err(|e| format!("`{server}` is not a NATS server URL: {e}"))?;
+            Ok(url)
         })
         .collect()
 }
@@ -296,6 +300,9 @@ mod tests {
         );
         assert!(parse_sink("127.0.0.1:4222").is_err());
         assert!(parse_sink("nats://a:1,,b:2").is_err());
+        // What the NATS client could not parse at start-up is refused now.
+        assert!(parse_sink("nats://127.0.0.1:port").is_err());
+        assert!(parse_sink("nats://127.0.0.1:4222,127.0.0.1:99999").is_err());
         assert!(parse_front_end("fe-1_a").is_ok());
         assert!(parse_front_end("fe.1").is_err());
         assert!(parse_front_end("").is_err());
