@@ -5,6 +5,7 @@
 //! empty payload) are skipped and counted, never written.
 
 use std::io::{self, Write};
+use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
 use futures_util::StreamExt;
@@ -56,6 +57,9 @@ pub enum ExportError {
     Runtime(io::Error),
 }
 
+/// How long `export` asks again when JetStream does not answer.
+const LOOKUP_PATIENCE: Duration = Duration::from_secs(60);
+
 /// Export the stream `config` names to `out`; see the module documentation.
 pub fn export(config: &ExportConfig, out: impl Write) -> Result<ExportSummary, ExportError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -75,17 +79,30 @@ async fn run(config: &ExportConfig, mut out: impl Write) -> Result<ExportSummary
             why,
         })
     };
-    let stream = context
-        .get_stream(&config.stream)
-        .await
-        .map_err(|e| match e.kind() {
-            jetstream::context::GetStreamErrorKind::JetStream(j)
-                if j.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND =>
-            {
-                stream_error("it does not exist".into())
-            }
-            _ => stream_error(format!("cannot look it up: {e}")),
-        })?;
+    // JetStream may not answer for a while (an election, a quorum being
+    // restored): what timed out is asked again, for up to LOOKUP_PATIENCE.
+    let give_up = tokio::time::Instant::now() + LOOKUP_PATIENCE;
+    let stream = loop {
+        match context.get_stream(&config.stream).await {
+            Ok(stream) => break stream,
+            Err(e) => match e.kind() {
+                jetstream::context::GetStreamErrorKind::JetStream(j)
+                    if j.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND =>
+                {
+                    return Err(stream_error("it does not exist".into()))
+                }
+                jetstream::context::GetStreamErrorKind::Request
+                    if tokio::time::Instant::now() < give_up =>
+                {
+                    warning!(
+                        "NATS stream {}: cannot look it up ({e}); asking again",
+                        config.stream
+                    );
+                }
+                _ => return Err(stream_error(format!("cannot look it up: {e}"))),
+            },
+        }
+    };
     let deliver_policy = match config.start {
         ExportStart::First => consumer::DeliverPolicy::All,
         ExportStart::Sequence(start_sequence) => {
@@ -99,14 +116,31 @@ async fn run(config: &ExportConfig, mut out: impl Write) -> Result<ExportSummary
         stream: config.stream.clone(),
         why,
     };
-    let ordered = stream
-        .create_consumer(consumer::pull::OrderedConfig {
-            filter_subject: config.subject.clone().unwrap_or_default(),
-            deliver_policy,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| read_error(format!("cannot create a consumer: {e}")))?;
+    let ordered = loop {
+        let created = stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                filter_subject: config.subject.clone().unwrap_or_default(),
+                deliver_policy,
+                ..Default::default()
+            })
+            .await;
+        match created {
+            Ok(ordered) => break ordered,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    jetstream::stream::ConsumerErrorKind::TimedOut
+                        | jetstream::stream::ConsumerErrorKind::Request
+                ) && tokio::time::Instant::now() < give_up =>
+            {
+                warning!(
+                    "NATS stream {}: cannot create a consumer ({e}); asking again",
+                    config.stream
+                );
+            }
+            Err(e) => return Err(read_error(format!("cannot create a consumer: {e}"))),
+        }
+    };
     let mut summary = ExportSummary::default();
     if ordered.cached_info().num_pending == 0 && !config.follow {
         return Ok(summary);

@@ -231,14 +231,22 @@ async fn run(
             .backpressure_on_inflight(true)
             .build(client)
     };
-    let (client, replicas) = match probe {
+    let (client, connected, replicas) = match probe {
         Ok(client) => {
             let context = context_of(client.clone());
             match check_stream(&context, &sink).await {
-                Ok(replicas) => (client, Some(replicas)),
-                Err(e) => {
+                Ok(replicas) => (client, true, Some(replicas)),
+                Err(StreamCheck::Failed(e)) => {
                     let _ = ready.send(Err(e));
                     return;
+                }
+                Err(StreamCheck::NotYet(e)) => {
+                    error!(
+                        "{e}; serving anyway: every MESSAGE is answered 0xFF (after --nats-ack-timeout {:.1} s) until JetStream can store it; checking again in the background",
+                        sink.ack_timeout.as_secs_f64()
+                    );
+                    tokio::spawn(check_until_ready(context, sink.clone(), None));
+                    (client, true, None)
                 }
             }
         }
@@ -258,17 +266,13 @@ async fn run(
             match connect::connect(&sink.connection, options).await {
                 Ok(client) => {
                     let context = context_of(client.clone());
-                    let sink = sink.clone();
-                    let mut connected = connections.clone();
-                    tokio::spawn(async move {
-                        // The stream is checked once NATS is reachable.
-                        if connected.changed().await.is_ok() {
-                            if let Err(e) = check_stream(&context, &sink).await {
-                                error!("{e}: every MESSAGE is answered 0xFF");
-                            }
-                        }
-                    });
-                    (client, None)
+                    // The stream is checked once NATS is reachable.
+                    tokio::spawn(check_until_ready(
+                        context,
+                        sink.clone(),
+                        Some(connections.clone()),
+                    ));
+                    (client, false, None)
                 }
                 Err(e) => {
                     let _ = ready.send(Err(e));
@@ -277,7 +281,7 @@ async fn run(
             }
         }
     };
-    if replicas.is_some() {
+    if connected {
         // The probe connected before the event task ran: count it.
         connections_sender.send_modify(|n| *n += 1);
     }
@@ -286,7 +290,7 @@ async fn run(
         connections_sender,
         client.clone(),
         servers,
-        replicas.is_some(),
+        connected,
     ));
     let shared = Arc::new(Shared {
         context: context_of(client.clone()),
@@ -384,18 +388,71 @@ pub(crate) fn subject_matches(filter: &str, subject: &str) -> bool {
     tokens.next().is_none()
 }
 
+/// Why the stream check failed.
+enum StreamCheck {
+    /// For good: the stream is missing, or cannot take the records.
+    Failed(NatsError),
+    /// For now: JetStream did not answer (no quorum, a cluster still
+    /// forming, an election) or lacks the nodes for the replicas yet.
+    NotYet(NatsError),
+}
+
+/// Check the stream (after the client's first connection, if `connected`
+/// is given) until JetStream answers; say the outcome.
+async fn check_until_ready(
+    context: Context,
+    sink: NatsSink,
+    connected: Option<watch::Receiver<u64>>,
+) {
+    const FIRST_PAUSE: Duration = Duration::from_secs(1);
+    const LONGEST_PAUSE: Duration = Duration::from_secs(30);
+    if let Some(mut connected) = connected {
+        if connected.changed().await.is_err() {
+            return;
+        }
+    }
+    let mut pause = FIRST_PAUSE;
+    loop {
+        match check_stream(&context, &sink).await {
+            Ok(replicas) => {
+                info!("NATS: stream {} ready ({replicas} replicas)", sink.stream);
+                return;
+            }
+            Err(StreamCheck::Failed(e)) => {
+                error!("{e}: every MESSAGE is answered 0xFF");
+                return;
+            }
+            Err(StreamCheck::NotYet(e)) => {
+                error!(
+                    "{e}; checking again in {:.0} s (MESSAGEs answered 0xFF meanwhile)",
+                    pause.as_secs_f64()
+                );
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(LONGEST_PAUSE);
+            }
+        }
+    }
+}
+
 /// Check that the stream exists (creating it if asked to), captures the
 /// subject and keeps message ids longer than a record may be retried;
 /// returns its replicas.
-async fn check_stream(context: &Context, sink: &NatsSink) -> Result<usize, NatsError> {
-    let stream_error = |why: String| NatsError::Stream {
+async fn check_stream(context: &Context, sink: &NatsSink) -> Result<usize, StreamCheck> {
+    use jetstream::context::{CreateStreamErrorKind, GetStreamErrorKind};
+    let error = |why: String| NatsError::Stream {
         stream: sink.stream.clone(),
         why,
     };
+    let stream_error = |why: String| StreamCheck::Failed(error(why));
     let config = match context.get_stream(&sink.stream).await {
         Ok(stream) => stream.cached_info().config.clone(),
+        Err(e) if e.kind() == GetStreamErrorKind::Request => {
+            return Err(StreamCheck::NotYet(error(format!(
+                "cannot look it up: {e}"
+            ))))
+        }
         Err(e) => {
-            let missing = matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(j)
+            let missing = matches!(e.kind(), GetStreamErrorKind::JetStream(j)
                 if j.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND);
             match (missing, sink.create_replicas) {
                 (true, Some(replicas)) => {
@@ -407,10 +464,22 @@ async fn check_stream(context: &Context, sink: &NatsSink) -> Result<usize, NatsE
                         duplicate_window: Duration::from_secs(120).max(sink.ack_timeout * 2),
                         ..Default::default()
                     };
-                    let created = context
-                        .create_stream(config)
-                        .await
-                        .map_err(|e| stream_error(format!("cannot create it: {e}")))?;
+                    let created = context.create_stream(config).await.map_err(|e| {
+                        let error = error(format!("cannot create it: {e}"));
+                        match e.kind() {
+                            CreateStreamErrorKind::TimedOut
+                            | CreateStreamErrorKind::JetStreamUnavailable => {
+                                StreamCheck::NotYet(error)
+                            }
+                            CreateStreamErrorKind::JetStream(j)
+                                if j.code() == 503
+                                    || j.error_code().0 == INSUFFICIENT_RESOURCES =>
+                            {
+                                StreamCheck::NotYet(error)
+                            }
+                            _ => StreamCheck::Failed(error),
+                        }
+                    })?;
                     info!(
                         "NATS: created stream {} (subject {}, {} replicas)",
                         sink.stream, sink.subject, replicas

@@ -349,6 +349,62 @@ fn without_a_quorum_nothing_is_acknowledged() {
 
 #[test]
 #[ignore = "fault suite: run scripts/faults.sh nats"]
+fn a_front_end_started_before_its_cluster_has_a_quorum_serves_once_it_has() {
+    let Some(bin) = require_nats_server("a_front_end_started_before_its_cluster_has_a_quorum")
+    else {
+        return;
+    };
+    let mut nats = Nats::cluster(&bin, 3);
+    // One node of three: it takes connections, but JetStream cannot answer
+    // (as while a cluster forms, or after losing its quorum).
+    nats.node("n2").kill9();
+    nats.node("n3").kill9();
+    let urls = nats.urls();
+    let dir = tempfile::tempdir().unwrap();
+    let fe = front_end(
+        dir.path(),
+        &urls,
+        "fe",
+        "3s",
+        &["--nats-create-stream", "3"],
+    );
+    let startup = fe.stderr_text();
+    assert!(startup.contains("serving anyway"), "{startup}");
+    let (statuses, _) = answers(&fe, "early", 5);
+    assert_eq!(
+        statuses,
+        [0xFF],
+        "no quorum, no stream: the first message refused"
+    );
+    nats.node("n2").start();
+    nats.node("n3").start();
+    let back = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(90), || answers(&fe, "late", 20).0
+            == vec![0; 20]),
+        "not served after the quorum came:\n{}",
+        fe.stderr_text()
+    );
+    let took = back.elapsed();
+    let stored = nats.read_stream("msglog");
+    assert!(
+        stored.len() >= 20 && stored.iter().all(|s| s.name.starts_with("late")),
+        "{} records: {:?}",
+        stored.len(),
+        stored.iter().map(|s| &s.name).collect::<HashSet<_>>()
+    );
+    assert!(fe
+        .stderr_text()
+        .contains("NATS: stream msglog ready (3 replicas)"));
+    println!(
+        "front end started before its cluster had a quorum: PASS: served (0xFF meanwhile), \
+         the stream created and 20 of 20 acknowledged {:.1} s after the quorum came",
+        took.as_secs_f64()
+    );
+}
+
+#[test]
+#[ignore = "fault suite: run scripts/faults.sh nats"]
 fn unreachable_nats_is_answered_0xff_and_recovered_from() {
     let Some(bin) = require_nats_server("unreachable_nats_is_answered_0xff_and_recovered_from")
     else {
