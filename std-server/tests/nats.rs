@@ -263,7 +263,7 @@ fn a_nats_sink_refuses_to_start_on_what_cannot_work() {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| common::run(args, b"", Some(dir.path()));
     let (code, _, stderr) = run(&["--bind", "127.0.0.1", "--sink", &urls, "0"]);
-    assert_eq!(code, Some(14), "{stderr}");
+    assert_eq!(code, Some(15), "{stderr}");
     assert!(
         stderr.contains("NATS stream msglog: it does not exist (create it, or start with --nats-create-stream REPLICAS)"),
         "{stderr}"
@@ -278,7 +278,7 @@ fn a_nats_sink_refuses_to_start_on_what_cannot_work() {
         "other",
         "0",
     ]);
-    assert_eq!(code, Some(14), "{stderr}");
+    assert_eq!(code, Some(15), "{stderr}");
     assert!(
         stderr.contains("it does not capture subject msglog (its subjects: other.>)"),
         "{stderr}"
@@ -292,7 +292,7 @@ fn a_nats_sink_refuses_to_start_on_what_cannot_work() {
         "/nonexistent.creds",
         "0",
     ]);
-    assert_eq!(code, Some(13), "{stderr}");
+    assert_eq!(code, Some(14), "{stderr}");
     assert!(
         stderr.contains("cannot read the NATS credentials file /nonexistent.creds"),
         "{stderr}"
@@ -301,13 +301,13 @@ fn a_nats_sink_refuses_to_start_on_what_cannot_work() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("need --sink nats://"), "{stderr}");
     let (code, _, stderr) = export(&["--nats", &urls, "--nats-stream", "missing"]);
-    assert_eq!(code, Some(14), "{stderr}");
+    assert_eq!(code, Some(15), "{stderr}");
     assert!(
         stderr.contains("NATS stream missing: it does not exist"),
         "{stderr}"
     );
     let (code, _, stderr) = export(&["--nats", "nats://127.0.0.1:1"]);
-    assert_eq!(code, Some(13), "{stderr}");
+    assert_eq!(code, Some(14), "{stderr}");
     assert!(
         stderr.contains("cannot connect to NATS at nats://127.0.0.1:1"),
         "{stderr}"
@@ -353,7 +353,7 @@ fn check_validates_the_nats_sink_without_connecting() {
         "--nats-creds",
         "/nonexistent.creds",
     ]);
-    assert_eq!(code, Some(13), "{stderr}");
+    assert_eq!(code, Some(14), "{stderr}");
     assert!(
         stderr.contains("cannot read the NATS credentials file /nonexistent.creds"),
         "{stderr}"
@@ -365,7 +365,7 @@ fn check_validates_the_nats_sink_without_connecting() {
         "--nats-ca",
         "/nonexistent.pem",
     ]);
-    assert_eq!(code, Some(13), "{stderr}");
+    assert_eq!(code, Some(14), "{stderr}");
     assert!(
         stderr.contains("cannot read the NATS CA certificate /nonexistent.pem"),
         "{stderr}"

@@ -78,8 +78,8 @@ to stdout (raw mode, hash-password, users list, --generate); 8 a log's
 unfinished last line cannot be saved in its side file (nothing changed);
 9 another server holds the log directory (its PID is named); 10 cannot write
 --pid-file or the users file; 11 users remove/verify: no such user; 12 users
-verify: wrong password; 13 NATS (--sink nats://..., export) cannot be reached,
-refused us, or a NATS secret file cannot be read; 14 the NATS stream does not
+verify: wrong password; 14 NATS (--sink nats://..., export) cannot be reached,
+refused us, or a NATS secret file cannot be read; 15 the NATS stream does not
 exist or does not capture the subject.
 
 With --sink nats://..., a MESSAGE is answered 0x00 only once JetStream

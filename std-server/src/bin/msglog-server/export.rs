@@ -11,7 +11,7 @@ use crate::nats_args::ExportArgs;
 use crate::stderr_log;
 
 /// Exit codes: 0 done, 1 reading failed midway, 7 the output cannot be
-/// written, 13 NATS refused us or cannot be reached, 14 no such stream.
+/// written, 14 NATS refused us or cannot be reached, 15 no such stream.
 pub fn run(args: &ExportArgs) -> ExitCode {
     let config = args.config();
     let result = match &args.output {

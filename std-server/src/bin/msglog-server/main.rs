@@ -53,8 +53,8 @@ fn main() -> ExitCode {
 /// Exit codes (see `--help`): 1 runtime error, 3 cannot listen, 4 cannot
 /// open the logs, 5 bad users file, 7 stdout failed, 8 a torn last line
 /// cannot be saved in its side file, 9 another server holds the log
-/// directory, 10 the PID file cannot be written, 13 NATS cannot be reached
-/// or refused us or a NATS secret file is unreadable, 14 the NATS stream is
+/// directory, 10 the PID file cannot be written, 14 NATS cannot be reached
+/// or refused us or a NATS secret file is unreadable, 15 the NATS stream is
 /// missing or cannot take the records. (2 is a bad command line, 6 a failed
 /// `hash-password`; `users` adds 10, 11 and 12.)
 pub fn exit_code(error: &ServerError) -> u8 {
@@ -73,11 +73,12 @@ pub fn exit_code(error: &ServerError) -> u8 {
     }
 }
 
-/// 13: NATS cannot be used as configured; 14: the stream cannot.
+/// 14: NATS cannot be used as configured; 15: the stream cannot. (13
+/// is main's TLS files.)
 pub fn nats_exit_code(error: &NatsError) -> u8 {
     match error {
-        NatsError::Secret { .. } | NatsError::Connect { .. } | NatsError::Url { .. } => 13,
-        NatsError::Stream { .. } => 14,
+        NatsError::Secret { .. } | NatsError::Connect { .. } | NatsError::Url { .. } => 14,
+        NatsError::Stream { .. } => 15,
         _ => 1,
     }
 }
