@@ -57,6 +57,29 @@ pub enum ExportError {
     Runtime(io::Error),
 }
 
+/// A stream lookup that may work if asked again: no answer, or
+/// "JetStream system temporarily unavailable" (503).
+fn lookup_may_work(kind: &jetstream::context::GetStreamErrorKind) -> bool {
+    use jetstream::context::GetStreamErrorKind;
+    match kind {
+        GetStreamErrorKind::Request => true,
+        GetStreamErrorKind::JetStream(j) => j.code() == 503,
+        _ => false,
+    }
+}
+
+/// The same for creating the consumer.
+fn creation_may_work(kind: &jetstream::stream::ConsumerErrorKind) -> bool {
+    use jetstream::stream::ConsumerErrorKind;
+    match kind {
+        ConsumerErrorKind::TimedOut | ConsumerErrorKind::Request => true,
+        ConsumerErrorKind::JetStream(j) => j.code() == 503,
+        _ => false,
+    }
+}
+
+/// The pause before asking again.
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
 /// How long `export` asks again when JetStream does not answer.
 const LOOKUP_PATIENCE: Duration = Duration::from_secs(60);
 
@@ -91,13 +114,12 @@ async fn run(config: &ExportConfig, mut out: impl Write) -> Result<ExportSummary
                 {
                     return Err(stream_error("it does not exist".into()))
                 }
-                jetstream::context::GetStreamErrorKind::Request
-                    if tokio::time::Instant::now() < give_up =>
-                {
+                kind if lookup_may_work(&kind) && tokio::time::Instant::now() < give_up => {
                     warning!(
                         "NATS stream {}: cannot look it up ({e}); asking again",
                         config.stream
                     );
+                    tokio::time::sleep(RETRY_PAUSE).await;
                 }
                 _ => return Err(stream_error(format!("cannot look it up: {e}"))),
             },
@@ -126,17 +148,12 @@ async fn run(config: &ExportConfig, mut out: impl Write) -> Result<ExportSummary
             .await;
         match created {
             Ok(ordered) => break ordered,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    jetstream::stream::ConsumerErrorKind::TimedOut
-                        | jetstream::stream::ConsumerErrorKind::Request
-                ) && tokio::time::Instant::now() < give_up =>
-            {
+            Err(e) if creation_may_work(&e.kind()) && tokio::time::Instant::now() < give_up => {
                 warning!(
                     "NATS stream {}: cannot create a consumer ({e}); asking again",
                     config.stream
                 );
+                tokio::time::sleep(RETRY_PAUSE).await;
             }
             Err(e) => return Err(read_error(format!("cannot create a consumer: {e}"))),
         }

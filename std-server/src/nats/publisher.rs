@@ -446,7 +446,11 @@ async fn check_stream(context: &Context, sink: &NatsSink) -> Result<usize, Strea
     let stream_error = |why: String| StreamCheck::Failed(error(why));
     let config = match context.get_stream(&sink.stream).await {
         Ok(stream) => stream.cached_info().config.clone(),
-        Err(e) if e.kind() == GetStreamErrorKind::Request => {
+        // No answer, or "JetStream system temporarily unavailable" (503).
+        Err(e)
+            if matches!(e.kind(), GetStreamErrorKind::Request)
+                || matches!(e.kind(), GetStreamErrorKind::JetStream(j) if j.code() == 503) =>
+        {
             return Err(StreamCheck::NotYet(error(format!(
                 "cannot look it up: {e}"
             ))))
