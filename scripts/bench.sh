@@ -405,7 +405,9 @@ start_nats_cluster() {
     done
 }
 
-# Start the front end, creating the stream; a cluster may still be electing its leader.
+# Start the front end, creating the stream; a cluster may still be electing
+# its leader: then the front end serves at once and creates the stream once
+# JetStream answers (`NATS: stream ... ready`), which is waited for.
 start_front_end() {
     local replicas=$1 dir=$2 tries
     for ((tries = 0; tries < 30; tries++)); do
@@ -415,12 +417,16 @@ start_front_end() {
         PIDS+=("$SERVER_PID")
         local i
         SERVER_PORT=
-        for ((i = 0; i < 1000; i++)); do
+        for ((i = 0; i < 6000; i++)); do
             SERVER_PORT=$(grep -oE 'listening on 127\.0\.0\.1:[0-9]+' "$SERVER_ERR" | sed 's/.*://' || true)
-            [[ -n $SERVER_PORT ]] && return 0
+            if [[ -n $SERVER_PORT ]] &&
+                grep -qE 'stream=[^ ]+ \([0-9]+ replicas\)|NATS: stream [^ ]+ ready' "$SERVER_ERR"; then
+                return 0
+            fi
             kill -0 "$SERVER_PID" 2>/dev/null || break
             sleep 0.01
         done
+        kill "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
         sleep 1
     done
