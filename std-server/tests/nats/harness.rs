@@ -292,10 +292,21 @@ impl Nats {
     pub fn read_stream(&self, name: &str) -> Vec<Stored> {
         self.with_jetstream(async |js| {
             let stream = js.get_stream(name).await.expect("the stream");
-            let consumer = stream
-                .create_consumer(consumer::pull::OrderedConfig::default())
-                .await
-                .expect("an ordered consumer");
+            // Right after a node was killed JetStream may not answer at once.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let consumer = loop {
+                match stream
+                    .create_consumer(consumer::pull::OrderedConfig::default())
+                    .await
+                {
+                    Ok(consumer) => break consumer,
+                    Err(e) if Instant::now() < deadline => {
+                        eprintln!("an ordered consumer on {name}: {e}; again");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    Err(e) => panic!("an ordered consumer on {name}: {e}"),
+                }
+            };
             let mut left = consumer.cached_info().num_pending;
             let mut out = Vec::new();
             if left == 0 {
