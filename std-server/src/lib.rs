@@ -33,11 +33,11 @@
 //!
 //! | module | owns | uses |
 //! |---|---|---|
-//! | `config` | the public [`Config`], [`RawConfig`], [`Timeouts`], [`Auth`] | - |
-//! | `error` | the public [`ServerError`] | `dir_lock`, `listen`, `log_file`, `users` (their errors) |
-//! | `server` | start-up, the accepting thread, signals, SIGHUP, the graceful stop and the summary | `auth`, `backoff`, `config`, `dir_lock`, `error`, `event_loop`, `journal`, `listen`, `mailbox`, `rate_limit`, `services`, `system`, `timestamp`, `transaction_log`, `users`, `verify_queue` |
-//! | `event_loop` | one event-loop thread: readiness, reads and writes, timers, mail | `auth`, `capacity`, `commit`, `connection`, `iteration`, `mailbox`, `rate_limit`, `services`, `slab`, `timers`, `timestamp` |
-//! | `connection` | one connection without its socket: bytes and verdicts in; status bytes, log entries and records out; its one deadline | `capacity`, `config`, `iteration`, `mailbox`, `transaction_log` |
+//! | `config` | the public [`Config`], [`RawConfig`], [`Timeouts`], [`Auth`], [`Tls`] | - |
+//! | `error` | the public [`ServerError`] | `dir_lock`, `listen`, `log_file`, `tls`, `users` (their errors) |
+//! | `server` | start-up, the accepting threads's listeners (plaintext, TLS), signals, SIGHUP, the graceful stop and the summary | `auth`, `backoff`, `config`, `dir_lock`, `error`, `event_loop`, `journal`, `listen`, `mailbox`, `rate_limit`, `services`, `system`, `timestamp`, `tls`, `transaction_log`, `users`, `verify_queue` |
+//! | `event_loop` | one event-loop thread: readiness, reads and writes (through `tls` on a TLS listener), timers, mail | `auth`, `capacity`, `commit`, `connection`, `iteration`, `mailbox`, `rate_limit`, `services`, `slab`, `timers`, `timestamp`, `tls` |
+//! | `connection` | one connection without its socket: bytes and verdicts in; status bytes, log entries and records out; its one deadline (the TLS handshake's too) | `capacity`, `config`, `iteration`, `mailbox`, `tls`, `transaction_log` |
 //! | `iteration` | what one iteration produces before its commit | - |
 //! | `commit` | an iteration's records and lines written together, and the take-back of its 0x00s when that fails | `connection`, `iteration`, `journal`, `rate_limit`, `slab`, `transaction_log` |
 //! | `capacity` | the session type, from which every size derives | - |
@@ -48,9 +48,10 @@
 //! | `journal` | both logs as one: commits, group commit, reopening | `log_file`, `rate_limit` |
 //! | `log_file` | what both logs do with their files: append, take back, move a torn tail aside | `timestamp` |
 //! | `transaction_log`, `text`, `timestamp` | the audit line format and its pieces | `text` |
-//! | `mailbox`, `timers`, `slab` | an event loop's inbox, its deadlines, its connection table | - |
+//! | `mailbox`, `timers`, `slab` | an event loop's inbox, its deadlines, its connection table | `tls` (a new connection's state) |
 //! | `listen`, `dir_lock`, `system`, `rate_limit` | the listening socket; one server per log directory; SIGXFSZ; rate-limited errors | - |
-//! | `raw` | raw stream mode | `error`, `listen` |
+//! | `raw` | raw stream mode | `error`, `listen`, `tls` |
+//! | `tls` | the TLS files ([`TlsError`]) and one connection's TLS state, over rustls | `config` |
 //! | `operator_log` | the macros of the operator's lines (used everywhere) | - |
 #![warn(missing_docs, unreachable_pub)]
 
@@ -80,15 +81,17 @@ mod system;
 mod text;
 mod timers;
 mod timestamp;
+mod tls;
 mod transaction_log;
 mod users;
 mod verify_queue;
 
-pub use config::{Auth, Config, RawConfig, Timeouts};
+pub use config::{Auth, Config, RawConfig, Timeouts, Tls};
 pub use dir_lock::LockError;
 pub use error::ServerError;
 pub use listen::BindError;
 pub use log_file::LogOpenError;
+pub use tls::TlsError;
 pub use users::{HashCost, LineProblem, NameError, NewUser, NewUserError, UsersError};
 
 /// Serve framed clients until SIGINT or SIGTERM (see the README's "The
@@ -104,6 +107,7 @@ pub fn run_raw(config: RawConfig) -> Result<(), ServerError> {
     raw::run(
         config.bind,
         config.port,
+        config.tls.as_ref(),
         raw::Limits {
             min_rate: config.min_rate,
             window: config.rate_window,

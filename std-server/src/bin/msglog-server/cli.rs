@@ -9,6 +9,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use msglog_server::{Auth, Config, HashCost, RawConfig, Timeouts};
 use msglog_std::{DurationError, Zero};
 
+use crate::tls_args::TlsArgs;
+
 /// The msglog server: appends authenticated clients' messages to
 /// messages.log (framed mode), or copies raw client streams to stdout (--raw).
 #[derive(Debug, Parser)]
@@ -44,14 +46,25 @@ Raw mode (--raw): one client at a time. A client's connection is closed
 cleanly only after every byte it sent is written to stdout; it is reset if
 stdout fails (then exit 7), if the client breaks a limit (--raw-min-rate over
 --raw-rate-window, --raw-max-session, --idle-timeout), or on SIGINT/SIGTERM
-before its end of stream.
+before its end of stream. With TLS, the client ends its stream with
+close_notify and the server confirms with its own close_notify before the FIN;
+a TCP close without close_notify is reset.
 
 Exit codes: 0 clean stop; 1 runtime error; 2 bad command line; 3 cannot listen
 (port taken or invalid address); 4 cannot open the log directory or a log;
 5 bad users file; 6 hash-password got no usable password; 7 cannot write to
 stdout (raw mode, hash-password); 8 a log's unfinished last line cannot be
 saved in its side file (nothing changed); 9 another server holds the log
-directory (its PID is named).";
+directory (its PID is named); 10 the TLS certificate, key or client CA cannot
+be loaded.
+
+TLS (--tls-cert, --tls-key): the port speaks TLS 1.2 and 1.3 only, or, with
+--tls-port, TLS is served on a port of its own beside the plaintext one. In
+transactions.log a TLS connection's event=open line is written once its
+handshake completed, with tls=1.3 (the version) and the client certificate's
+subject; a failed handshake is one event=close reason=tls line. SIGHUP also
+reloads the certificate, key and client CA (a broken file is reported and the
+old ones stay in use).";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -160,6 +173,9 @@ pub struct ServeArgs {
     /// Only errors on stderr.
     #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -192,6 +208,7 @@ impl ServeArgs {
             },
             grace: self.grace,
             max_connections: self.max_connections,
+            tls: self.tls.tls(),
         }
     }
 
@@ -204,6 +221,7 @@ impl ServeArgs {
             min_rate: self.raw_min_rate,
             rate_window: self.raw_rate_window,
             max_session: self.raw_max_session,
+            tls: self.tls.tls(),
         }
     }
 }
@@ -361,6 +379,7 @@ mod tests {
                 },
                 grace: Duration::from_secs(1),
                 max_connections: 7,
+                tls: None,
             }
         );
         let cli = Cli::try_parse_from(["msglog-server", "--auth", "legacy-parity"]).unwrap();

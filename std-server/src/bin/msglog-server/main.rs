@@ -6,6 +6,7 @@
 mod cli;
 mod hash_password;
 mod stderr_log;
+mod tls_args;
 
 use std::process::ExitCode;
 
@@ -41,7 +42,8 @@ fn main() -> ExitCode {
 /// Exit codes (see `--help`): 1 runtime error, 3 cannot listen, 4 cannot
 /// open the logs, 5 bad users file, 7 stdout failed, 8 a torn last line
 /// cannot be saved in its side file, 9 another server holds the log
-/// directory. (2 is a bad command line, 6 a failed `hash-password`.)
+/// directory, 10 the TLS files cannot be loaded. (2 is a bad command line, 6
+/// a failed `hash-password`.)
 fn exit_code(error: &ServerError) -> u8 {
     match error {
         ServerError::Listen(_) => 3,
@@ -52,6 +54,7 @@ fn exit_code(error: &ServerError) -> u8 {
         ServerError::Lock(_) => 4,
         ServerError::Users(_) => 5,
         ServerError::Stdout(_) => 7,
+        ServerError::Tls(_) => 10,
         _ => 1,
     }
 }
