@@ -1,15 +1,15 @@
 //! One authenticated session with a msglog server.
 
 use std::io;
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 use msglog_core::{valid_name, Client};
 
 use crate::connect::connect;
-use crate::transport::{nanos, peek, read_ready, GatherStream, Peeked, SocketTimer};
-use crate::{Credentials, Error, Options};
+use crate::transport::{nanos, BoxedTransport, GatherStream, Peeked, SocketTimer};
+use crate::{Credentials, Error, Options, Transport};
 
 /// How a connection with nothing in flight stands; see [`Connection::idle_state`].
 #[derive(Debug)]
@@ -50,7 +50,7 @@ pub enum IdleState {
 /// ```
 #[derive(Debug)]
 pub struct Connection {
-    client: Client<GatherStream<TcpStream>, SocketTimer>,
+    client: Client<GatherStream<BoxedTransport>, SocketTimer>,
     peer: SocketAddr,
     /// The epoch of the client's clock (see [`SocketTimer`]).
     epoch: Instant,
@@ -58,16 +58,49 @@ pub struct Connection {
 
 impl Connection {
     /// Open a TCP connection to `server` (not yet authenticated), trying each
-    /// of its addresses with the options' connect timeout.
+    /// of its addresses with the options' connect timeout; with
+    /// [`Options::tls`] (feature `tls`), then the TLS handshake.
+    ///
+    /// Over TLS, the server's certificate is checked for the
+    /// [`TlsConnector`](crate::TlsConnector)'s server name, else for the IP
+    /// address connected to ([`ConnectionTable`](crate::ConnectionTable)
+    /// uses the host of its server string).
     pub fn connect<A: ToSocketAddrs>(server: A, options: &Options) -> Result<Self, Error> {
+        Connection::connect_to(server, None, options)
+    }
+
+    /// [`connect`](Self::connect), with the host name of `server` when known.
+    pub(crate) fn connect_to<A: ToSocketAddrs>(
+        server: A,
+        host: Option<&str>,
+        options: &Options,
+    ) -> Result<Self, Error> {
         let stream = connect(server, options)?;
         // Each transaction is one write already; send it at once.
         stream.set_nodelay(true).map_err(Error::Io)?;
-        let peer = stream.peer_addr().map_err(Error::Io)?;
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &options.tls {
+            let stream = tls.handshake(stream, host)?;
+            return Connection::over(stream, options);
+        }
+        let _ = host;
+        Connection::over(stream, options)
+    }
+
+    /// A session (not yet authenticated) over a transport of the caller's:
+    /// a connected `TcpStream`, a [`TlsStream`](crate::TlsStream), or any
+    /// other [`Transport`]. Its reads are bounded by [`Options::io_timeout`]
+    /// through [`Transport::set_read_timeout`]; writes by whatever the
+    /// transport does (a `TcpStream` from [`connect`](crate::connect) has a
+    /// write timeout).
+    pub fn over<T: Transport + 'static>(transport: T, options: &Options) -> Result<Self, Error> {
+        let peer = transport.peer_addr().map_err(Error::Io)?;
         let timeout = options.io_timeout.filter(|t| !t.is_zero());
+        transport.set_read_timeout(timeout).map_err(Error::Io)?;
         let epoch = Instant::now();
+        let transport: BoxedTransport = Box::new(transport);
         let client = Client::with_timer(
-            GatherStream::new(stream),
+            GatherStream::new(transport),
             options.window,
             SocketTimer::new(epoch, timeout),
             timeout.map(nanos),
@@ -208,11 +241,11 @@ impl Connection {
     /// open, nothing is in flight, and the server has neither closed it nor
     /// sent anything unasked (a server answers an idle timeout with 0xFF and
     /// closes; that byte must not be mistaken for the status of a new message).
-    pub fn is_usable(&self) -> bool {
+    pub fn is_usable(&mut self) -> bool {
         self.is_open()
             && self.client.in_flight() == 0
             && self.client.buffered() == 0
-            && !read_ready(self.client.get_ref().get_ref())
+            && matches!(self.client.get_mut().get_mut().peek_byte(), Ok(None))
     }
 
     /// With nothing in flight, whether the server has ended the session,
@@ -227,7 +260,7 @@ impl Connection {
         let state = if self.client.buffered() > 0 {
             IdleState::Goodbye
         } else {
-            match peek(self.client.get_ref().get_ref()) {
+            match Peeked::from_result(self.client.get_mut().get_mut().peek_byte()) {
                 Peeked::Nothing => return IdleState::Open,
                 Peeked::Byte(_) => IdleState::Goodbye,
                 Peeked::Closed(e) => IdleState::Gone(e),

@@ -11,8 +11,9 @@
 //! TCP sockets with timeouts, gathers each transaction into one write (the
 //! original server requires it), and turns their errors into [`Error`].
 //! Its dependencies are the core, `embedded-io`, `socket2`, `libc` and
-//! `thiserror`; the `msglog-client` and `msglog-bench` programs are
-//! packages of their own.
+//! `thiserror`, and with the `tls` feature (on by default) `rustls` (ring
+//! provider) and `rustls-native-certs`; the `msglog-client` and
+//! `msglog-bench` programs are packages of their own.
 //!
 //! | module | owns |
 //! |---|---|
@@ -22,7 +23,8 @@
 //! | `delivery` | at-least-once delivery: [`Delivery`], [`RetryPolicy`], [`DeliveryStats`] |
 //! | `table` | connections to many servers: [`ConnectionTable`], [`Endpoint`] |
 //! | `raw` | the raw stream mode: [`send_raw`], [`RAW_BUFFER`] |
-//! | `transport` | sockets as the core's `embedded-io` transports: one write per transaction, reads bounded by the session's deadline, peeking (crate-private) |
+//! | `transport` | [`Transport`], what a connection runs over (TCP, TLS, a caller's own stream), and its adapters to the core's `embedded-io` traits: one write per transaction, reads bounded by the session's deadline, peeking |
+//! | `tls` | TLS (feature `tls`, on by default): [`TlsConnector`], [`TlsStream`], [`TlsFailure`] |
 //! | `error` | [`Error`]; [`Stage`] (from the core) names the transaction an error is about |
 //!
 //! One acknowledged session:
@@ -65,6 +67,8 @@ mod delivery;
 mod error;
 mod raw;
 mod table;
+#[cfg(feature = "tls")]
+mod tls;
 mod transport;
 
 pub use connect::{connect, Options};
@@ -74,6 +78,9 @@ pub use delivery::{Delivery, DeliveryStats, RetryPolicy};
 pub use error::Error;
 pub use raw::{send_raw, RAW_BUFFER};
 pub use table::{ConnectionTable, Endpoint};
+#[cfg(feature = "tls")]
+pub use tls::{TlsConnector, TlsFailure, TlsFiles, TlsSetupError, TlsStream};
+pub use transport::Transport;
 
 /// Re-exported from the core: which transaction an error is about.
 pub use msglog_core::Stage;

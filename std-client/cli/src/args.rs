@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::exit::Exit;
+use crate::tls_args::TlsArgs;
 
 /// Most transactions in flight `--window` accepts: the unacknowledged
 /// messages are kept for `--retry`, up to 64 KiB each.
@@ -37,7 +38,16 @@ reset, closed, timed out) the client reconnects, up to N times with pauses \
 growing from 0.1 s to 5 s, and resends every message not yet acknowledged. \
 A message the server wrote just before the connection broke is then logged \
 twice; the client reports how many may be duplicates. A rejection (0xFF) is \
-never retried.";
+never retried.
+
+--tls speaks TLS in either mode. The server's certificate must chain to a CA \
+of --ca FILE (else of the system's store) and be valid for --tls-server-name \
+(else HOST); a failure names the reason (unknown issuer, name mismatch, \
+expired) and exits 13. There is no way to skip that check: for a server with \
+a self-signed certificate, give that certificate as --ca. --cert and --key \
+present a client certificate. In raw mode over TLS the client ends its \
+stream with close_notify, and only the server's close_notify followed by its \
+close confirms that it took every byte.";
 
 static AFTER_HELP: LazyLock<String> = LazyLock::new(|| {
     let mut help = format!("{MODES}\n\nExit codes:\n   0  success\n");
@@ -85,6 +95,9 @@ pub struct Args {
     /// Seconds allowed for connecting and for each read or write to make progress (0: no limit).
     #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = parse_timeout)]
     pub timeout: Timeout,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 /// `--timeout`: `None` for no limit.

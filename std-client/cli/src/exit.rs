@@ -28,11 +28,14 @@ pub enum Exit {
     Timeout = 11,
     /// The server sent something that is not a status byte (raw mode: any byte).
     Protocol = 12,
+    /// TLS failed: the server's certificate was not accepted, the server
+    /// refused ours, or the TLS files cannot be used.
+    Tls = 13,
 }
 
 impl Exit {
     /// Every code, in order, with its `--help` description.
-    pub const ALL: [(Exit, &'static str); 11] = [
+    pub const ALL: [(Exit, &'static str); 12] = [
         (Exit::Usage, "bad arguments, or an invalid user name"),
         (
             Exit::Password,
@@ -55,6 +58,10 @@ impl Exit {
         (
             Exit::Protocol,
             "the server answered with a byte that is not a status (raw mode: with any byte)",
+        ),
+        (
+            Exit::Tls,
+            "TLS failed (unknown issuer, name mismatch, expired, client certificate refused, not a TLS server) or the TLS files cannot be used",
         ),
     ];
 

@@ -49,6 +49,7 @@ pub fn run(args: &Args, user: &str) -> Result<(), CliError> {
         connect_timeout: args.timeout.0,
         io_timeout: args.timeout.0,
         window: args.window,
+        tls: args.tls.connector(&args.host)?,
     };
     let server = (args.host.clone(), args.port);
     let delivery = Delivery::new(
