@@ -16,7 +16,8 @@ pub const DEFAULT_RAW_BYTES: u64 = 1 << 30;
     after_help = "Examples:\n  \
         msglog-bench -c 50 -n 100000 -s 64 -w 16\n  \
         msglog-bench -c 10000 -w 16 --duration 10s --json\n  \
-        msglog-bench --raw --bytes 1G -p 6000\n\n\
+        msglog-bench --raw --bytes 1G -p 6000\n  \
+        msglog-bench --tls --ca ca.pem --host localhost -c 1000 -n 1\n\n\
         Exit status: 0 when every message was acknowledged and no error happened,\n\
         1 otherwise, 2 for a usage error, 3 when the benchmark could not start."
 )]
@@ -85,6 +86,9 @@ pub struct Args {
     /// Connections being opened or authenticated at once (keeps the server's accept backlog from overflowing).
     #[arg(long, default_value_t = 256, value_parser = parse_connections)]
     pub connect_batch: usize,
+
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
 }
 
 impl Args {

@@ -19,6 +19,7 @@
 //! | `failure` | how a connection failed (`FailureKind`) and the tally (`FailureCounts`) |
 //! | `fd_limit` | raising the descriptor limit |
 //! | `render` | a run's human table and JSON object |
+//! | `tls` | `--tls`: a rustls session per connection, the handshake counts |
 
 mod args;
 mod failure;
@@ -28,6 +29,7 @@ mod raw;
 mod render;
 mod socket;
 mod threads;
+mod tls;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
@@ -67,6 +69,7 @@ fn run(args: &Args) -> Result<bool, String> {
         );
     }
 
+    let tls = args.tls.settings(&args.host)?;
     if args.raw {
         let plan = raw::Plan {
             addr,
@@ -74,6 +77,7 @@ fn run(args: &Args) -> Result<bool, String> {
             bytes: args.bytes.unwrap_or(args::DEFAULT_RAW_BYTES),
             threads,
             stall_timeout: args.timeout,
+            tls,
         };
         let totals = raw::run(&plan).map_err(|e| e.to_string())?;
         if args.json {
@@ -98,7 +102,19 @@ fn run(args: &Args) -> Result<bool, String> {
         password: args.password.clone().into_bytes(),
         stall_timeout: args.timeout,
         connect_batch: args.connect_batch,
+        tls,
     };
+    if args.tls.tls_resume {
+        // Session tickets for the reported run: two per connection.
+        let warm_up = framed::Plan {
+            until: framed::Until::Count(0),
+            ..plan.clone()
+        };
+        let totals = framed::run(&warm_up).map_err(|e| e.to_string())?;
+        if !totals.is_clean() {
+            return Err("the warm-up run for --tls-resume failed".into());
+        }
+    }
     let totals = framed::run(&plan).map_err(|e| e.to_string())?;
     if args.json {
         println!("{}", render::framed_json(&plan, &totals));
