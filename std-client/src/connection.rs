@@ -330,6 +330,7 @@ mod tests {
             connect_timeout: Some(Duration::from_secs(10)),
             io_timeout: Some(io_timeout),
             window: 4,
+            ..Options::default()
         }
     }
 

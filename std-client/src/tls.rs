@@ -392,13 +392,34 @@ impl Read for TlsStream {
     }
 }
 
+impl TlsStream {
+    /// A write failed because the server closed: an alert it sent first
+    /// (a refused client certificate, say) explains why.
+    fn explain(&mut self, error: io::Error) -> io::Error {
+        if !matches!(
+            error.kind(),
+            io::ErrorKind::BrokenPipe
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+        ) {
+            return error;
+        }
+        while let Ok(1..) = self.tls.conn.read_tls(&mut self.tls.sock) {
+            if let Err(alert) = self.tls.conn.process_new_packets() {
+                return tls_io(alert);
+            }
+        }
+        error
+    }
+}
+
 impl Write for TlsStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.tls.write(buf)
+        self.tls.write(buf).map_err(|e| self.explain(e))
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.tls.flush()
+        self.tls.flush().map_err(|e| self.explain(e))
     }
 }
 
