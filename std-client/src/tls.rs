@@ -155,9 +155,20 @@ impl TlsFailure {
     }
 }
 
-/// The crypto provider of every TLS object of this crate.
+/// The crypto provider of every TLS object of this crate: ring, with
+/// AES-128-GCM offered first (as Go and most browsers do: as safe as
+/// AES-256 here, and about a third faster for raw mode's gigabytes).
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites.sort_by_key(|suite| {
+        !matches!(
+            suite.suite(),
+            rustls::CipherSuite::TLS13_AES_128_GCM_SHA256
+                | rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+                | rustls::CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+        )
+    });
+    Arc::new(provider)
 }
 
 /// Where a client's TLS trust and identity come from, for

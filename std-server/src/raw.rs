@@ -41,10 +41,12 @@ use self::pace::{Breach, Pace};
 use crate::config::Tls;
 use crate::error::ServerError;
 use crate::listen::{canonical_peer, listen};
-use crate::tls::{self, TlsFailure, TlsLink};
+use crate::tls::{self, Staging, TlsFailure, TlsLink};
 
 /// Copy buffer: large reads and writes are what make raw mode fast.
 const BUFFER: usize = 1024 * 1024;
+/// TLS: ciphertext read from the socket at once.
+const STAGING: usize = 256 * 1024;
 /// The exercise asks for at least 10.
 const BACKLOG: i32 = 128;
 
@@ -132,6 +134,7 @@ pub(crate) fn run(
         };
         let mut client = Client {
             stream,
+            staging: tls.as_ref().map(|_| Staging::new(STAGING)),
             tls,
             peer,
             started: Instant::now(),
@@ -250,6 +253,8 @@ struct Client {
     stream: TcpStream,
     /// On a TLS listener.
     tls: Option<Box<TlsLink>>,
+    /// TLS: ciphertext read ahead of rustls.
+    staging: Option<Staging>,
     peer: SocketAddr,
     started: Instant,
 }
@@ -374,15 +379,19 @@ impl Reader<'_> {
     /// needs written).
     fn read_once(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let Client {
-            stream, tls, peer, ..
+            stream,
+            tls,
+            staging,
+            peer,
+            ..
         } = &mut *self.client;
-        let Some(tls) = tls else {
+        let (Some(tls), Some(staging)) = (tls, staging) else {
             return stream.read(buf);
         };
         if let (_, Some(e)) = tls.flush(stream, &[]) {
             return Err(e);
         }
-        let read = tls.read(stream, buf);
+        let read = tls.read_staged(stream, buf, staging);
         if let Some(established) = tls.take_established() {
             match established.subject {
                 Some(subject) => verbose!(
