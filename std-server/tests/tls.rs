@@ -33,7 +33,7 @@ const ORIGINAL: [&[u8]; 5] = [
 ];
 const ORIGINAL_RECORDS: &[u8] = b"[MyUser]: Hello world\r\n[MyUser]: Second message!\r\n";
 
-fn tls_args<'a>(server: &'a Issued) -> Vec<&'a str> {
+fn tls_args(server: &Issued) -> Vec<&str> {
     vec![
         "--tls-cert",
         server.cert.to_str().unwrap(),
