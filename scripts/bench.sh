@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# msglog server benchmarks (issues 5 and 13): builds release binaries, runs
+# msglog benchmarks (issues 5, 13 and 16): builds release binaries, runs
 # every scenario against a fresh msglog-server, checks messages.log after
-# each framed run, and prints markdown tables with the date and the machine.
-# The TLS scenarios (issue 13) run beside their plaintext references in the
-# same run: raw mode against socat's OPENSSL pair, framed mode against the
-# plaintext window-16 row, full and resumed handshakes of 1,000 connections,
-# and the server's memory with 10,000 TLS connections.
+# each framed run, and prints markdown tables with the date and the machine:
+# the server under msglog-bench, raw mode, msglog-client delivering short
+# lines side by side with msglog-bench on one connection, and TLS beside its
+# plaintext references in the same run (raw mode against socat's OPENSSL
+# pair, framed mode against the plaintext window-16 row, full and resumed
+# handshakes of 1,000 connections, the server's memory with 10,000 TLS
+# connections).
 #
 #   scripts/bench.sh                  # medians of 5 runs (a few minutes)
 #   BENCH_QUICK=1 scripts/bench.sh    # 1 run each, small counts (CI smoke, ~1 min)
@@ -16,9 +18,11 @@
 #   BENCH_DIR=DIR      where servers keep their logs and the raw input file
 #                      (default target/bench; must be a local disk, not tmpfs)
 #   BENCH_RAW_BYTES=N  raw-mode input size (default 1 GiB; 64 MiB in quick mode)
+#   BENCH_LINES=N      lines msglog-client delivers (default 3,000,000; 300,000 in quick mode)
 #   BENCH_THREADS=N    msglog-bench --threads (default: msglog-bench's default)
 #   BENCH_OUT=FILE     also write the table to FILE
-#   BENCH_TLS=0        skip the TLS scenarios
+#   BENCH_ONLY=LIST    only these groups, comma-separated: framed, raw, client, tls (default: all)
+#   BENCH_FRAMED="KEYS" only these framed scenarios (w1 w16 w16m 1k 10k fsync; default: all)
 #
 # Exit status: 0 when every run completed without errors and every framed
 # run's messages.log held exactly the acknowledged records; 1 otherwise.
@@ -31,9 +35,11 @@ QUICK=${BENCH_QUICK:-0}
 if [[ $QUICK == 1 ]]; then
     RUNS=${BENCH_RUNS:-1}
     RAW_BYTES=${BENCH_RAW_BYTES:-$((64 << 20))}
+    LINES=${BENCH_LINES:-300000}
 else
     RUNS=${BENCH_RUNS:-5}
     RAW_BYTES=${BENCH_RAW_BYTES:-$((1 << 30))}
+    LINES=${BENCH_LINES:-3000000}
 fi
 BENCH_DIR=${BENCH_DIR:-$ROOT/target/bench}
 THREADS_ARGS=()
@@ -140,7 +146,8 @@ median() {
 # ---------------------------------------------------------------- framed runs
 # framed KEY NAME MIN_MSGS_PER_S SERVER_ARGS -- BENCH_ARGS: RUNS runs, each on a
 # fresh server and log directory. MIN_MSGS_PER_S is issue 5's figure (0: none;
-# "fsync": within 5x of the KEY=w16 row).
+# "fsync": within 5x of the KEY=w16 row; "scrape": the server's --metrics
+# scraped every 100 ms during each run, within 5 % of the KEY=w16 row).
 ROWS=()
 declare -A MEDIAN=()
 framed() {
@@ -150,14 +157,20 @@ framed() {
     shift
     bench_args=("$@")
     local rates=() run results=()
+    if [[ -n ${BENCH_FRAMED:-} && " $BENCH_FRAMED " != *" $key "* ]]; then
+        return 0
+    fi
     note "$name: ${bench_args[*]} (${RUNS} runs)"
     for ((run = 1; run <= RUNS; run++)); do
         local dir out
         dir=$(mktemp -d "$WORK/logs.XXXXXX")
         out=$dir/bench.json
         start_server 0 --bind 127.0.0.1 --dir "$dir" "${server_args[@]}" >/dev/null
+        local scraper=
+        [[ $target == scrape ]] && start_scraper "$dir"
         local status=0
         "$BENCH" -p "$SERVER_PORT" --timeout 60s "${THREADS_ARGS[@]}" "${bench_args[@]}" --json >"$out" || status=$?
+        [[ -n $scraper ]] && stop_scraper "$dir" "$name run $run"
         stop_server
         local acked records errors rate
         acked=$(json "$out" 'r["acknowledged"]')
@@ -196,6 +209,13 @@ framed() {
             goal="no errors"
             met=$clean
             ;;
+        scrape)
+            local ratio
+            ratio=$(python3 -c "print(f'{$rate / max(${MEDIAN[w16]:-0}, 1):.3f}')")
+            goal="within 5 % of window 16 unscraped"
+            met=$(python3 -c "print('yes' if $ratio >= 0.95 and '$clean' == 'yes' else 'no')")
+            met="$met ($(python3 -c "print(f'{($ratio - 1) * 100:+.1f} %')"))"
+            ;;
         fsync)
             local ratio
             ratio=$(python3 -c "print(f'{${MEDIAN[w16]:-0} / max($rate, 1):.1f}')")
@@ -209,6 +229,57 @@ framed() {
             ;;
     esac
     ROWS+=("| $name | $(python3 -c "print(f'{int($rate):,}')") | $(printf '%.1f' "$mb") | $p50 / $p99 / $p999 / $max | $all_errors | $all_ok | $batch | $(printf '%.2f' "$connect") | $goal | $met | $all_rates |")
+}
+
+# start_scraper DIR: GET /metrics every 100 ms from the server just started
+# (its --metrics address from its stderr) until DIR/stop exists; the count of
+# scrapes and failures goes to DIR/scrapes. Sets `scraper`.
+start_scraper() {
+    local dir=$1 metrics_port= i
+    for ((i = 0; i < 1000; i++)); do
+        metrics_port=$(grep -oE 'metrics on http://127\.0\.0\.1:[0-9]+' "$SERVER_ERR" | sed 's/.*://' || true)
+        [[ -n $metrics_port ]] && break
+        sleep 0.01
+    done
+    [[ -n $metrics_port ]] || die "msglog-server did not report its metrics address"
+    python3 - "$metrics_port" "$dir" <<'PY' &
+import os, sys, time, urllib.request
+port, dir = sys.argv[1], sys.argv[2]
+scrapes = failures = 0
+next_at = time.monotonic()
+while not os.path.exists(os.path.join(dir, "stop")):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            response.read()
+        scrapes += 1
+        if scrapes == 1:
+            open(os.path.join(dir, "scraping"), "w").close()
+    except Exception:
+        failures += 1
+    next_at += 0.1
+    time.sleep(max(0.0, next_at - time.monotonic()))
+with open(os.path.join(dir, "scrapes"), "w") as out:
+    out.write(f"{scrapes} {failures}\n")
+PY
+    scraper=$!
+    PIDS+=("$scraper")
+    # The benchmark starts once scraping has (Python's start-up is not measured).
+    for ((i = 0; i < 1000; i++)); do
+        [[ -e $dir/scraping ]] && return 0
+        sleep 0.01
+    done
+    die "the scraper did not scrape http://127.0.0.1:$metrics_port/metrics"
+}
+
+# stop_scraper DIR WHAT: stop it and check that every scrape succeeded.
+stop_scraper() {
+    local dir=$1 what=$2 scrapes failures
+    touch "$dir/stop"
+    wait "$scraper" 2>/dev/null || true
+    read -r scrapes failures <"$dir/scrapes" || { fail "$what: the scraper reported nothing"; return; }
+    note "  $what: $scrapes scrapes, $failures failed"
+    [[ $failures == 0 ]] || fail "$what: $failures scrapes of /metrics failed"
+    ((scrapes > 0)) || fail "$what: /metrics was never scraped"
 }
 
 # ---------------------------------------------------------------- raw runs
@@ -235,7 +306,7 @@ raw_runs() {
         start_server --raw 0 --bind 127.0.0.1 >/dev/null
         local t0 t1 status=0
         t0=$(now)
-        "$CLIENT" 127.0.0.1 "$SERVER_PORT" <"$RAW_FILE" || status=$?
+        "$CLIENT" -q 127.0.0.1 "$SERVER_PORT" <"$RAW_FILE" || status=$?
         t1=$(now)
         stop_server
         [[ $status == 0 ]] || fail "raw run $run: msglog-client exited $status"
@@ -402,6 +473,59 @@ tls_runs() {
     TLS_ROWS+=("| raw mode over TLS, $(python3 -c "b=$RAW_BYTES; print(f'{b / 2**30:g} GiB' if b >= 2**30 else f'{b / 2**20:g} MiB')") file → \`msglog-client --tls\` → \`msglog-server --raw --tls-cert\` → /dev/null | $(printf '%.2f' "$m") GB/s | $(python3 -c "print(f'{$m / $s:.2f}')")× \`socat -b 1048576\` OPENSSL pair ($(printf '%.2f' "$s") GB/s); every run: $(printf '%.2f/' "${msglog[@]}" | sed 's,/$,,') vs $(printf '%.2f/' "${socat_rates[@]}" | sed 's,/$,,') | ≥ 1.3× socat | $(python3 -c "print('yes' if $m >= 1.3 * $s else 'no')") |")
 }
 
+# ---------------------------------------------------------------- the client
+# msglog-client delivering LINES short lines (`seq LINES`, 6.9 bytes on
+# average for 3M) with its default window, side by side with msglog-bench
+# on one connection with the same window and 7-byte messages; each on a
+# fresh server, messages.log checked after each run. The client is timed
+# as a user sees it: the whole process, start-up and login included.
+CLIENT_ROWS=()
+client_runs() {
+    local input=$BENCH_DIR/lines-$LINES.txt
+    if [[ ! -f $input ]]; then
+        seq "$LINES" >"$input.tmp"
+        mv "$input.tmp" "$input"
+    fi
+    cat "$input" >/dev/null
+    local window=64 client_rates=() bench_rates=() run
+    note "msglog-client: $LINES lines, window $window, and msglog-bench -c 1 -w $window (${RUNS} runs)"
+    for ((run = 1; run <= RUNS; run++)); do
+        local dir status=0 t0 t1 records
+        dir=$(mktemp -d "$WORK/logs.XXXXXX")
+        start_server 0 --bind 127.0.0.1 --dir "$dir" >/dev/null
+        t0=$(now)
+        MSGLOG_PASSWORD=bench "$CLIENT" --user bench --window "$window" -q --timeout 60s \
+            127.0.0.1 "$SERVER_PORT" "$input" || status=$?
+        t1=$(now)
+        stop_server
+        records=$(tr -cd '\n' <"$dir/messages.log" | wc -c)
+        [[ $status == 0 ]] || fail "client run $run: msglog-client exited $status"
+        [[ $records == "$LINES" ]] || fail "client run $run: messages.log has $records records, $LINES lines sent"
+        client_rates+=("$(python3 -c "print(round($LINES / ($t1 - $t0)))")")
+        rm -rf "$dir"
+
+        dir=$(mktemp -d "$WORK/logs.XXXXXX")
+        local out=$dir/bench.json
+        start_server 0 --bind 127.0.0.1 --dir "$dir" >/dev/null
+        status=0
+        "$BENCH" -p "$SERVER_PORT" -c 1 -w "$window" -n "$LINES" -s 7 --timeout 60s --json >"$out" || status=$?
+        stop_server
+        records=$(tr -cd '\n' <"$dir/messages.log" | wc -c)
+        [[ $status == 0 ]] || fail "client run $run: msglog-bench exited $status"
+        [[ $records == "$LINES" ]] || fail "client run $run: msglog-bench's messages.log has $records records"
+        bench_rates+=("$(json "$out" 'round(r["msgs_per_s"])')")
+        rm -rf "$dir"
+        note "  run $run: msglog-client ${client_rates[-1]} lines/s, msglog-bench ${bench_rates[-1]} msgs/s"
+    done
+    local c b ratio met
+    c=$(printf '%s\n' "${client_rates[@]}" | median)
+    b=$(printf '%s\n' "${bench_rates[@]}" | median)
+    ratio=$(python3 -c "print(f'{$c / max($b, 1):.2f}')")
+    met=$(python3 -c "print('yes' if $c >= 0.5 * $b and $c >= 1e6 else 'no' + (' (below 0.5x)' if $c < 0.5 * $b else '') + (' (below 1M)' if $c < 1e6 else ''))")
+    CLIENT_ROWS+=("| \`msglog-client\`, $(python3 -c "print(f'{$LINES:,}')") lines from \`seq\`, window $window | $(python3 -c "print(f'{int($c):,}')") | ${ratio}× | ≥ 0.5× msglog-bench and ≥ 1,000,000 | $met | $(printf '%s/' "${client_rates[@]}" | sed 's:/$::') |")
+    CLIENT_ROWS+=("| \`msglog-bench -c 1 -w $window -s 7\`, $(python3 -c "print(f'{$LINES:,}')") messages | $(python3 -c "print(f'{int($b):,}')") | 1.00× | reference | | $(printf '%s/' "${bench_rates[@]}" | sed 's:/$::') |")
+}
+
 # ---------------------------------------------------------------- scenarios
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
@@ -412,35 +536,51 @@ else
     N_W1=20000 N_W16=40000 N_1K=2000 N_10K=100 N_FSYNC=10000 N_HANDSHAKES=1000 N_IDLE=10000
 fi
 
-framed w1 "50 conns, window 1, 64 B" 150000 -- -c 50 -n "$N_W1" -s 64 -w 1
-framed w16 "50 conns, window 16, 64 B" 1200000 -- -c 50 -n "$N_W16" -s 64 -w 16
-framed 1k "1,000 conns, window 16, 64 B" 800000 -- -c 1000 -n "$N_1K" -s 64 -w 16
-framed 10k "10,000 conns, window 16, 64 B" 0 -- -c 10000 -n "$N_10K" -s 64 -w 16
-framed fsync "--fsync, 50 conns, window 16, 64 B" fsync --fsync -- -c 50 -n "$N_FSYNC" -s 64 -w 16
-raw_runs
-[[ ${BENCH_TLS:-1} == 1 ]] && tls_runs
+ONLY=",${BENCH_ONLY:-framed,raw,client,tls},"
+if [[ $ONLY == *,framed,* ]]; then
+    framed w1 "50 conns, window 1, 64 B" 150000 -- -c 50 -n "$N_W1" -s 64 -w 1
+    framed w16 "50 conns, window 16, 64 B" 1200000 -- -c 50 -n "$N_W16" -s 64 -w 16
+    framed w16m "50 conns, window 16, 64 B, /metrics scraped every 100 ms" scrape --metrics 127.0.0.1:0 -- -c 50 -n "$N_W16" -s 64 -w 16
+    framed 1k "1,000 conns, window 16, 64 B" 800000 -- -c 1000 -n "$N_1K" -s 64 -w 16
+    framed 10k "10,000 conns, window 16, 64 B" 0 -- -c 10000 -n "$N_10K" -s 64 -w 16
+    framed fsync "--fsync, 50 conns, window 16, 64 B" fsync --fsync -- -c 50 -n "$N_FSYNC" -s 64 -w 16
+fi
+if [[ $ONLY == *,raw,* ]]; then raw_runs; fi
+if [[ $ONLY == *,client,* ]]; then client_runs; fi
+# TLS after the framed runs: its window-16 row is compared with theirs.
+if [[ $ONLY == *,tls,* ]]; then tls_runs; fi
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- the table
 CPU=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
 REPORT=$(
-    echo "### msglog-server benchmarks"
+    echo "### msglog benchmarks"
     echo
     echo "$STARTED, $(nproc) × $CPU, Linux $(uname -r), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'),"
     echo "load average $LOAD_BEFORE before, $LOAD_AFTER after; $RUNS run(s) per row (median), loopback, logs on $FS_TYPE,"
     echo "msglog-bench with ${BENCH_THREADS:-$(nproc)} event-loop thread(s), msglog-server with its default workers."
-    echo "Command: \`$( [[ $QUICK == 1 ]] && printf 'BENCH_QUICK=1 ')scripts/bench.sh\`"
+    echo "Command: \`$( [[ $QUICK == 1 ]] && printf 'BENCH_QUICK=1 ')$( [[ -n ${BENCH_ONLY:-} ]] && printf 'BENCH_ONLY=%s ' "$BENCH_ONLY")$( [[ -n ${BENCH_RUNS:-} ]] && printf 'BENCH_RUNS=%s ' "$BENCH_RUNS")scripts/bench.sh\`"
     echo
-    echo "| framed scenario | msgs/s (median) | MB/s payload | latency µs p50 / p99 / p99.9 / max | errors | messages.log = acked | records per fdatasync | connect + login s | issue-5 figure | met | msgs/s of every run |"
-    echo "|---|---:|---:|---|---:|---|---:|---:|---|---|---|"
-    printf '%s\n' "${ROWS[@]}"
-    echo
-    echo "| raw mode, $(python3 -c "b=$RAW_BYTES; print(f'{b / 2**30:g} GiB' if b >= 2**30 else f'{b / 2**20:g} MiB')") from a file | GB/s (median) | vs socat | issue-5 figure | met | GB/s of every run |"
-    echo "|---|---:|---:|---|---|---|"
-    printf '%s\n' "${RAW_ROWS[@]}"
-    if ((${#TLS_ROWS[@]})); then
+    if ((${#ROWS[@]})); then
+        echo "| framed scenario | msgs/s (median) | MB/s payload | latency µs p50 / p99 / p99.9 / max | errors | messages.log = acked | records per fdatasync | connect + login s | issue-5 figure | met | msgs/s of every run |"
+        echo "|---|---:|---:|---|---:|---|---:|---:|---|---|---|"
+        printf '%s\n' "${ROWS[@]}"
         echo
+    fi
+    if ((${#RAW_ROWS[@]})); then
+        echo "| raw mode, $(python3 -c "b=$RAW_BYTES; print(f'{b / 2**30:g} GiB' if b >= 2**30 else f'{b / 2**20:g} MiB')") from a file | GB/s (median) | vs socat | issue-5 figure | met | GB/s of every run |"
+        echo "|---|---:|---:|---|---|---|"
+        printf '%s\n' "${RAW_ROWS[@]}"
+        echo
+    fi
+    if ((${#CLIENT_ROWS[@]})); then
+        echo "| client, short lines | lines/s (median) | vs msglog-bench | issue-16 figure | met | lines/s of every run |"
+        echo "|---|---:|---:|---|---|---|"
+        printf '%s\n' "${CLIENT_ROWS[@]}"
+        echo
+    fi
+    if ((${#TLS_ROWS[@]})); then
         echo "| TLS scenario (issue 13) | figure (median) | beside | issue-13 figure | met |"
         echo "|---|---:|---|---|---|"
         printf '%s\n' "${TLS_ROWS[@]}"

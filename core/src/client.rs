@@ -2,12 +2,13 @@
 //! [`ClientSession`], which does all the matching of statuses, the stage
 //! labels and the window accounting.
 
-use embedded_io::{Error as _, ErrorKind, ErrorType, Read, ReadReady, Write};
+use embedded_io::{ErrorType, Read, ReadReady, Write};
 
 use crate::client_session::{ClientEnd, ClientSession, Stage, SubmitError};
 use crate::encode::EncodeError;
 use crate::io::{write_all, WriteError};
 use crate::time::Instant;
+use crate::timer::{NoTimer, Timer};
 use crate::wire::Transaction;
 
 /// Why a client operation failed.
@@ -86,7 +87,7 @@ impl<E> From<WriteError<E>> for ClientError<E> {
 
 impl<E> ClientError<E> {
     /// The error that reports a session's end, if it is not a clean one.
-    fn from_end(end: Option<ClientEnd>) -> Result<(), Self> {
+    pub(crate) fn from_end(end: Option<ClientEnd>) -> Result<(), Self> {
         let Some(end) = end else {
             return Ok(());
         };
@@ -105,7 +106,7 @@ impl<E> ClientError<E> {
         })
     }
 
-    fn from_submit(error: SubmitError) -> Self {
+    pub(crate) fn from_submit(error: SubmitError) -> Self {
         match error {
             SubmitError::Encode(e) => ClientError::Encode(e),
             SubmitError::NotLoggedIn => ClientError::NotLoggedIn,
@@ -116,55 +117,61 @@ impl<E> ClientError<E> {
     }
 }
 
-/// The clock of a blocking [`Client`], and how it bounds a read by the
-/// session's deadline ([`ClientSession::poll_timeout`]).
-///
-/// For a socket: the time since some epoch, and a receive timeout set to
-/// the time left before the deadline.
-pub trait Timer<T: ErrorType + ?Sized> {
-    /// The clock's instants.
-    type Instant: Instant;
-
-    /// The current time.
-    fn now(&mut self) -> Self::Instant;
-
-    /// Called before every read: make it return by `deadline` if nothing
-    /// arrives, with an error that [`timed_out`](Self::timed_out)
-    /// recognises (returning earlier is fine: the client reads again).
-    /// `None`: no deadline, block as long as the transport does.
-    fn bound_read(&mut self, io: &mut T, deadline: Option<Self::Instant>) -> Result<(), T::Error>;
-
-    /// Whether a read failed because the bound of
-    /// [`bound_read`](Self::bound_read) expired.
-    fn timed_out(&self, error: &T::Error) -> bool {
-        error.kind() == ErrorKind::TimedOut
-    }
-}
-
-/// No clock: a client that waits as long as its transport does (a
-/// transport's own timeout is an I/O error like any other).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct NoTimer;
-
-impl<T: ErrorType + ?Sized> Timer<T> for NoTimer {
-    type Instant = u64;
-
-    fn now(&mut self) -> u64 {
-        0
-    }
-
-    fn bound_read(&mut self, _io: &mut T, _deadline: Option<u64>) -> Result<(), T::Error> {
-        Ok(())
-    }
-
-    fn timed_out(&self, _error: &T::Error) -> bool {
-        false
-    }
-}
-
 /// Status bytes read at once.
 const INBOX: usize = 64;
+
+/// Bytes read from the transport and not yet fed to the session; shared
+/// by the blocking and the async client.
+#[derive(Debug)]
+pub(crate) struct Inbox {
+    bytes: [u8; INBOX],
+    start: usize,
+    end: usize,
+}
+
+impl Inbox {
+    pub(crate) const fn new() -> Self {
+        Inbox {
+            bytes: [0; INBOX],
+            start: 0,
+            end: 0,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.end.saturating_sub(self.start)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// Where the next read goes (the inbox is empty); then [`filled`](Self::filled).
+    pub(crate) fn space(&mut self) -> &mut [u8] {
+        &mut self.bytes
+    }
+
+    /// A read put `n` bytes into [`space`](Self::space).
+    pub(crate) fn filled(&mut self, n: usize) {
+        self.start = 0;
+        self.end = n.min(INBOX);
+    }
+
+    /// Feed `session` the statuses it awaits, and no more (the rest answer
+    /// transactions not yet sent, or nothing): how the session ended, as
+    /// the error that reports it.
+    pub(crate) fn feed<I: Instant, E>(
+        &mut self,
+        session: &mut ClientSession<I>,
+        now: I,
+    ) -> Result<(), ClientError<E>> {
+        let awaited = session.in_flight();
+        let end = self.end.min(self.start.saturating_add(awaited));
+        let statuses = self.bytes.get(self.start..end).unwrap_or_default();
+        self.start = end;
+        ClientError::from_end(session.handle_input(statuses, now))
+    }
+}
 
 /// One client session over a blocking transport: NAME, PASSWORD, any number
 /// of MESSAGEs, CLOSE.
@@ -182,9 +189,7 @@ pub struct Client<T: ErrorType, M: Timer<T> = NoTimer> {
     io: T,
     timer: M,
     session: ClientSession<M::Instant>,
-    inbox: [u8; INBOX],
-    inbox_start: usize,
-    inbox_end: usize,
+    inbox: Inbox,
 }
 
 impl<T: Read + Write> Client<T> {
@@ -212,23 +217,17 @@ impl<T: Read + Write, M: Timer<T>> Client<T, M> {
             io,
             timer,
             session,
-            inbox: [0; INBOX],
-            inbox_start: 0,
-            inbox_end: 0,
+            inbox: Inbox::new(),
         }
     }
 
     /// Send NAME and PASSWORD and wait until both are accepted.
     pub fn login(&mut self, name: &str, password: &[u8]) -> Result<(), ClientError<T::Error>> {
-        let name = Transaction::Name(name.as_bytes());
-        let password = Transaction::Password(password);
         self.session
-            .check(&name)
+            .check_login(name.as_bytes(), password)
             .map_err(ClientError::from_submit)?;
-        // An unsendable password is refused before NAME goes out.
-        password.header().map_err(ClientError::Encode)?;
-        self.submit(name)?;
-        self.submit(password)?;
+        self.submit(Transaction::Name(name.as_bytes()))?;
+        self.submit(Transaction::Password(password))?;
         self.wait()
     }
 
@@ -279,7 +278,7 @@ impl<T: Read + Write, M: Timer<T>> Client<T, M> {
     /// statuses that arrived with an earlier read, before the transactions
     /// they answer were written, or bytes the server sent unasked.
     pub fn buffered(&self) -> usize {
-        self.inbox_end.saturating_sub(self.inbox_start)
+        self.inbox.len()
     }
 
     /// The session: what was answered, what is in flight, how it ended.
@@ -352,18 +351,14 @@ impl<T: Read + Write, M: Timer<T>> Client<T, M> {
     /// Feed the session the statuses it awaits, reading first if none is
     /// buffered.
     fn receive(&mut self) -> Result<(), ClientError<T::Error>> {
-        if self.inbox_start == self.inbox_end {
+        if self.inbox.is_empty() {
             self.read()?;
             if self.session.is_ended() {
                 return Ok(());
             }
         }
-        let awaited = self.session.in_flight();
-        let end = self.inbox_end.min(self.inbox_start.saturating_add(awaited));
-        let statuses = self.inbox.get(self.inbox_start..end).unwrap_or_default();
-        self.inbox_start = end;
         let now = self.timer.now();
-        ClientError::from_end(self.session.handle_input(statuses, now))
+        self.inbox.feed(&mut self.session, now)
     }
 
     /// Read into the empty inbox, or end the session (end of stream, a
@@ -374,11 +369,10 @@ impl<T: Read + Write, M: Timer<T>> Client<T, M> {
             if let Err(e) = self.timer.bound_read(&mut self.io, deadline) {
                 return self.transport_failed(e);
             }
-            let end = match self.io.read(&mut self.inbox) {
+            let end = match self.io.read(self.inbox.space()) {
                 Ok(0) => self.session.handle_eof(),
                 Ok(n) => {
-                    self.inbox_start = 0;
-                    self.inbox_end = n.min(INBOX);
+                    self.inbox.filled(n);
                     return Ok(());
                 }
                 Err(e) if deadline.is_some() && self.timer.timed_out(&e) => {
@@ -414,7 +408,7 @@ impl<T: Read + Write + ReadReady, M: Timer<T>> Client<T, M> {
             if self.session.is_ended() {
                 return Err(ClientError::SessionEnded);
             }
-            if self.inbox_start == self.inbox_end {
+            if self.inbox.is_empty() {
                 match self.io.read_ready() {
                     Ok(true) => {}
                     Ok(false) => return Ok(()),

@@ -311,6 +311,16 @@ impl<I: Instant> ClientSession<I> {
         transaction.header().map_err(SubmitError::Encode)
     }
 
+    /// Check that a login (NAME `name`, then PASSWORD `password`) may be
+    /// submitted now, window aside: both are sendable, or neither goes out.
+    pub fn check_login(&self, name: &[u8], password: &[u8]) -> Result<(), SubmitError> {
+        self.check(&Transaction::Name(name))?;
+        Transaction::Password(password)
+            .header()
+            .map_err(SubmitError::Encode)?;
+        Ok(())
+    }
+
     /// Submit `transaction` at time `now`: it is in flight from now on, and
     /// the caller writes the returned header and then the payload. NAME
     /// comes first, PASSWORD second, then MESSAGEs; CLOSE at any time.

@@ -1,6 +1,8 @@
 //! The msglog protocol without `std`: codec, record escaping, both roles as
 //! sans-I/O state machines, and blocking drivers for server, client and raw
-//! stream mode, all over [`embedded_io`] traits with caller-supplied storage.
+//! stream mode, all over [`embedded_io`] traits with caller-supplied storage;
+//! with the `async` feature, the same drivers over `embedded-io-async`
+//! (`asynch`), on any executor.
 //!
 //! The wire format is specified in `PROTOCOL.md` at the repository root.
 //!
@@ -13,13 +15,15 @@
 //! | encoding | [`Transaction::header`] ([`Header`]), [`Transaction::encode`] | `encode` |
 //! | writing to `embedded_io` | [`Transaction::write_to`], [`WriteError`] | `io` |
 //! | the server role, sans-I/O | [`Session`], [`Action`], [`Outcome`], [`Reject`] | `session` |
-//! | the server role, blocking | [`serve`] | `serve` |
+//! | the server role, blocking | [`serve`], [`serve_with_timer`] | `serve` |
 //! | the client role, sans-I/O | [`ClientSession`], [`ClientEnd`], [`Stage`], [`SubmitError`] | `client_session` |
-//! | the client role, blocking | [`Client`], [`Timer`] | `client` |
+//! | the client role, blocking | [`Client`] | `client` |
+//! | the blocking drivers' clock | [`Timer`], [`NoTimer`] | `timer` |
 //! | time as an input of the sessions | [`Instant`] | `time` |
 //! | records of `messages.log` | [`write_record`], [`RecordWriter`] | `record`, `sink` |
 //! | raw stream mode | [`stream_copy`] | `stream` |
 //! | authenticators | [`StaticUsers`], [`LegacyParity`], [`AcceptAny`] | `auth` |
+//! | the async drivers (feature `async`) | `asynch::{serve, serve_with_timer, Client, stream_copy, Timer}` | `asynch` |
 //!
 //! Diagnostics go through `defmt` (feature `defmt`, for no_std targets)
 //! or the `log` crate (feature `log`); without either they compile away.
@@ -89,6 +93,8 @@
 #[macro_use]
 mod fmt;
 
+#[cfg(feature = "async")]
+pub mod asynch;
 mod auth;
 mod client;
 mod client_session;
@@ -101,22 +107,27 @@ mod session;
 mod sink;
 mod stream;
 mod time;
+mod timer;
 mod unicode;
 mod wire;
 
 pub use auth::{constant_time_eq, AcceptAny, LegacyParity, StaticUsers};
-pub use client::{Client, ClientError, NoTimer, Timer};
+pub use client::{Client, ClientError};
 pub use client_session::{ClientEnd, ClientSession, Stage, SubmitError};
 pub use decode::{decode, peek_header, Announced, Decoded, FrameError, Frames, Limits};
 pub use encode::{EncodeError, Header};
 pub use io::WriteError;
 pub use record::{escaped_len, max_record_len, record_len, write_escaped, write_record};
-pub use serve::{serve, Ended, ServeError, Served};
+pub use serve::{serve, serve_with_timer, Ended, ServeError, Served};
 pub use session::{valid_name, Action, Authenticator, Outcome, Reject, Session, Sink, State};
 pub use sink::RecordWriter;
 pub use stream::{stream_copy, CopyError};
 pub use time::Instant;
+pub use timer::{NoTimer, Timer};
 pub use wire::{Status, Tag, Transaction, DEFAULT_PORT, HEADER_LEN, MAX_FRAME, MAX_PAYLOAD};
 
 /// Re-exported so users name the same trait versions as this crate.
 pub use embedded_io;
+/// Re-exported so users name the same trait versions as this crate.
+#[cfg(feature = "async")]
+pub use embedded_io_async;

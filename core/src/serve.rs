@@ -1,10 +1,15 @@
-//! Blocking server driver: one connection, start to end, over `embedded_io`.
+//! The server loop: one connection, start to end. The sans-I/O part both
+//! fronts share ([`Serving`]: which transactions to answer with which
+//! status bytes, and how the connection ended), and the blocking front over
+//! `embedded_io` ([`serve`], [`serve_with_timer`]).
 
 use embedded_io::{Error as _, ErrorKind, Read, Write};
 
 use crate::decode::Decoded;
 use crate::io::{write_all, WriteError};
 use crate::session::{Authenticator, Outcome, Reject, Session, Sink};
+use crate::time::Instant;
+use crate::timer::{NoTimer, Timer};
 use crate::wire::Status;
 
 /// How a served connection ended.
@@ -39,7 +44,7 @@ pub struct Served {
     /// How the connection ended.
     pub ended: Ended,
     /// Transactions answered (one status byte each). A connection ended by
-    /// a transport timeout was also sent one 0xFF that answers no transaction.
+    /// a timeout was also sent one 0xFF that answers no transaction.
     pub transactions: u64,
     /// Messages written to the sink and acknowledged.
     pub messages: u64,
@@ -75,35 +80,163 @@ impl<E: core::fmt::Display> core::fmt::Display for ServeError<E> {
 impl<E: core::fmt::Debug + core::fmt::Display> core::error::Error for ServeError<E> {}
 
 /// Status bytes answered in one read, sent with one write.
-struct Replies {
-    bytes: [u8; 64],
+const REPLIES: usize = 64;
+
+/// One connection being served, without its I/O: what was served so far,
+/// and the status bytes not yet sent ([`Replies`], kept apart so that a
+/// small target zeroes them as bytes). A front reads into its buffer,
+/// calls [`answer`](Self::answer), sends the replies, and repeats.
+pub(crate) struct Serving {
+    served: Served,
+}
+
+/// The status bytes of one round of [`Serving::answer`].
+pub(crate) struct Replies {
+    bytes: [u8; REPLIES],
     len: usize,
 }
 
 impl Replies {
-    fn push<W: Write + ?Sized>(
-        &mut self,
-        io: &mut W,
-        status: Status,
-    ) -> Result<(), WriteError<W::Error>> {
-        if self.len == self.bytes.len() {
-            self.send(io)?;
+    pub(crate) const fn new() -> Self {
+        Replies {
+            bytes: [0; REPLIES],
+            len: 0,
         }
+    }
+
+    /// The status bytes to send.
+    pub(crate) fn pending(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
+
+    /// They were sent.
+    pub(crate) fn sent(&mut self) {
+        self.len = 0;
+    }
+
+    fn is_full(&self) -> bool {
+        self.len == REPLIES
+    }
+
+    fn push(&mut self, status: Status) {
         if let Some(slot) = self.bytes.get_mut(self.len) {
             *slot = status.as_byte();
             self.len += 1;
         }
-        Ok(())
+    }
+}
+
+/// What [`Serving::answer`] did with the bytes buffered.
+pub(crate) struct Answered {
+    /// Bytes of complete transactions, now answered.
+    pub(crate) consumed: usize,
+    /// The session ended: send the replies and stop.
+    pub(crate) ended: bool,
+}
+
+impl Serving {
+    pub(crate) const fn new() -> Self {
+        Serving {
+            served: Served {
+                ended: Ended::Eof { partial: 0 },
+                transactions: 0,
+                messages: 0,
+            },
+        }
     }
 
-    fn send<W: Write + ?Sized>(&mut self, io: &mut W) -> Result<(), WriteError<W::Error>> {
-        if self.len > 0 {
-            write_all(io, self.bytes.get(..self.len).unwrap_or_default())?;
-            self.len = 0;
-            io.flush().map_err(WriteError::Io)?;
+    /// Answer the complete transactions at the start of `pending`, whose
+    /// last bytes arrived at `now`, into `replies`, until one is unfinished,
+    /// the session ends, or the replies are full (send them, then call again).
+    pub(crate) fn answer<A, S, const NAME: usize, const PASSWORD: usize, const MESSAGE: usize, I>(
+        &mut self,
+        session: &mut Session<NAME, PASSWORD, MESSAGE, I>,
+        pending: &[u8],
+        now: I,
+        (auth, sink): (&mut A, &mut S),
+        replies: &mut Replies,
+    ) -> Answered
+    where
+        A: Authenticator + ?Sized,
+        S: Sink + ?Sized,
+        I: Instant,
+    {
+        let mut consumed = 0;
+        while !replies.is_full() {
+            let Some(input) = pending.get(consumed..).filter(|rest| !rest.is_empty()) else {
+                break;
+            };
+            let outcome = match session.decode_at(input, now) {
+                Ok(Decoded::Partial { .. }) => break,
+                Ok(Decoded::Complete {
+                    transaction,
+                    consumed: used,
+                }) => {
+                    consumed += used;
+                    session.handle(transaction, auth, sink)
+                }
+                Err(reject) => Outcome::Rejected(reject),
+            };
+            self.served.transactions += 1;
+            if outcome == Outcome::Logged {
+                self.served.messages += 1;
+            }
+            replies.push(outcome.status());
+            if self.end_with(outcome) {
+                debug!("connection ended: {}", self.served.ended);
+                return Answered {
+                    consumed,
+                    ended: true,
+                };
+            }
         }
-        Ok(())
+        Answered {
+            consumed,
+            ended: false,
+        }
     }
+
+    /// The session timed out (its own timeout, or the transport's): its
+    /// 0xFF answers no transaction.
+    pub(crate) fn time_out(&mut self, outcome: Outcome, replies: &mut Replies) {
+        replies.push(outcome.status());
+        self.end_with(outcome);
+    }
+
+    /// The peer closed the connection with `partial` bytes of an unfinished
+    /// transaction buffered.
+    pub(crate) fn eof(&mut self, partial: usize) {
+        self.served.ended = Ended::Eof { partial };
+    }
+
+    pub(crate) fn served(&self) -> Served {
+        self.served
+    }
+
+    /// Whether `outcome` ends the connection; if so, it says how.
+    fn end_with(&mut self, outcome: Outcome) -> bool {
+        self.served.ended = match outcome {
+            Outcome::Closed => Ended::Closed,
+            Outcome::Rejected(reject) => Ended::Rejected(reject),
+            _ => return false,
+        };
+        true
+    }
+}
+
+/// The smallest receive buffer for `session`, if `buffer` is smaller.
+pub(crate) fn check_buffer<const NAME: usize, const PASSWORD: usize, const MESSAGE: usize, I>(
+    _session: &Session<NAME, PASSWORD, MESSAGE, I>,
+    buffer: &[u8],
+) -> Result<(), usize>
+where
+    I: Instant,
+{
+    let needed = Session::<NAME, PASSWORD, MESSAGE, I>::MAX_FRAME;
+    if buffer.len() < needed {
+        return Err(needed);
+    }
+    Ok(())
 }
 
 /// Serve one connection to its end: read into `buffer`, decode every
@@ -114,7 +247,8 @@ impl Replies {
 /// ([`Session::MAX_FRAME`]); transactions split across reads and several
 /// transactions in one read are both handled. A read that fails with
 /// `ErrorKind::TimedOut` (a transport-level timeout) ends the connection as
-/// [`Reject::Timeout`], answered 0xFF.
+/// [`Reject::Timeout`], answered 0xFF. The session's own timeouts need a
+/// clock: [`serve_with_timer`].
 pub fn serve<T, A, S, const NAME: usize, const PASSWORD: usize, const MESSAGE: usize>(
     io: &mut T,
     buffer: &mut [u8],
@@ -127,71 +261,95 @@ where
     A: Authenticator + ?Sized,
     S: Sink + ?Sized,
 {
-    let needed = Session::<NAME, PASSWORD, MESSAGE>::MAX_FRAME;
-    if buffer.len() < needed {
-        return Err(ServeError::BufferTooSmall { needed });
-    }
-    let mut replies = Replies {
-        bytes: [0; 64],
-        len: 0,
-    };
-    let mut served = Served {
-        ended: Ended::Eof { partial: 0 },
-        transactions: 0,
-        messages: 0,
-    };
+    serve_with_timer(io, buffer, session, auth, sink, &mut NoTimer)
+}
+
+/// [`serve`], with the session's frame and idle timeouts
+/// ([`Session::set_frame_timeout`], [`Session::set_idle_timeout`]) on
+/// `timer`'s clock: every read is bounded by [`Session::poll_timeout`], and
+/// a connection whose deadline passes is answered 0xFF and ended as
+/// [`Reject::Timeout`]. The idle timeout runs from [`Session::start`] if
+/// the caller called it (when it accepted the connection), else from here.
+pub fn serve_with_timer<
+    T,
+    A,
+    S,
+    M,
+    const NAME: usize,
+    const PASSWORD: usize,
+    const MESSAGE: usize,
+>(
+    io: &mut T,
+    buffer: &mut [u8],
+    session: &mut Session<NAME, PASSWORD, MESSAGE, M::Instant>,
+    auth: &mut A,
+    sink: &mut S,
+    timer: &mut M,
+) -> Result<Served, ServeError<T::Error>>
+where
+    T: Read + Write + ?Sized,
+    A: Authenticator + ?Sized,
+    S: Sink + ?Sized,
+    M: Timer<T> + ?Sized,
+{
+    check_buffer(session, buffer).map_err(|needed| ServeError::BufferTooSmall { needed })?;
+    let mut serving = Serving::new();
+    let mut replies = Replies::new();
+    let mut now = timer.now();
+    session.start(now);
     let mut filled = 0;
     loop {
         let mut start = 0;
-        while start < filled {
+        loop {
             let pending = buffer.get(start..filled).unwrap_or_default();
-            let outcome = match session.decode(pending) {
-                Ok(Decoded::Partial { .. }) => break,
-                Ok(Decoded::Complete {
-                    transaction,
-                    consumed,
-                }) => {
-                    start += consumed;
-                    session.handle(transaction, auth, sink)
-                }
-                Err(reject) => Outcome::Rejected(reject),
-            };
-            served.transactions += 1;
-            if outcome == Outcome::Logged {
-                served.messages += 1;
+            let answered = serving.answer(session, pending, now, (auth, sink), &mut replies);
+            start += answered.consumed;
+            send(io, &mut replies).map_err(ServeError::Write)?;
+            if answered.ended {
+                return Ok(serving.served());
             }
-            replies
-                .push(io, outcome.status())
-                .map_err(ServeError::Write)?;
-            match outcome {
-                Outcome::Closed => served.ended = Ended::Closed,
-                Outcome::Rejected(reject) => served.ended = Ended::Rejected(reject),
-                _ => continue,
+            if answered.consumed == 0 {
+                break;
             }
-            debug!("connection ended: {}", served.ended);
-            replies.send(io).map_err(ServeError::Write)?;
-            return Ok(served);
         }
-        replies.send(io).map_err(ServeError::Write)?;
         buffer.copy_within(start..filled, 0);
         filled -= start;
         let free = buffer.get_mut(filled..).unwrap_or_default();
-        match io.read(free) {
+        let deadline = session.poll_timeout();
+        let read = timer.bound_read(io, deadline).and_then(|()| io.read(free));
+        let outcome = match read {
             Ok(0) => {
-                served.ended = Ended::Eof { partial: filled };
-                return Ok(served);
+                serving.eof(filled);
+                return Ok(serving.served());
             }
-            Ok(n) => filled += n.min(free.len()),
-            Err(e) if e.kind() == ErrorKind::TimedOut => {
-                let outcome = session.fail(Reject::Timeout);
-                served.ended = Ended::Rejected(Reject::Timeout);
-                // Best effort: the peer may be gone.
-                let _ = replies
-                    .push(io, outcome.status())
-                    .and_then(|()| replies.send(io));
-                return Ok(served);
+            Ok(n) => {
+                filled += n.min(free.len());
+                now = timer.now();
+                continue;
             }
+            Err(e) if deadline.is_some() && timer.timed_out(&e) => {
+                match session.handle_timeout(timer.now()) {
+                    Some(outcome) => outcome,
+                    // Woken before the deadline: read again.
+                    None => continue,
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::TimedOut => session.fail(Reject::Timeout),
             Err(e) => return Err(ServeError::Read(e)),
-        }
+        };
+        serving.time_out(outcome, &mut replies);
+        // Best effort: the peer may be gone.
+        let _ = send(io, &mut replies);
+        return Ok(serving.served());
     }
+}
+
+/// Send the replies with one write, and flush.
+fn send<T: Write + ?Sized>(io: &mut T, replies: &mut Replies) -> Result<(), WriteError<T::Error>> {
+    if !replies.pending().is_empty() {
+        write_all(io, replies.pending())?;
+        replies.sent();
+        io.flush().map_err(WriteError::Io)?;
+    }
+    Ok(())
 }

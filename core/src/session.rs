@@ -10,11 +10,15 @@
 //! credentials or to log a message, which the caller resolves (at once, or
 //! later from another thread) and reports back. [`Session::handle`] does the
 //! whole round trip with an [`Authenticator`] and a [`Sink`].
+//!
+//! The frame and idle timeouts (PROTOCOL.md, decision 6) are the session's
+//! too, with the time as an input: see [`Session`]'s "Time".
 
 use heapless::String;
 
 use crate::decode::{decode, Decoded, FrameError, Limits};
 use crate::record::max_record_len;
+use crate::time::{deadline, Instant};
 use crate::unicode::refused_in_names;
 use crate::wire::{Status, Tag, Transaction};
 
@@ -118,6 +122,7 @@ impl core::fmt::Display for Reject {
 /// What a transaction did; each outcome is answered with [`Outcome::status`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[must_use = "every outcome is answered with its status byte"]
 pub enum Outcome {
     /// The name was accepted.
     Named,
@@ -212,22 +217,59 @@ pub fn valid_name(name: &[u8]) -> Option<&str> {
 /// One connection's protocol state. Capacities are in bytes: `NAME` holds the
 /// name for the life of the session; `PASSWORD` and `MESSAGE` bound the
 /// fields, which are borrowed from the receive buffer and never copied.
+///
+/// # Time
+///
+/// The session also keeps the frame and idle timeouts of PROTOCOL.md,
+/// decision 6, both optional: a transaction must be complete within the
+/// frame timeout of its first byte, and the next one must begin within the
+/// idle timeout of the end of the last one (or of the connection's start).
+/// `I` is the caller's clock ([`Instant`]; `u64` milliseconds, say); the
+/// session never reads one. A driver that times its connections:
+///
+/// 1. sets [`set_frame_timeout`](Self::set_frame_timeout) and
+///    [`set_idle_timeout`](Self::set_idle_timeout), and calls
+///    [`start`](Self::start) when the connection opens (without it, the
+///    first timeout is the first transaction's frame timeout);
+/// 2. decodes with [`decode_at`](Self::decode_at), giving the time the
+///    bytes arrived, and reports a verdict it resolved later with
+///    [`verified_at`](Self::verified_at);
+/// 3. bounds its next wait for bytes by [`poll_timeout`](Self::poll_timeout)
+///    and, when that passes, calls [`handle_timeout`](Self::handle_timeout),
+///    whose outcome (a rejection: 0xFF, then close) it answers.
+///
+/// While a password awaits its verdict nothing is timed: the caller is the
+/// one waiting.
 #[derive(Debug, Clone)]
-pub struct Session<const NAME: usize, const PASSWORD: usize, const MESSAGE: usize> {
+pub struct Session<const NAME: usize, const PASSWORD: usize, const MESSAGE: usize, I: Instant = u64>
+{
     name: String<NAME>,
     state: State,
+    frame_timeout: Option<I::Duration>,
+    idle_timeout: Option<I::Duration>,
+    /// What the connection waits for and since when; `None` before the first timed call.
+    waiting: Option<Waiting<I>>,
 }
 
-impl<const NAME: usize, const PASSWORD: usize, const MESSAGE: usize> Default
-    for Session<NAME, PASSWORD, MESSAGE>
+/// Where a connection is between its timed events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waiting<I> {
+    /// Between transactions, since the last one ended (or the connection started).
+    Idle(I),
+    /// Inside a transaction, since its first byte arrived.
+    Frame(I),
+}
+
+impl<const NAME: usize, const PASSWORD: usize, const MESSAGE: usize, I: Instant> Default
+    for Session<NAME, PASSWORD, MESSAGE, I>
 {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<const NAME: usize, const PASSWORD: usize, const MESSAGE: usize>
-    Session<NAME, PASSWORD, MESSAGE>
+impl<const NAME: usize, const PASSWORD: usize, const MESSAGE: usize, I: Instant>
+    Session<NAME, PASSWORD, MESSAGE, I>
 {
     /// The decoder limits these capacities imply.
     pub const LIMITS: Limits = Limits::from_capacities(NAME, PASSWORD, MESSAGE);
@@ -240,11 +282,45 @@ impl<const NAME: usize, const PASSWORD: usize, const MESSAGE: usize>
     pub const MAX_RECORD_LEN: usize =
         max_record_len(Self::LIMITS.name as usize, Self::LIMITS.message as usize);
 
-    /// A session for a new connection.
+    /// A session for a new connection, without timeouts.
     pub const fn new() -> Self {
         Session {
             name: String::new(),
             state: State::Connected,
+            frame_timeout: None,
+            idle_timeout: None,
+            waiting: None,
+        }
+    }
+
+    /// The longest a transaction may take from its first byte to its last
+    /// (`None`: no limit).
+    pub fn set_frame_timeout(&mut self, timeout: Option<I::Duration>) {
+        self.frame_timeout = timeout;
+    }
+
+    /// The longest wait for the next transaction's first byte, from the end
+    /// of the last one or from [`start`](Self::start) (`None`: no limit).
+    pub fn set_idle_timeout(&mut self, timeout: Option<I::Duration>) {
+        self.idle_timeout = timeout;
+    }
+
+    /// The frame timeout (see [`set_frame_timeout`](Self::set_frame_timeout)).
+    pub fn frame_timeout(&self) -> Option<I::Duration> {
+        self.frame_timeout
+    }
+
+    /// The idle timeout (see [`set_idle_timeout`](Self::set_idle_timeout)).
+    pub fn idle_timeout(&self) -> Option<I::Duration> {
+        self.idle_timeout
+    }
+
+    /// The connection opened at `now`: the idle timeout runs from here.
+    /// Once: a session already timed (started, or fed bytes with
+    /// [`decode_at`](Self::decode_at)) keeps its time.
+    pub fn start(&mut self, now: I) {
+        if self.waiting.is_none() {
+            self.waiting = Some(Waiting::Idle(now));
         }
     }
 
@@ -281,6 +357,24 @@ impl<const NAME: usize, const PASSWORD: usize, const MESSAGE: usize>
             }
         }
         decode(input, &Self::LIMITS).map_err(|e| self.close_with(Reject::Frame(e)))
+    }
+
+    /// [`decode`](Self::decode) the bytes received so far, the last of which
+    /// arrived at `now`: a complete transaction ends its frame timeout and
+    /// starts the idle timeout; the first bytes of an unfinished one start
+    /// its frame timeout (more bytes of it do not move it).
+    pub fn decode_at<'i>(&mut self, input: &'i [u8], now: I) -> Result<Decoded<'i>, Reject> {
+        let decoded = self.decode(input)?;
+        match decoded {
+            Decoded::Complete { .. } => self.waiting = Some(Waiting::Idle(now)),
+            Decoded::Partial { .. } if input.is_empty() => {}
+            Decoded::Partial { .. } => {
+                if !matches!(self.waiting, Some(Waiting::Frame(_))) {
+                    self.waiting = Some(Waiting::Frame(now));
+                }
+            }
+        }
+        Ok(decoded)
     }
 
     /// Apply one transaction to the state machine.
@@ -350,6 +444,37 @@ impl<const NAME: usize, const PASSWORD: usize, const MESSAGE: usize>
             (State::Verifying, false) => self.fail(Reject::AuthenticationFailed),
             _ => self.fail(Reject::VerificationPending),
         }
+    }
+
+    /// [`verified`](Self::verified), with the verdict reported at `now`:
+    /// the idle timeout runs from here.
+    pub fn verified_at(&mut self, accepted: bool, now: I) -> Outcome {
+        self.waiting = Some(Waiting::Idle(now));
+        self.verified(accepted)
+    }
+
+    /// When the connection times out unless something happens first: the
+    /// frame timeout from a transaction's first byte, or the idle timeout
+    /// from the end of the last one. `None` without the timeout that
+    /// applies, before the first timed call, while a password awaits its
+    /// verdict, and once the session ended.
+    pub fn poll_timeout(&self) -> Option<I> {
+        match (self.state, self.waiting?) {
+            (State::Verifying | State::Closed, _) => None,
+            (_, Waiting::Idle(since)) => deadline(Some(since), self.idle_timeout),
+            (_, Waiting::Frame(since)) => deadline(Some(since), self.frame_timeout),
+        }
+    }
+
+    /// Act on the time: once [`poll_timeout`](Self::poll_timeout) has
+    /// passed, the session ends with [`Reject::Timeout`], answered 0xFF;
+    /// before it, nothing happens (`None`).
+    #[must_use = "a timed-out session is answered 0xFF, then closed"]
+    pub fn handle_timeout(&mut self, now: I) -> Option<Outcome> {
+        if self.poll_timeout().is_none_or(|at| now < at) {
+            return None;
+        }
+        Some(self.fail(Reject::Timeout))
     }
 
     /// End the session with a rejection (bad bytes, timeout, failed write).

@@ -102,14 +102,17 @@ where
         while !chunk.is_empty() {
             match writer.write(chunk) {
                 Ok(0) => return Err(CopyError::WriteZero { copied }),
-                Ok(written) => {
-                    // A writer claiming more than it was given took the chunk.
-                    let written = written.min(chunk.len());
-                    copied = copied.saturating_add(written as u64);
-                    chunk = chunk.get(written..).unwrap_or_default();
-                }
+                Ok(written) => took(written, &mut chunk, &mut copied),
                 Err(error) => return Err(CopyError::Write { error, copied }),
             }
         }
     }
+}
+
+/// The writer took `written` bytes of `chunk`: what is left, and the count.
+pub(crate) fn took(written: usize, chunk: &mut &[u8], copied: &mut u64) {
+    // A writer claiming more than it was given took the chunk.
+    let written = written.min(chunk.len());
+    *copied = copied.saturating_add(written as u64);
+    *chunk = chunk.get(written..).unwrap_or_default();
 }

@@ -515,3 +515,140 @@ fn session_size_is_its_name_buffer_plus_little() {
     let size = std::mem::size_of::<Session<32, 32, 256>>();
     assert!(size <= 32 + 128, "{size}");
 }
+
+/// NAME "alice" in pieces: header, then the name.
+const NAME_HEADER: &[u8] = b"\x01\x05\x00";
+const NAME_WHOLE: &[u8] = b"\x01\x05\x00alice";
+
+/// Idle 100 and frame 30, on a clock in milliseconds.
+fn timed() -> Small {
+    let mut s = Small::new();
+    s.set_idle_timeout(Some(100));
+    s.set_frame_timeout(Some(30));
+    s
+}
+
+#[test]
+fn the_frame_timeout_runs_from_a_transactions_first_byte_and_the_idle_timeout_between() {
+    let mut s = timed();
+    assert_eq!(s.poll_timeout(), None, "not started");
+    s.start(0);
+    assert_eq!(s.poll_timeout(), Some(100), "idle from the start");
+    assert!(matches!(
+        s.decode_at(NAME_HEADER, 10),
+        Ok(Decoded::Partial { .. })
+    ));
+    assert_eq!(s.poll_timeout(), Some(40), "frame from the first byte");
+    assert!(matches!(
+        s.decode_at(&NAME_WHOLE[..5], 20),
+        Ok(Decoded::Partial { .. })
+    ));
+    assert_eq!(s.poll_timeout(), Some(40), "more bytes do not move it");
+    let Ok(Decoded::Complete { transaction, .. }) = s.decode_at(NAME_WHOLE, 35) else {
+        panic!("a whole NAME");
+    };
+    assert_eq!(s.poll_timeout(), Some(135), "idle from its end");
+    assert_eq!(
+        s.handle(transaction, &mut AcceptAny, &mut Recorder::default()),
+        Outcome::Named
+    );
+    assert_eq!(s.handle_timeout(134), None);
+    assert_eq!(s.state(), State::Named);
+    assert_eq!(
+        s.handle_timeout(135),
+        Some(Outcome::Rejected(Reject::Timeout))
+    );
+    assert_eq!(s.state(), State::Closed);
+    assert_eq!(s.poll_timeout(), None, "nothing once closed");
+    assert_eq!(s.handle_timeout(1_000), None);
+}
+
+#[test]
+fn a_frame_timeout_ends_an_unfinished_transaction() {
+    let mut s = timed();
+    s.start(0);
+    assert!(s.decode_at(NAME_HEADER, 50).is_ok());
+    assert_eq!(s.handle_timeout(79), None);
+    assert_eq!(
+        s.handle_timeout(80),
+        Some(Outcome::Rejected(Reject::Timeout))
+    );
+    assert_eq!(
+        Outcome::Rejected(Reject::Timeout).status(),
+        Status::Rejected
+    );
+}
+
+#[test]
+fn a_transaction_that_ends_and_one_that_begins_in_one_read_start_the_frame_there() {
+    let mut s = timed();
+    s.start(0);
+    assert!(s.decode_at(NAME_HEADER, 10).is_ok());
+    let input = [NAME_WHOLE, b"\x02\x02"].concat();
+    let Ok(Decoded::Complete { consumed, .. }) = s.decode_at(&input, 20) else {
+        panic!("a whole NAME");
+    };
+    let _ = s.receive(Transaction::Name(b"alice"));
+    assert!(matches!(
+        s.decode_at(&input[consumed..], 20),
+        Ok(Decoded::Partial { .. })
+    ));
+    assert_eq!(s.poll_timeout(), Some(50), "the PASSWORD's frame, from 20");
+}
+
+#[test]
+fn nothing_is_timed_while_a_password_awaits_its_verdict_and_idle_runs_from_the_verdict() {
+    let mut s = timed();
+    s.start(0);
+    let input = b"\x01\x05\x00alice\x02\x02\x00pw";
+    let Ok(Decoded::Complete { consumed, .. }) = s.decode_at(input, 5) else {
+        panic!("a whole NAME");
+    };
+    let _ = s.receive(Transaction::Name(b"alice"));
+    assert!(s.decode_at(&input[consumed..], 5).is_ok());
+    assert!(matches!(
+        s.receive(Transaction::Password(b"pw")),
+        Action::Verify { .. }
+    ));
+    assert_eq!(s.poll_timeout(), None, "the caller is the one waiting");
+    assert_eq!(s.handle_timeout(10_000), None);
+    assert_eq!(s.verified_at(true, 10_000), Outcome::Authenticated);
+    assert_eq!(s.poll_timeout(), Some(10_100));
+}
+
+#[test]
+fn without_timeouts_or_timed_calls_nothing_times_out() {
+    let mut untimed = Small::new();
+    untimed.start(0);
+    assert_eq!(untimed.poll_timeout(), None, "no timeouts set");
+    assert!(untimed.decode_at(NAME_HEADER, 5).is_ok());
+    assert_eq!(untimed.handle_timeout(u64::MAX), None);
+
+    let mut s = timed();
+    assert!(s.decode(NAME_HEADER).is_ok());
+    assert_eq!(s.poll_timeout(), None, "no time given");
+    s.set_frame_timeout(None);
+    assert!(s.decode_at(NAME_HEADER, 5).is_ok());
+    assert_eq!(s.poll_timeout(), None, "no frame timeout");
+
+    let mut late = timed();
+    late.set_idle_timeout(Some(u64::MAX));
+    late.start(1);
+    assert_eq!(
+        late.poll_timeout(),
+        None,
+        "a deadline past the clock's end never comes"
+    );
+}
+
+#[test]
+fn start_counts_once() {
+    let mut s = timed();
+    s.start(10);
+    s.start(50);
+    assert_eq!(s.poll_timeout(), Some(110));
+    let mut fed = timed();
+    assert!(fed.decode_at(NAME_HEADER, 20).is_ok());
+    fed.start(30);
+    assert_eq!(fed.poll_timeout(), Some(50), "bytes came first");
+}

@@ -6,15 +6,20 @@
 //! core sleeps until the next byte or the next millisecond instead of
 //! spinning: under QEMU an idle firmware costs (almost) no host CPU.
 
+use core::cell::Cell;
+
 use cortex_m::peripheral::{SCB, SYST};
 use msglog_board::systick;
 
-/// A millisecond counter. It only advances while someone calls [`Clock::now`]
-/// (the waits in `line` do, on every wake-up); a millisecond spent entirely
-/// in a host call is lost, which only makes timeouts longer, never shorter.
+/// A millisecond counter, shared by the line (which waits on it) and the
+/// session's timer (which reads it). It only advances while someone calls
+/// [`Clock::now`] (the waits in `line` do, on every wake-up); a millisecond
+/// spent entirely in a host call is lost, which only makes timeouts longer,
+/// never shorter.
 pub struct Clock {
-    syst: SYST,
-    millis: u32,
+    /// SysTick, taken out only while its wrap flag is read (which clears it).
+    syst: Cell<Option<SYST>>,
+    millis: Cell<u64>,
 }
 
 impl Clock {
@@ -22,24 +27,26 @@ impl Clock {
     pub fn start(mut syst: SYST) -> Self {
         cortex_m::interrupt::disable();
         systick::start_millisecond_ticks(&mut syst);
-        Clock { syst, millis: 0 }
-    }
-
-    /// Milliseconds since [`Clock::start`], wrapping after 49 days.
-    pub fn now(&mut self) -> u32 {
-        if self.syst.has_wrapped() {
-            self.millis = self.millis.wrapping_add(1);
+        Clock {
+            syst: Cell::new(Some(syst)),
+            millis: Cell::new(0),
         }
-        self.millis
     }
 
-    /// Milliseconds elapsed since `since` (a value of [`Clock::now`]).
-    pub fn elapsed(&mut self, since: u32) -> u32 {
-        self.now().wrapping_sub(since)
+    /// Milliseconds since [`Clock::start`].
+    #[inline(never)] // called from the line and the timer: one copy is smaller
+    pub fn now(&self) -> u64 {
+        if let Some(mut syst) = self.syst.take() {
+            if syst.has_wrapped() {
+                self.millis.set(self.millis.get() + 1);
+            }
+            self.syst.set(Some(syst));
+        }
+        self.millis.get()
     }
 
     /// Sleep until an interrupt pends: the next tick at the latest.
-    pub fn sleep(&mut self) {
+    pub fn sleep(&self) {
         SCB::clear_pendst();
         cortex_m::asm::wfi();
     }

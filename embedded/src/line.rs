@@ -20,12 +20,15 @@
 //!   closing the connection), and answering them would send status bytes to
 //!   the next client. The next session never inherits the previous one's
 //!   name or authentication.
-//! - A session that has started and then hears nothing for the silence
-//!   timeout is rejected as timed out (0xFF, to nobody if the client is
-//!   gone): that is how a client that vanished without CLOSE is noticed.
-//!   Until then the firmware is still in that session, and a new client's
-//!   bytes are read as its continuation (its NAME is refused as an
-//!   unexpected tag).
+//! - A session that has started is timed by the core's session (its frame
+//!   and idle timeouts, PROTOCOL.md decision 6): a transaction left
+//!   unfinished, or no next transaction, is rejected as timed out (0xFF, to
+//!   nobody if the client is gone). That is how a client that vanished
+//!   without CLOSE is noticed. Until then the firmware is still in that
+//!   session, and a new client's bytes are read as its continuation (its
+//!   NAME is refused as an unexpected tag). Before the session starts
+//!   there is nothing to time: [`LineTimer`] bounds only a started
+//!   session's reads.
 //!
 //! There is deliberately no "discard until the line is quiet" step: the next
 //! client's first bytes can arrive within a millisecond, and any quiet
@@ -33,7 +36,7 @@
 
 use embedded_io::{ErrorKind, ErrorType, Read, Write};
 use msglog_board::polled_uart::{LineError, Uart};
-use msglog_core::HEADER_LEN;
+use msglog_core::{Timer, HEADER_LEN};
 
 use crate::clock::Clock;
 
@@ -44,8 +47,8 @@ pub type SessionStart = fn(&[u8; HEADER_LEN]) -> bool;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ConnectionError {
-    /// The session had started and the line stayed silent for the silence timeout.
-    Silent,
+    /// The session had started and nothing arrived by its deadline.
+    TimedOut,
     /// The UART reported a receive error.
     Line(LineError),
 }
@@ -53,7 +56,7 @@ pub enum ConnectionError {
 impl core::fmt::Display for ConnectionError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            ConnectionError::Silent => f.write_str("line silent for too long"),
+            ConnectionError::TimedOut => f.write_str("nothing arrived in time"),
             ConnectionError::Line(e) => write!(f, "receive error: {e:?}"),
         }
     }
@@ -64,33 +67,33 @@ impl core::error::Error for ConnectionError {}
 impl embedded_io::Error for ConnectionError {
     fn kind(&self) -> ErrorKind {
         match self {
-            // `serve` answers a timed-out read with 0xFF (`Reject::Timeout`).
-            ConnectionError::Silent => ErrorKind::TimedOut,
+            // `LineTimer::timed_out`: the session's deadline passed.
+            ConnectionError::TimedOut => ErrorKind::TimedOut,
             ConnectionError::Line(_) => ErrorKind::InvalidData,
         }
     }
 }
 
 /// UART0 and the clock that times it.
-pub struct Line {
+pub struct Line<'c> {
     uart: Uart,
-    clock: Clock,
+    clock: &'c Clock,
 }
 
-impl Line {
+impl<'c> Line<'c> {
     /// A line over `uart`, timed by `clock`.
-    pub fn new(uart: Uart, clock: Clock) -> Self {
+    pub fn new(uart: Uart, clock: &'c Clock) -> Self {
         Line { uart, clock }
     }
 
     /// The next session's I/O. Its first read waits, for as long as it takes,
     /// for a header that `is_start` accepts, ignoring the bytes before it;
-    /// after that, a read that waits longer than `silence_ms` fails with
-    /// [`ConnectionError::Silent`].
-    pub fn connection(&mut self, silence_ms: u32, is_start: SessionStart) -> Connection<'_> {
+    /// after that, a read that waits past the deadline [`LineTimer`] set
+    /// fails with [`ConnectionError::TimedOut`].
+    pub fn connection(&mut self, is_start: SessionStart) -> Connection<'_, 'c> {
         Connection {
             line: self,
-            silence_ms,
+            deadline: None,
             is_start,
             header: [0; HEADER_LEN],
             header_len: 0,
@@ -101,26 +104,57 @@ impl Line {
         }
     }
 
-    /// Wait until a byte is readable, for at most `limit_ms` if given.
-    fn wait_readable(&mut self, limit_ms: Option<u32>) -> Result<(), ConnectionError> {
-        let start = self.clock.now();
+    /// Wait until a byte is readable, until `deadline` (milliseconds of
+    /// the clock) at most, if given.
+    fn wait_readable(&mut self, deadline: Option<u64>) -> Result<(), ConnectionError> {
         loop {
             self.uart.clear_wakeup();
             if self.uart.readable() {
                 return Ok(());
             }
-            if limit_ms.is_some_and(|limit| self.clock.elapsed(start) >= limit) {
-                return Err(ConnectionError::Silent);
+            if deadline.is_some_and(|deadline| self.clock.now() >= deadline) {
+                return Err(ConnectionError::TimedOut);
             }
             self.clock.sleep();
         }
     }
 }
 
-/// One session's view of the line: `embedded_io` I/O for `msglog_core::serve`.
-pub struct Connection<'a> {
-    line: &'a mut Line,
-    silence_ms: u32,
+/// The session's clock, for `msglog_core::serve_with_timer`: milliseconds
+/// of the line's [`Clock`], and a started session's reads bounded by the
+/// session's deadline.
+pub struct LineTimer<'c> {
+    clock: &'c Clock,
+}
+
+impl<'c> LineTimer<'c> {
+    pub fn new(clock: &'c Clock) -> Self {
+        LineTimer { clock }
+    }
+}
+
+impl Timer<Connection<'_, '_>> for LineTimer<'_> {
+    type Instant = u64;
+
+    fn now(&mut self) -> u64 {
+        self.clock.now()
+    }
+
+    fn bound_read(
+        &mut self,
+        io: &mut Connection<'_, '_>,
+        deadline: Option<u64>,
+    ) -> Result<(), ConnectionError> {
+        io.deadline = deadline;
+        Ok(())
+    }
+}
+
+/// One session's view of the line: `embedded_io` I/O for `msglog_core::serve_with_timer`.
+pub struct Connection<'a, 'c> {
+    line: &'a mut Line<'c>,
+    /// Reads of a started session fail with [`ConnectionError::TimedOut`] from then on.
+    deadline: Option<u64>,
     is_start: SessionStart,
     /// The last bytes seen while waiting for a session start; then that start,
     /// handed to the reader before anything else.
@@ -133,7 +167,7 @@ pub struct Connection<'a> {
     deferred: Option<LineError>,
 }
 
-impl Connection<'_> {
+impl Connection<'_, '_> {
     /// Bytes ignored before the session started.
     pub fn ignored(&self) -> usize {
         self.ignored
@@ -190,11 +224,11 @@ impl Connection<'_> {
     }
 }
 
-impl ErrorType for Connection<'_> {
+impl ErrorType for Connection<'_, '_> {
     type Error = ConnectionError;
 }
 
-impl Read for Connection<'_> {
+impl Read for Connection<'_, '_> {
     /// Wait for at least one byte, then take what has arrived, up to `buf.len()`.
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
         if buf.is_empty() {
@@ -224,12 +258,12 @@ impl Read for Connection<'_> {
         if let Some(error) = self.deferred.take() {
             return Err(ConnectionError::Line(error));
         }
-        self.line.wait_readable(Some(self.silence_ms))?;
+        self.line.wait_readable(self.deadline)?;
         self.take_available(buf)
     }
 }
 
-impl Write for Connection<'_> {
+impl Write for Connection<'_, '_> {
     /// Wait for room in the transmit FIFO, then queue what fits.
     fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
         if buf.is_empty() {

@@ -2,10 +2,11 @@
 //! on UART0, message records appended to `messages.log` on the host through
 //! semihosting.
 //!
-//! The protocol (framing, state machine, status bytes, record escaping) is
-//! entirely `msglog-core`'s `serve`; this crate adds the UART driver, the
-//! rules that cut the UART's byte stream into sessions (see `line`), the
-//! users table and the host file.
+//! The protocol (framing, state machine, status bytes, record escaping,
+//! timeouts) is entirely `msglog-core`'s `serve_with_timer` and `Session`;
+//! this crate adds the UART driver, the rules that cut the UART's byte
+//! stream into sessions (see `line`), the clock, the users table and the
+//! host file.
 #![no_std]
 #![no_main]
 
@@ -20,7 +21,7 @@ use core::mem::size_of;
 
 use cortex_m_rt::entry;
 use msglog_board::polled_uart::Uart;
-use msglog_core::{serve, Decoded, RecordWriter, Session, StaticUsers, HEADER_LEN};
+use msglog_core::{serve_with_timer, Decoded, RecordWriter, Session, StaticUsers, HEADER_LEN};
 use panic_halt as _;
 
 #[cfg(feature = "defmt")]
@@ -28,7 +29,7 @@ use defmt_semihosting as _;
 
 use crate::clock::Clock;
 use crate::host::HostFile;
-use crate::line::Line;
+use crate::line::{Line, LineTimer};
 
 /// Names up to 32 bytes, passwords up to 32, messages up to 256.
 type ServerSession = Session<32, 32, 256>;
@@ -43,9 +44,12 @@ const _: () = assert!(
     "Session<32, 32, 256> must fit in its 32-byte name plus 128 bytes"
 );
 
-/// A session that started and then hears nothing for this long is rejected
-/// (0xFF): the protocol's idle and transaction timeouts, in one.
-const SILENCE_TIMEOUT_MS: u32 = 5_000;
+/// A started session's frame and idle timeouts (PROTOCOL.md, decision 6),
+/// in milliseconds: a transaction must be complete 5 s after its first
+/// byte, and the next must begin within 5 s of the last one's end; else
+/// the session is rejected (0xFF). Short, since a stale session blocks the
+/// single line for everyone.
+const TIMEOUT_MS: u64 = 5_000;
 
 /// Where records go, relative to QEMU's working directory.
 const MESSAGE_LOG: &core::ffi::CStr = c"messages.log";
@@ -60,8 +64,13 @@ fn main() -> ! {
     };
     let clock = Clock::start(core.SYST);
     let Some(uart) = Uart::take() else { halt() };
-    let mut line = Line::new(uart, clock);
+    let mut line = Line::new(uart, &clock);
+    let mut timer = LineTimer::new(&clock);
     let Some(buffer) = cortex_m::singleton!(: [u8; RECEIVE_BUFFER] = [0; RECEIVE_BUFFER]) else {
+        halt()
+    };
+    // Static like the buffer: the stack keeps only what a call needs.
+    let Some(session) = cortex_m::singleton!(: ServerSession = ServerSession::new()) else {
         halt()
     };
     let messages = HostFile::append(MESSAGE_LOG);
@@ -70,9 +79,18 @@ fn main() -> ! {
     let mut users = StaticUsers::new(USERS);
     let mut sink = RecordWriter::new(messages);
     loop {
-        let mut session = ServerSession::new();
-        let mut connection = line.connection(SILENCE_TIMEOUT_MS, starts_session);
-        let result = serve(&mut connection, buffer, &mut session, &mut users, &mut sink);
+        *session = ServerSession::new();
+        session.set_frame_timeout(Some(TIMEOUT_MS));
+        session.set_idle_timeout(Some(TIMEOUT_MS));
+        let mut connection = line.connection(starts_session);
+        let result = serve_with_timer(
+            &mut connection,
+            buffer,
+            session,
+            &mut users,
+            &mut sink,
+            &mut timer,
+        );
         if connection.ignored() > 0 {
             info!(
                 "ignored {} bytes before the session started",

@@ -40,14 +40,20 @@
 //! only after two 0x00; no timeout is armed without one configured.
 #![no_main]
 
+use std::ops::Range;
+
 use arbitrary::Unstructured;
 use libfuzzer_sys::fuzz_target;
 use msglog_core::embedded_io::{self, ErrorKind};
-use msglog_core::{Client, ClientEnd, ClientError, Frames, Limits, Stage, Tag, Transaction};
+use msglog_core::{
+    decode, Client, ClientEnd, ClientError, Decoded, FrameError, Limits, Stage, Tag, Transaction,
+};
 
 const WINDOWS: [usize; 8] = [1, 2, 3, 4, 8, 16, 64, 0];
 const NAME: &str = "abcdefg";
 const PASSWORD: &[u8] = b"pw";
+/// A message one byte longer than a length field can express.
+static TOO_LONG: [u8; 65536] = [0; 65536];
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum WriteFault {
@@ -70,9 +76,17 @@ struct Server<'a> {
     hangup: Hangup,
     one_byte_reads: bool,
     written: Vec<u8>,
-    /// Bytes of `written` that form whole transactions, and how many.
+    /// Bytes of `written` that form whole transactions.
     framed: usize,
-    complete: usize,
+    /// Each whole transaction written: its tag and where its payload is in
+    /// `written`, decoded once as it completes rather than at every check.
+    frames: Vec<(Tag, Range<usize>)>,
+    /// `written` cannot hold another whole transaction before this length.
+    next_whole_at: usize,
+    /// The first bytes written that are not a transaction.
+    invalid: Option<FrameError>,
+    /// Status bytes before the first that is not 0x00.
+    leading_zeros: usize,
     write_limit: usize,
     fault: WriteFault,
     fault_at: usize,
@@ -80,12 +94,34 @@ struct Server<'a> {
 }
 
 impl Server<'_> {
+    /// Whole transactions written so far.
+    fn complete(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// The `index`-th whole transaction written.
+    fn sent(&self, index: usize) -> Option<Transaction<'_>> {
+        let (tag, payload) = self.frames.get(index)?;
+        let payload = &self.written[payload.clone()];
+        Some(match tag {
+            Tag::Name => Transaction::Name(payload),
+            Tag::Password => Transaction::Password(payload),
+            Tag::Message => Transaction::Message(payload),
+            Tag::Close => Transaction::Close,
+        })
+    }
+
+    /// The last whole transaction written.
+    fn last_sent(&self) -> Option<Transaction<'_>> {
+        self.sent(self.complete().checked_sub(1)?)
+    }
+
     /// Status bytes sent and not yet read; `None` once the server has hung up.
     fn available(&self) -> Option<usize> {
         if self.read >= self.replies.len() {
             return None;
         }
-        let answered = self.complete.min(self.replies.len());
+        let answered = self.complete().min(self.replies.len());
         assert!(
             answered > self.read,
             "the client waits for the status of transaction {} before sending it whole",
@@ -120,7 +156,7 @@ impl embedded_io::ReadReady for Server<'_> {
         if self.read >= self.replies.len() {
             return Ok(true);
         }
-        Ok(self.complete.min(self.replies.len()) > self.read)
+        Ok(self.complete().min(self.replies.len()) > self.read)
     }
 }
 
@@ -139,10 +175,26 @@ impl embedded_io::Write for Server<'_> {
             n = n.min(room);
         }
         self.written.extend_from_slice(&buf[..n]);
-        // Count the transactions now whole, decoding only what is new.
-        let mut frames = Frames::new(&self.written[self.framed..], Limits::WIRE);
-        self.complete += frames.by_ref().take_while(Result::is_ok).count();
-        self.framed += frames.consumed();
+        // Record the transactions now whole, decoding only what is new and
+        // only once enough has arrived (`needed` never overshoots: the
+        // `decode` target checks it).
+        while self.invalid.is_none() && self.written.len() >= self.next_whole_at {
+            match decode(&self.written[self.framed..], &Limits::WIRE) {
+                Ok(Decoded::Complete {
+                    transaction,
+                    consumed,
+                }) => {
+                    let end = self.framed + consumed;
+                    let payload = end - transaction.payload().len()..end;
+                    self.frames.push((transaction.tag(), payload));
+                    self.framed = end;
+                }
+                Ok(Decoded::Partial { needed }) => {
+                    self.next_whole_at = self.written.len() + needed.get();
+                }
+                Err(e) => self.invalid = Some(e),
+            }
+        }
         Ok(n)
     }
 
@@ -173,7 +225,10 @@ fuzz_target!(|data: &[u8]| {
         one_byte_reads: setup & 0x80 != 0,
         written: Vec::new(),
         framed: 0,
-        complete: 0,
+        frames: Vec::new(),
+        next_whole_at: 0,
+        invalid: None,
+        leading_zeros: replies.iter().take_while(|&&b| b == 0).count(),
         write_limit: if setup & 0x10 == 0 { usize::MAX } else { 1 },
         fault: match (setup >> 5) & 3 {
             1 => WriteFault::Error,
@@ -224,16 +279,18 @@ fn run(mut client: Client<Server<'_>>, window: usize, ops: &[u8]) {
                 result
             }
             1 => {
-                let length = if op >> 3 == 31 {
-                    65536
-                } else {
-                    usize::from(ops.next().unwrap_or_default())
-                };
                 counter = counter.wrapping_add(1);
-                let message = vec![counter; length];
-                let result = client.send(&message);
+                let short = [counter; 255];
+                let message = if op >> 3 == 31 {
+                    // Refused as too long before a byte is written, so its
+                    // content never matters: one buffer, never refilled.
+                    &TOO_LONG[..]
+                } else {
+                    &short[..usize::from(ops.next().unwrap_or_default())]
+                };
+                let result = client.send(message);
                 if result.is_ok() {
-                    expected.messages.push(message);
+                    expected.messages.push(message.to_vec());
                 }
                 result
             }
@@ -303,8 +360,8 @@ fn check_error(client: &Client<Server<'_>>, error: &ClientError<ErrorKind>, befo
             Stage::Message(i) => usize::try_from(i + 2).unwrap_or(usize::MAX),
             Stage::Close => panic!("{error:?}: CLOSE is answered by anything"),
         };
-        let written = Frames::new(&server.written, Limits::WIRE).nth(index);
-        let tag = written.map(|frame| frame.expect("valid transactions").tag());
+        assert_eq!(server.invalid, None, "valid transactions");
+        let tag = server.sent(index).map(|frame| frame.tag());
         let named = match stage {
             Stage::Name => Tag::Name,
             Stage::Password => Tag::Password,
@@ -354,40 +411,48 @@ fn check_state(client: &Client<Server<'_>>, window: usize, expected: &Expected) 
         "more than the window in flight"
     );
 
-    // What was written: NAME, PASSWORD, the accepted messages, CLOSE.
-    let mut frames = Frames::new(&server.written, Limits::WIRE);
-    let mut sent: Vec<Transaction<'_>> = frames
-        .by_ref()
-        .map(|frame| frame.expect("the client writes only valid transactions"))
-        .collect();
-    check_session(client, window, expected, &sent);
-    if frames.consumed() != server.written.len() {
+    // What was written: NAME, PASSWORD, the accepted messages, CLOSE
+    // (compared as iterators: this runs after every call).
+    assert_eq!(
+        server.invalid, None,
+        "the client writes only valid transactions"
+    );
+    check_session(client, window, expected);
+    if server.framed != server.written.len() {
         assert!(server.faulted, "a torn transaction without a write fault");
     }
-    let mut wanted = Vec::new();
-    if let Some((name, password)) = &expected.login {
-        wanted.push(Transaction::Name(name.as_bytes()));
-        wanted.push(Transaction::Password(password));
-    }
-    wanted.extend(expected.messages.iter().map(|m| Transaction::Message(m)));
-    if expected.closed {
-        wanted.push(Transaction::Close);
-    }
-    if !expected.closed && sent.last() == Some(&Transaction::Close) {
+    let login = expected.login.iter().flat_map(|(name, password)| {
+        [
+            Transaction::Name(name.as_bytes()),
+            Transaction::Password(password),
+        ]
+    });
+    let wanted = login
+        .chain(expected.messages.iter().map(|m| Transaction::Message(m)))
+        .chain(expected.closed.then_some(Transaction::Close));
+    let mut sent_len = server.complete();
+    if !expected.closed && server.last_sent() == Some(Transaction::Close) {
         // Written, then an earlier status failed the session.
         assert!(expected.close_failed, "CLOSE written without `close`");
-        sent.pop();
+        sent_len -= 1;
     }
+    let sent = (0..sent_len).filter_map(|i| server.sent(i));
+    let listed = || {
+        let sent: Vec<_> = sent.clone().collect();
+        let wanted: Vec<_> = wanted.clone().collect();
+        format!("sent {sent:?}, wanted {wanted:?}")
+    };
     if expected.login_failed {
         // A failed login ends the session; a write fault or, with a window
         // of 1, NAME's status may have stopped it before PASSWORD or NAME.
-        assert_eq!(wanted.len(), 2);
+        assert_eq!(wanted.clone().count(), 2);
         assert!(
-            wanted.starts_with(&sent),
-            "{sent:?} is not a prefix of {wanted:?}"
+            sent_len <= 2 && sent.clone().zip(wanted.clone()).all(|(s, w)| s == w),
+            "not a prefix: {}",
+            listed()
         );
     } else {
-        assert_eq!(sent, wanted);
+        assert!(sent.clone().eq(wanted.clone()), "{}", listed());
     }
 
     // Acknowledged messages were each answered 0x00, as was the login.
@@ -397,22 +462,17 @@ fn check_state(client: &Client<Server<'_>>, window: usize, expected: &Expected) 
     assert!(acknowledged <= client.messages_sent());
     if acknowledged > 0 {
         let answered = usize::try_from(acknowledged).unwrap_or(usize::MAX) + 2;
-        let replies = server
-            .replies
-            .get(..answered)
-            .expect("read beyond the replies");
-        assert!(replies.iter().all(|&b| b == 0), "acknowledged without 0x00");
+        assert!(answered <= server.replies.len(), "read beyond the replies");
+        assert!(
+            answered <= server.leading_zeros,
+            "acknowledged without 0x00"
+        );
     }
 }
 
 /// The session's own account agrees with what the driver reported and
 /// what went over the wire.
-fn check_session(
-    client: &Client<Server<'_>>,
-    window: usize,
-    expected: &Expected,
-    sent: &[Transaction<'_>],
-) {
+fn check_session(client: &Client<Server<'_>>, window: usize, expected: &Expected) {
     let session = client.session();
     let server = client.get_ref();
     assert_eq!(
@@ -443,16 +503,16 @@ fn check_session(
     if let (Some(stage), false) = (session.oldest(), session.is_ended()) {
         // The transaction awaited next was written whole, with its tag.
         let (written, tag) = match stage {
-            Stage::Name => (sent.first(), Tag::Name),
-            Stage::Password => (sent.get(1), Tag::Password),
+            Stage::Name => (server.sent(0), Tag::Name),
+            Stage::Password => (server.sent(1), Tag::Password),
             Stage::Message(i) => (
-                sent.get(usize::try_from(i + 2).unwrap_or(usize::MAX)),
+                server.sent(usize::try_from(i + 2).unwrap_or(usize::MAX)),
                 Tag::Message,
             ),
-            Stage::Close => (sent.last(), Tag::Close),
+            Stage::Close => (server.last_sent(), Tag::Close),
         };
         assert_eq!(
-            written.map(Transaction::tag),
+            written.as_ref().map(Transaction::tag),
             Some(tag),
             "awaiting {stage:?}, which was not written"
         );

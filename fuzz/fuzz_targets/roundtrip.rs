@@ -8,6 +8,8 @@
 //! payload of each tag; one byte less of limit rejects the longest field.
 #![no_main]
 
+use std::cell::RefCell;
+
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use msglog_core::{
@@ -30,31 +32,6 @@ enum Owned {
     },
 }
 
-impl Owned {
-    /// The payload; long messages draw on `budget` so one input stays fast.
-    fn materialize(&self, budget: &mut usize) -> Vec<u8> {
-        match self {
-            Owned::Name(p) | Owned::Password(p) | Owned::Message(p) => p.clone(),
-            Owned::Close => Vec::new(),
-            Owned::LongMessage { fill, len } => {
-                // Up to two bytes past the wire's limit.
-                let len = (*len as usize % (MAX_PAYLOAD + 3)).min(*budget);
-                *budget -= len;
-                vec![*fill; len]
-            }
-        }
-    }
-
-    fn borrow<'a>(&self, payload: &'a [u8]) -> Transaction<'a> {
-        match self {
-            Owned::Name(_) => Transaction::Name(payload),
-            Owned::Password(_) => Transaction::Password(payload),
-            Owned::Message(_) | Owned::LongMessage { .. } => Transaction::Message(payload),
-            Owned::Close => Transaction::Close,
-        }
-    }
-}
-
 /// Bytes of padded long messages per input (four of the longest).
 const LONG_MESSAGE_BUDGET: usize = 4 * (MAX_PAYLOAD + 2);
 
@@ -62,6 +39,24 @@ const LONG_MESSAGE_BUDGET: usize = 4 * (MAX_PAYLOAD + 2);
 struct Input {
     status: bool,
     transactions: Vec<Owned>,
+}
+
+/// Buffers kept from input to input: allocating up to 256 KiB of long
+/// payloads, stream and encode buffers afresh for every input (page
+/// faults, ASan's poisoning and quarantine) was a large share of the run
+/// time.
+#[derive(Default)]
+struct Scratch {
+    /// The long messages' payloads, back to back.
+    long_payloads: Vec<u8>,
+    /// Every valid transaction, encoded with `write_to`.
+    stream: Vec<u8>,
+    /// `encode`'s output buffer.
+    buffer: Vec<u8>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
 fuzz_target!(|input: Input| {
@@ -75,29 +70,59 @@ fuzz_target!(|input: Input| {
     assert!(status.write_to(&mut written).is_ok());
     assert_eq!(written, [status.as_byte()]);
 
+    SCRATCH.with_borrow_mut(|scratch| check(&input.transactions, scratch));
+});
+
+fn check(owned: &[Owned], scratch: &mut Scratch) {
+    let Scratch {
+        long_payloads,
+        stream,
+        buffer,
+    } = scratch;
+
+    // Long messages draw on the budget so that one input stays fast.
+    long_payloads.clear();
     let mut budget = LONG_MESSAGE_BUDGET;
-    let payloads: Vec<Vec<u8>> = input
-        .transactions
+    let long_lens: Vec<usize> = owned
         .iter()
-        .map(|owned| owned.materialize(&mut budget))
+        .filter_map(|owned| match *owned {
+            Owned::LongMessage { fill, len } => {
+                // Up to two bytes past the wire's limit.
+                let len = (len as usize % (MAX_PAYLOAD + 3)).min(budget);
+                budget -= len;
+                long_payloads.resize(long_payloads.len() + len, fill);
+                Some(len)
+            }
+            _ => None,
+        })
         .collect();
-    let transactions: Vec<Transaction> = input
-        .transactions
+    let mut long_lens = long_lens.into_iter();
+    let mut long_rest = long_payloads.as_slice();
+    let transactions: Vec<Transaction> = owned
         .iter()
-        .zip(&payloads)
-        .map(|(owned, payload)| owned.borrow(payload))
+        .map(|owned| match owned {
+            Owned::Name(payload) => Transaction::Name(payload),
+            Owned::Password(payload) => Transaction::Password(payload),
+            Owned::Message(payload) => Transaction::Message(payload),
+            Owned::Close => Transaction::Close,
+            Owned::LongMessage { .. } => {
+                let len = long_lens.next().expect("one length per long message");
+                let (payload, rest) = long_rest.split_at(len);
+                long_rest = rest;
+                Transaction::Message(payload)
+            }
+        })
         .collect();
 
-    let mut stream = Vec::new();
+    stream.clear();
     let mut encoded = Vec::new();
     for transaction in &transactions {
-        if let Some(bytes) = encode_checked(transaction) {
-            stream.extend_from_slice(&bytes);
+        if encode_checked(transaction, stream, buffer) {
             encoded.push(*transaction);
         }
     }
 
-    decode_all(&stream, Limits::WIRE, &encoded);
+    decode_all(stream, Limits::WIRE, &encoded);
     let longest = |tag: Tag| {
         encoded
             .iter()
@@ -111,12 +136,13 @@ fuzz_target!(|input: Input| {
         password: longest(Tag::Password),
         message: longest(Tag::Message),
     };
-    decode_all(&stream, tight, &encoded);
-    check_one_byte_less(&stream, tight, &encoded);
-});
+    decode_all(stream, tight, &encoded);
+    check_one_byte_less(stream, tight, &encoded);
+}
 
-/// Encode both ways; `None` if the transaction cannot be encoded (checked to be for the right reason).
-fn encode_checked(transaction: &Transaction) -> Option<Vec<u8>> {
+/// Encode both ways, `write_to` appending to `stream`; `false` if the
+/// transaction cannot be encoded (checked to be for the right reason).
+fn encode_checked(transaction: &Transaction, stream: &mut Vec<u8>, buffer: &mut Vec<u8>) -> bool {
     let payload_len = transaction.payload().len();
     let expected_error = match transaction {
         Transaction::Close => None,
@@ -128,26 +154,29 @@ fn encode_checked(transaction: &Transaction) -> Option<Vec<u8>> {
         _ => None,
     };
 
-    let mut written = Vec::new();
-    let write_result = transaction.write_to(&mut written);
-    let mut buffer = vec![0xA5u8; transaction.encoded_len() + 1];
-    let encode_result = transaction.encode(&mut buffer);
+    let start = stream.len();
+    let write_result = transaction.write_to(stream);
+    buffer.clear();
+    buffer.resize(transaction.encoded_len() + 1, 0xA5);
+    let encode_result = transaction.encode(buffer);
 
     if let Some(error) = expected_error {
         assert_eq!(transaction.header(), Err(error));
         assert_eq!(encode_result, Err(error));
         assert!(matches!(write_result, Err(WriteError::Encode(e)) if e == error));
-        assert!(
-            written.is_empty(),
+        assert_eq!(
+            stream.len(),
+            start,
             "write_to wrote part of an invalid transaction"
         );
-        return None;
+        return false;
     }
 
+    let written = &stream[start..];
     let len = transaction.encoded_len();
     assert_eq!(encode_result, Ok(len));
     assert!(write_result.is_ok());
-    assert_eq!(&buffer[..len], &written[..]);
+    assert_eq!(&buffer[..len], written);
     assert_eq!(buffer[len], 0xA5, "encode wrote past its length");
     assert_eq!(written[0], transaction.tag().as_byte());
     if *transaction != Transaction::Close {
@@ -157,13 +186,12 @@ fn encode_checked(transaction: &Transaction) -> Option<Vec<u8>> {
     let header = transaction.header().expect("checked above");
     assert_eq!(header.as_bytes(), &written[..header.as_bytes().len()]);
 
-    // One byte too few: refused, nothing written.
-    let mut short = vec![0x5Au8; len - 1];
+    // One byte too few: refused.
     assert_eq!(
-        transaction.encode(&mut short),
+        transaction.encode(&mut buffer[..len - 1]),
         Err(EncodeError::BufferTooSmall { needed: len })
     );
-    Some(written)
+    true
 }
 
 fn decode_all(stream: &[u8], limits: Limits, expected: &[Transaction]) {

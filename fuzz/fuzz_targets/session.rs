@@ -24,6 +24,7 @@
 #![no_main]
 
 use std::cell::RefCell;
+use std::sync::LazyLock;
 
 use arbitrary::Unstructured;
 use libfuzzer_sys::fuzz_target;
@@ -125,6 +126,27 @@ fn check<const NAME: usize, const PASSWORD: usize, const MESSAGE: usize>(
     assert_eq!(split, whole, "the chunking changed the outcome");
     assert_eq!(split, sans_io, "serve and the sans-I/O Session disagree");
     assert_eq!(split, expected.run, "serve disagrees with PROTOCOL.md");
+
+    // The three runs logged the same messages: check each record once.
+    RECORD_BUFFERS.with_borrow_mut(|(record, reference)| {
+        for (name, message) in &split.records {
+            record.clear();
+            write_record(record, name, message).expect("a Vec takes every byte");
+            reference.clear();
+            reference_record(reference, name, message);
+            assert_eq!(record, reference);
+            assert_eq!(record.len(), msglog_core::record_len(name, message));
+        }
+    });
+}
+
+thread_local! {
+    /// `serve`'s receive buffer, allocated once: allocating, zeroing and
+    /// freeing 64 KiB twice per input (page faults, ASan's poisoning and
+    /// quarantine) was a large share of the run time.
+    static RECEIVE_BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0; msglog_core::MAX_FRAME]);
+    /// The record `write_record` writes and the reference record, reused.
+    static RECORD_BUFFERS: RefCell<(Vec<u8>, Vec<u8>)> = RefCell::default();
 }
 
 /// What one connection produced.
@@ -151,7 +173,6 @@ fn run_serve<const NAME: usize, const PASSWORD: usize, const MESSAGE: usize>(
         fails_at: setup.sink_fails_at,
         attempts: 0,
         records: Vec::new(),
-        log: Vec::new(),
     };
     let mut transport = Transport {
         stream,
@@ -164,15 +185,17 @@ fn run_serve<const NAME: usize, const PASSWORD: usize, const MESSAGE: usize>(
         write_limit: setup.write_limit,
     };
     let mut session = Session::<NAME, PASSWORD, MESSAGE>::new();
-    let mut buffer = vec![0u8; Session::<NAME, PASSWORD, MESSAGE>::MAX_FRAME];
-    let served = serve(
-        &mut transport,
-        &mut buffer,
-        &mut session,
-        &mut auth,
-        &mut sink,
-    )
-    .expect("the in-memory transport never fails");
+    let served = RECEIVE_BUFFER
+        .with_borrow_mut(|buffer| {
+            // Exactly the smallest buffer `serve` accepts.
+            let buffer = &mut buffer[..Session::<NAME, PASSWORD, MESSAGE>::MAX_FRAME];
+            let served = serve(&mut transport, buffer, &mut session, &mut auth, &mut sink);
+            // Zeroed again as if new: reads filled at most `delivered` bytes.
+            let dirty = transport.delivered.min(buffer.len());
+            buffer[..dirty].fill(0);
+            served
+        })
+        .expect("the in-memory transport never fails");
     assert!(session.is_closed() || matches!(served.ended, Ended::Eof { .. }));
     Run {
         served,
@@ -197,7 +220,6 @@ fn run_session<const NAME: usize, const PASSWORD: usize, const MESSAGE: usize>(
         fails_at: setup.sink_fails_at,
         attempts: 0,
         records: Vec::new(),
-        log: Vec::new(),
     };
     let mut session = Session::<NAME, PASSWORD, MESSAGE>::new();
     let mut statuses = Vec::new();
@@ -272,11 +294,8 @@ impl embedded_io::ErrorType for Transport<'_> {
 impl embedded_io::Read for Transport<'_> {
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, ErrorKind> {
         assert!(!self.ended, "read after the end of input was reported");
-        let due = self
-            .answered_at
-            .iter()
-            .filter(|&&at| at <= self.delivered)
-            .count();
+        // `answered_at` is in stream order.
+        let due = self.answered_at.partition_point(|&at| at <= self.delivered);
         assert_eq!(
             self.written.len(),
             due,
@@ -352,13 +371,13 @@ impl Authenticator for RecordingAuth<'_> {
 
 struct SinkFailed;
 
-/// Records messages, checks each was verified first, and writes its record.
+/// Records messages and checks each was verified first; `check` checks
+/// their records once the runs agree.
 struct RecordingSink<'a> {
     verified: &'a RefCell<Option<String>>,
     fails_at: Option<usize>,
     attempts: usize,
     records: Vec<(String, Vec<u8>)>,
-    log: Vec<u8>,
 }
 
 impl Sink for RecordingSink<'_> {
@@ -374,72 +393,91 @@ impl Sink for RecordingSink<'_> {
         if self.fails_at == Some(self.attempts) {
             return Err(SinkFailed);
         }
-        self.log.clear();
-        write_record(&mut self.log, name, message).expect("a Vec takes every byte");
-        assert_eq!(self.log, reference_record(name, message));
-        assert_eq!(self.log.len(), msglog_core::record_len(name, message));
         self.records.push((name.to_owned(), message.to_vec()));
         Ok(())
     }
 }
 
-/// `[name]: escaped\r\n` as PROTOCOL.md describes it.
-fn reference_record(name: &str, message: &[u8]) -> Vec<u8> {
-    let mut record = format!("[{name}]: ").into_bytes();
-    let mut rest = message;
-    while !rest.is_empty() {
-        let (valid, invalid) = match std::str::from_utf8(rest) {
-            Ok(text) => (text, 0),
-            Err(e) => {
-                let valid = std::str::from_utf8(&rest[..e.valid_up_to()]).unwrap_or_default();
-                (valid, e.error_len().unwrap_or(rest.len() - e.valid_up_to()))
+/// Append `[name]: escaped\r\n` as PROTOCOL.md describes it, asserting that it
+/// shows raw only printable ASCII and code points that are neither
+/// controls nor rewrite the display (one line for byte- and Unicode-aware
+/// readers, valid UTF-8, whatever the message).
+fn reference_record(record: &mut Vec<u8>, name: &str, message: &[u8]) {
+    // Without `format!` or a second pass over the record: this runs for
+    // every logged message, up to 65535 bytes.
+    let ascii = &*ASCII_IN_RECORD;
+    assert!(!name.chars().any(|c| c.is_control() || rewrites_display(c)));
+    record.push(b'[');
+    record.extend_from_slice(name.as_bytes());
+    record.extend_from_slice(b"]: ");
+    for chunk in message.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_ascii() {
+                match ascii[usize::from(c as u8)].as_slice() {
+                    &[shown] => record.push(shown),
+                    escaped => record.extend_from_slice(escaped),
+                }
+                continue;
             }
-        };
-        for c in valid.chars() {
             let mut utf8 = [0u8; 4];
-            let bytes = c.encode_utf8(&mut utf8).as_bytes();
-            match c {
-                '\\' => record.extend_from_slice(b"\\\\"),
-                '\r' => record.extend_from_slice(b"\\r"),
-                '\n' => record.extend_from_slice(b"\\n"),
-                '\t' => record.extend_from_slice(b"\\t"),
-                '\u{0}'..='\u{1f}' | '\u{7f}' => {
-                    record.extend_from_slice(format!("\\x{:02x}", c as u32).as_bytes())
-                }
-                c if rewrites_display(c) => {
-                    for byte in bytes {
-                        record.extend_from_slice(format!("\\x{byte:02x}").as_bytes());
-                    }
-                }
-                _ => record.extend_from_slice(bytes),
+            let utf8 = c.encode_utf8(&mut utf8).as_bytes();
+            if rewrites_display(c) {
+                utf8.iter().for_each(|&byte| hex_escape(record, byte));
+            } else {
+                assert!(!c.is_control(), "{c:?} shown raw");
+                record.extend_from_slice(utf8);
             }
         }
-        let invalid_bytes = &rest[valid.len()..valid.len() + invalid];
-        for byte in invalid_bytes {
-            record.extend_from_slice(format!("\\x{byte:02x}").as_bytes());
-        }
-        rest = &rest[valid.len() + invalid..];
+        // Bytes that are not UTF-8.
+        chunk
+            .invalid()
+            .iter()
+            .for_each(|&byte| hex_escape(record, byte));
     }
     record.extend_from_slice(b"\r\n");
-    // One line for byte- and Unicode-aware readers, valid UTF-8, whatever the message.
-    let text = std::str::from_utf8(&record).expect("a record is UTF-8");
-    assert!(!text[..text.len() - 2]
-        .chars()
-        .any(|c| c.is_control() || rewrites_display(c)));
-    record
+}
+
+/// What a record shows for each ASCII byte: `\\`, `\r`, `\n`, `\t`,
+/// `\xNN` for the other controls and DEL, the byte itself otherwise.
+static ASCII_IN_RECORD: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| {
+    (0..128u8)
+        .map(|byte| {
+            let shown = match byte {
+                b'\\' => b"\\\\".to_vec(),
+                b'\r' => b"\\r".to_vec(),
+                b'\n' => b"\\n".to_vec(),
+                b'\t' => b"\\t".to_vec(),
+                0x00..=0x1F | 0x7F => format!("\\x{byte:02x}").into_bytes(),
+                _ => vec![byte],
+            };
+            assert!(shown.iter().all(|b| (b' '..=b'~').contains(b)));
+            shown
+        })
+        .collect()
+});
+
+/// `\xNN`, lower-case hex.
+fn hex_escape(record: &mut Vec<u8>, byte: u8) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let digit = |nibble: u8| DIGITS[usize::from(nibble & 0x0F)];
+    record.extend_from_slice(&[b'\\', b'x', digit(byte >> 4), digit(byte)]);
 }
 
 /// PROTOCOL.md decision 7: the C1 controls, U+2028, U+2029 and the bidi
-/// controls, which a record escapes byte-wise.
+/// controls (U+061C, U+200E, U+200F, U+202A..U+202E, U+2066..U+2069),
+/// which a record escapes byte-wise.
 fn rewrites_display(c: char) -> bool {
-    const BIDI_CONTROLS: [char; 12] = [
-        '\u{61c}', '\u{200e}', '\u{200f}', '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}',
-        '\u{202e}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
-    ];
-    ('\u{80}'..='\u{9f}').contains(&c)
-        || c == '\u{2028}'
-        || c == '\u{2029}'
-        || BIDI_CONTROLS.contains(&c)
+    matches!(
+        c,
+        '\u{80}'..='\u{9f}'
+            | '\u{2028}'
+            | '\u{2029}'
+            | '\u{61c}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}'
+    )
 }
 
 /// PROTOCOL.md decision 1: what a name may not contain.

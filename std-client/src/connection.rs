@@ -3,12 +3,13 @@
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use msglog_core::{valid_name, Client};
+use msglog_core::{valid_name, Transaction};
 
 use crate::connect::connect;
-use crate::transport::{nanos, BoxedTransport, GatherStream, Peeked, SocketTimer};
+use crate::pipeline::Pipeline;
+use crate::transport::Peeked;
 use crate::{Credentials, Error, Options, Transport};
 
 /// How a connection with nothing in flight stands; see [`Connection::idle_state`].
@@ -30,12 +31,20 @@ pub enum IdleState {
 /// messages, each acknowledged by the server, then CLOSE.
 ///
 /// Up to [`Options::window`] transactions are in flight; statuses are
-/// matched in order by the core's [`ClientSession`](msglog_core::ClientSession),
-/// driven by its blocking [`Client`]. Each transaction reaches the socket
-/// in one write. A status awaited longer than [`Options::io_timeout`] (from
-/// the send that found nothing in flight, or from the last status) fails
-/// with [`Error::Timeout`]. After any error other than [`Error::Invalid`]
-/// the session is over: the connection must be dropped and a new one opened.
+/// matched in order by the core's [`ClientSession`](msglog_core::ClientSession).
+/// [`submit`](Connection::submit) writes a message at once;
+/// [`queue`](Connection::queue) gathers messages and writes them together
+/// when the window is full, when 64 KiB of frames are waiting, or at the
+/// next [`flush`](Connection::flush), [`poll`](Connection::poll),
+/// [`wait`](Connection::wait) or [`close`](Connection::close): a stream of
+/// small messages costs a write per window rather than per message, and
+/// the statuses are read in bulk. Either way a frame is never split across
+/// two writes (the original server requires it) unless the kernel takes
+/// only part of one. A status awaited longer than [`Options::io_timeout`]
+/// (from the submission that found nothing in flight, or from the last
+/// status) fails with [`Error::Timeout`]. After any error other than
+/// [`Error::Invalid`] the session is over: the connection must be dropped
+/// and a new one opened.
 ///
 /// ```no_run
 /// use msglog_client::{Connection, Credentials, Options};
@@ -45,15 +54,16 @@ pub enum IdleState {
 /// connection.send(b"one message, acknowledged before send returns")?;
 /// let acknowledged = connection.send_pipelined(["two", "pipelined", "messages"])?;
 /// assert_eq!(acknowledged, 3);
+/// for line in ["many", "small", "messages"] {
+///     connection.queue(line.as_bytes())?; // written a window at a time
+/// }
 /// connection.close()?;
 /// # Ok::<(), msglog_client::Error>(())
 /// ```
 #[derive(Debug)]
 pub struct Connection {
-    client: Client<GatherStream<BoxedTransport>, SocketTimer>,
+    pipeline: Pipeline,
     peer: SocketAddr,
-    /// The epoch of the client's clock (see [`SocketTimer`]).
-    epoch: Instant,
 }
 
 impl Connection {
@@ -76,7 +86,7 @@ impl Connection {
         options: &Options,
     ) -> Result<Self, Error> {
         let stream = connect(server, options)?;
-        // Each transaction is one write already; send it at once.
+        // Each write carries whole transactions already; send it at once.
         stream.set_nodelay(true).map_err(Error::Io)?;
         #[cfg(feature = "tls")]
         if let Some(tls) = &options.tls {
@@ -97,18 +107,9 @@ impl Connection {
         let peer = transport.peer_addr().map_err(Error::Io)?;
         let timeout = options.io_timeout.filter(|t| !t.is_zero());
         transport.set_read_timeout(timeout).map_err(Error::Io)?;
-        let epoch = Instant::now();
-        let transport: BoxedTransport = Box::new(transport);
-        let client = Client::with_timer(
-            GatherStream::new(transport),
-            options.window,
-            SocketTimer::new(epoch, timeout),
-            timeout.map(nanos),
-        );
         Ok(Connection {
-            client,
+            pipeline: Pipeline::new(Box::new(transport), options.window, timeout, timeout),
             peer,
-            epoch,
         })
     }
 
@@ -123,26 +124,27 @@ impl Connection {
         Ok(connection)
     }
 
-    /// Send NAME and PASSWORD and wait until both are accepted.
+    /// Send NAME and PASSWORD (in one write) and wait until both are accepted.
     pub fn authenticate(&mut self, user: &str, password: &[u8]) -> Result<(), Error> {
-        if self.client.session().is_authenticated() {
+        if self.pipeline.session().is_authenticated() {
             return Err(Error::AlreadyAuthenticated);
         }
         if valid_name(user.as_bytes()).is_none() {
             return Err(Error::InvalidName);
         }
-        Ok(self.client.login(user, password)?)
+        self.pipeline.login(user.as_bytes(), password)
     }
 
     /// Send one message and wait until the server acknowledges it (and every
     /// message submitted before it).
     pub fn send(&mut self, message: &[u8]) -> Result<(), Error> {
-        self.submit(message)?;
+        self.queue(message)?;
         self.wait()
     }
 
-    /// Send every message of `messages`, keeping up to the window in flight,
-    /// and wait until all are acknowledged. Returns how many were sent.
+    /// Send every message of `messages`, keeping up to the window in flight
+    /// (coalesced as [`queue`](Connection::queue) does), and wait until all
+    /// are acknowledged. Returns how many were sent.
     ///
     /// On [`Error::Rejected`] or [`Error::Disconnected`], the error's stage
     /// names the first message not acknowledged (counted from the start of
@@ -154,9 +156,9 @@ impl Connection {
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
-        let before = self.client.messages_sent();
+        let before = self.pipeline.session().messages_submitted();
         for message in messages {
-            if let Err(error) = self.submit(message.as_ref()) {
+            if let Err(error) = self.queue(message.as_ref()) {
                 if let Error::Invalid(_) = error {
                     self.wait()?;
                 }
@@ -164,26 +166,48 @@ impl Connection {
             }
         }
         self.wait()?;
-        Ok(self.client.messages_sent() - before)
+        Ok(self.pipeline.session().messages_submitted() - before)
     }
 
-    /// Send one message without waiting for its status, unless the window is
-    /// full, in which case the oldest status is awaited first. An invalid
+    /// Send one message now, without waiting for its status, unless the
+    /// window is full, in which case the oldest status is awaited first.
+    /// Messages queued before it go out in the same write. An invalid
     /// message is refused before anything is sent and ends nothing.
     pub fn submit(&mut self, message: &[u8]) -> Result<(), Error> {
-        if !self.client.session().is_authenticated() {
-            return Err(Error::NotAuthenticated);
-        }
-        Ok(self.client.send(message)?)
+        self.queue(message)?;
+        self.pipeline.flush()
     }
 
-    /// Read the statuses that have already arrived, without blocking (see
-    /// [`Client::poll`]): acknowledgements are counted, and a rejection, a
-    /// closed connection or a status overdue by [`Options::io_timeout`]
-    /// ([`Error::Timeout`]) is reported now rather than at the next send.
+    /// Queue one message for the next write, without waiting for its
+    /// status. The queue is written when the window is full (then the
+    /// oldest statuses are awaited, as many as have arrived being read at
+    /// once), when 64 KiB of frames are waiting, and by
+    /// [`flush`](Connection::flush), [`poll`](Connection::poll),
+    /// [`wait`](Connection::wait) and [`close`](Connection::close): call
+    /// one of them before waiting for the socket yourself. An invalid
+    /// message is refused before anything is sent and ends nothing.
+    ///
+    /// A queued message is in flight (it counts in the window, and its
+    /// status's timeout runs) from now on.
+    pub fn queue(&mut self, message: &[u8]) -> Result<(), Error> {
+        if !self.pipeline.session().is_authenticated() {
+            return Err(Error::NotAuthenticated);
+        }
+        self.pipeline.queue(&Transaction::Message(message))
+    }
+
+    /// Write every queued message now.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        self.pipeline.flush()
+    }
+
+    /// Write what is queued, then read the statuses that have already
+    /// arrived, without blocking: acknowledgements are counted, and a
+    /// rejection, a closed connection or a status overdue by
+    /// [`Options::io_timeout`] ([`Error::Timeout`]) is reported now rather
+    /// than at the next send.
     pub fn poll(&mut self) -> Result<(), Error> {
-        self.client.poll()?;
-        Ok(self.client.handle_timeout()?)
+        self.pipeline.poll()
     }
 
     /// How long until the oldest status in flight is overdue, for a caller
@@ -191,39 +215,42 @@ impl Connection {
     /// [`Connection::poll`]: `None` with nothing in flight or no
     /// [`Options::io_timeout`], zero once overdue.
     pub fn poll_timeout(&self) -> Option<Duration> {
-        let deadline = self.client.session().poll_timeout()?;
-        let now = nanos(self.epoch.elapsed());
+        let deadline = self.pipeline.session().poll_timeout()?;
+        let now = self.pipeline.now();
         Some(Duration::from_nanos(deadline.saturating_sub(now)))
     }
 
-    /// Wait until every message submitted so far is acknowledged.
+    /// Write what is queued and wait until every message submitted so far
+    /// is acknowledged.
     pub fn wait(&mut self) -> Result<(), Error> {
-        Ok(self.client.wait()?)
+        self.pipeline.wait()
     }
 
     /// Send CLOSE and wait for its answer, after the statuses of every
     /// message in flight. Ends the session whatever the outcome.
     pub fn close(&mut self) -> Result<(), Error> {
-        if self.client.session().is_ended() {
+        if self.pipeline.session().is_ended() {
             return Err(Error::SessionEnded);
         }
-        Ok(self.client.close()?)
+        self.pipeline.queue(&Transaction::Close)?;
+        self.pipeline.wait()
     }
 
-    /// Messages submitted in this session.
+    /// Messages written to the socket in this session (queued ones not
+    /// yet): the ones the server may have logged.
     pub fn messages_sent(&self) -> u64 {
-        self.client.messages_sent()
+        self.pipeline.messages_written()
     }
 
     /// Messages the server has acknowledged in this session; after an error,
     /// the index of the first message not acknowledged.
     pub fn messages_acknowledged(&self) -> u64 {
-        self.client.messages_acknowledged()
+        self.pipeline.session().messages_acknowledged()
     }
 
-    /// Transactions sent whose status has not been read yet.
+    /// Transactions submitted (queued or written) whose status has not been read yet.
     pub fn in_flight(&self) -> usize {
-        self.client.in_flight()
+        self.pipeline.session().in_flight()
     }
 
     /// The server's address.
@@ -233,7 +260,7 @@ impl Connection {
 
     /// Whether the connection is authenticated and has not ended.
     pub fn is_open(&self) -> bool {
-        let session = self.client.session();
+        let session = self.pipeline.session();
         session.is_authenticated() && !session.is_ended()
     }
 
@@ -243,9 +270,9 @@ impl Connection {
     /// closes; that byte must not be mistaken for the status of a new message).
     pub fn is_usable(&mut self) -> bool {
         self.is_open()
-            && self.client.in_flight() == 0
-            && self.client.buffered() == 0
-            && matches!(self.client.get_mut().get_mut().peek_byte(), Ok(None))
+            && self.in_flight() == 0
+            && self.pipeline.buffered() == 0
+            && matches!(self.pipeline.peek(), Peeked::Nothing)
     }
 
     /// With nothing in flight, whether the server has ended the session,
@@ -253,30 +280,31 @@ impl Connection {
     /// here too. With transactions in flight, [`IdleState::Open`]: their
     /// statuses come first (see [`Connection::poll`]).
     pub fn idle_state(&mut self) -> IdleState {
-        if self.client.in_flight() > 0 {
+        if self.in_flight() > 0 {
             return IdleState::Open;
         }
         // A byte read along with the last statuses came unasked too.
-        let state = if self.client.buffered() > 0 {
+        let state = if self.pipeline.buffered() > 0 {
             IdleState::Goodbye
         } else {
-            match Peeked::from_result(self.client.get_mut().get_mut().peek_byte()) {
+            match self.pipeline.peek() {
                 Peeked::Nothing => return IdleState::Open,
                 Peeked::Byte(_) => IdleState::Goodbye,
                 Peeked::Closed(e) => IdleState::Gone(e),
             }
         };
         // The session ends here too: nothing more is sent on this connection.
-        let _ = self.client.transport_ended();
+        self.pipeline.transport_ended();
         state
     }
 }
 
 /// The socket, e.g. to wait for it to become readable (a status, a goodbye
-/// or a close) in a poll of the caller's; read it only through the connection.
+/// or a close) in a poll of the caller's; read it only through the
+/// connection, and [`flush`](Connection::flush) queued messages first.
 impl AsFd for Connection {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.client.get_ref().get_ref().as_fd()
+        self.pipeline.stream().as_fd()
     }
 }
 

@@ -12,9 +12,10 @@ use msglog_core::Transaction;
 
 use crate::{Connection, Credentials, Error, IdleState, Options};
 
-/// A pause in the submissions at least this long makes [`Delivery::submit`]
-/// look at the connection first (see [`Delivery::poll`]); a look costs a
-/// system call or two, nothing next to such a pause.
+/// A pause at least this long before a submission that finds nothing in
+/// flight makes [`Delivery::submit`] look at the connection first (see
+/// [`Delivery::poll`]); a look costs a system call or two, nothing next to
+/// such a pause.
 const IDLE_CHECK: Duration = Duration::from_millis(1);
 
 /// When a [`Delivery`] reconnects after a lost connection, and how often.
@@ -84,8 +85,10 @@ type Connector = Box<dyn FnMut() -> Result<Connection, Error> + Send>;
 /// [`Connection`] whose unacknowledged messages are kept, and resent in
 /// order on a new connection when the connection is lost.
 ///
-/// [`submit`](Delivery::submit) queues a message and sends it pipelined (up
-/// to [`Options::window`] in flight); [`finish`](Delivery::finish) waits
+/// [`submit`](Delivery::submit) keeps a message and sends it pipelined (up
+/// to [`Options::window`] in flight), [`queue`](Delivery::queue) the same
+/// with the writes coalesced (as [`Connection::queue`] does);
+/// [`finish`](Delivery::finish) waits
 /// for every status and ends the session with CLOSE. When the connection is
 /// refused, reset, closed or times out ([`Error::Connect`],
 /// [`Error::Disconnected`], [`Error::Io`], [`Error::Timeout`]), the
@@ -146,7 +149,7 @@ pub struct Delivery {
     /// Failed attempts since the last successful connection (sets the pause).
     failures_in_a_row: u32,
     stats: DeliveryStats,
-    /// When the last submission returned: the caller has paused since.
+    /// When the last submission that found nothing in flight began.
     last_submit: Instant,
     /// An error was returned: the delivery is over.
     ended: bool,
@@ -202,10 +205,11 @@ impl Delivery {
         }
     }
 
-    /// Queue `message` and send it without waiting for its status, unless
-    /// the window is full (then the oldest status is awaited first); on a
-    /// new connection if there is none. After a pause in the submissions,
-    /// the connection is looked at first (see [`poll`](Delivery::poll)).
+    /// Queue `message` and send it now, without waiting for its status,
+    /// unless the window is full (then the oldest status is awaited
+    /// first); on a new connection if there is none. After a pause in the
+    /// submissions, the connection is looked at first (see
+    /// [`poll`](Delivery::poll)).
     ///
     /// An invalid message (empty, or longer than 65535 bytes) is refused
     /// with [`Error::Invalid`] and ends nothing; after
@@ -213,12 +217,52 @@ impl Delivery {
     /// happens, the message is queued: after an error it is among the
     /// [`unacknowledged`](Delivery::unacknowledged).
     pub fn submit(&mut self, message: &[u8]) -> Result<(), Error> {
+        self.push(message, true)
+    }
+
+    /// As [`submit`](Delivery::submit), but the message waits to be
+    /// written with the ones after it (see [`Connection::queue`]): when
+    /// the window is full, when 64 KiB of frames wait, or at the next
+    /// [`flush`](Delivery::flush), [`poll`](Delivery::poll) or
+    /// [`finish`](Delivery::finish). The way to send a stream of messages
+    /// that are ready at once; flush before waiting for anything else.
+    pub fn queue(&mut self, message: &[u8]) -> Result<(), Error> {
+        self.push(message, false)
+    }
+
+    /// Write the queued messages now (reconnecting and resending as the
+    /// policy allows if that fails).
+    pub fn flush(&mut self) -> Result<(), Error> {
+        self.check_not_ended()?;
+        let Some(connection) = self.connection.as_mut() else {
+            return Ok(());
+        };
+        let flushed = connection.flush();
+        self.collect_acknowledged();
+        match flushed {
+            Ok(()) => Ok(()),
+            Err(error) => self.recover(error),
+        }
+    }
+
+    fn push(&mut self, message: &[u8], write_now: bool) -> Result<(), Error> {
         self.check_not_ended()?;
         Transaction::Message(message)
             .header()
             .map_err(Error::Invalid)?;
-        let looked = if self.last_submit.elapsed() >= IDLE_CHECK {
-            self.poll()
+        // Only a connection with nothing in flight can have been ended
+        // unseen (with statuses awaited, reading them tells): the clock is
+        // read then only, not per message of a stream.
+        let idle = self.connection.as_ref().is_some_and(|c| c.in_flight() == 0);
+        let looked = if idle {
+            let now = Instant::now();
+            let paused = now.duration_since(self.last_submit) >= IDLE_CHECK;
+            self.last_submit = now;
+            if paused {
+                self.poll()
+            } else {
+                Ok(())
+            }
         } else {
             Ok(())
         };
@@ -229,11 +273,11 @@ impl Delivery {
         self.stats.submitted += 1;
         looked?;
         let sent = match (self.connection.as_mut(), self.pending.back()) {
-            (Some(connection), Some(message)) => connection.submit(message),
+            (Some(connection), Some(message)) if write_now => connection.submit(message),
+            (Some(connection), Some(message)) => connection.queue(message),
             // Sends every pending message, this one included.
             _ => self.reopen(),
         };
-        self.last_submit = Instant::now();
         self.collect_acknowledged();
         match sent {
             Ok(()) => Ok(()),
@@ -241,8 +285,8 @@ impl Delivery {
         }
     }
 
-    /// Without waiting: count the statuses that have arrived, and act on
-    /// how the connection stands. A lost connection is replaced now (as
+    /// Without waiting: write what is queued, count the statuses that have
+    /// arrived, and act on how the connection stands. A lost connection is replaced now (as
     /// the policy allows; the pause before a reconnection does wait), and
     /// a status overdue by [`Options::io_timeout`] is a lost connection;
     /// the server's goodbye with nothing in flight drops the connection,
@@ -379,7 +423,8 @@ impl Delivery {
         }
     }
 
-    /// Connect, authenticate, and resend every unacknowledged message in order.
+    /// Connect, authenticate, and resend every unacknowledged message in
+    /// order, as few writes as the window allows.
     fn reopen(&mut self) -> Result<(), Error> {
         let mut connection = (self.connect)()?;
         self.connections_opened += 1;
@@ -389,7 +434,8 @@ impl Delivery {
         let resent = self
             .pending
             .iter()
-            .try_for_each(|message| connection.submit(message));
+            .try_for_each(|message| connection.queue(message))
+            .and_then(|()| connection.flush());
         self.connection = Some(connection);
         self.collect_acknowledged();
         resent

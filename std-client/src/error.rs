@@ -3,7 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 
-use msglog_core::{ClientError, EncodeError, Stage};
+use msglog_core::{EncodeError, Stage};
 
 /// Why a connection, a send or a raw stream failed.
 #[derive(Debug, thiserror::Error)]
@@ -150,25 +150,6 @@ impl Error {
             | Error::Disconnected { stage }
             | Error::Protocol { stage, .. } => Some(*stage),
             _ => None,
-        }
-    }
-}
-
-impl From<ClientError<io::Error>> for Error {
-    fn from(error: ClientError<io::Error>) -> Self {
-        match error {
-            ClientError::Io(e) => Error::from_io(e),
-            ClientError::WriteZero => Error::Io(io::ErrorKind::WriteZero.into()),
-            ClientError::Rejected { stage } => Error::Rejected { stage },
-            ClientError::Disconnected { stage } => Error::Disconnected { stage },
-            ClientError::InvalidStatus { byte, stage } => Error::Protocol { byte, stage },
-            ClientError::TimedOut { .. } => Error::Timeout,
-            ClientError::Encode(e) => Error::Invalid(e),
-            ClientError::AlreadyLoggedIn => Error::AlreadyAuthenticated,
-            ClientError::NotLoggedIn => Error::NotAuthenticated,
-            ClientError::SessionEnded => Error::SessionEnded,
-            // A kind of failure added later: the session is over either way.
-            _ => Error::SessionEnded,
         }
     }
 }

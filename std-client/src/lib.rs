@@ -5,25 +5,28 @@
 //!
 //! The protocol itself (framing, status matching, the window, when an
 //! answer is overdue) is the no_std core's
-//! [`ClientSession`](msglog_core::ClientSession), driven by its blocking
-//! [`Client`](msglog_core::Client), and
-//! [`stream_copy`](msglog_core::stream_copy); this crate connects them to
-//! TCP sockets with timeouts, gathers each transaction into one write (the
-//! original server requires it), and turns their errors into [`Error`].
-//! Its dependencies are the core, `embedded-io`, `socket2`, `libc` and
-//! `thiserror`, and with the `tls` feature (on by default) `rustls` (ring
-//! provider) and `rustls-native-certs`; the `msglog-client` and
-//! `msglog-bench` programs are packages of their own.
+//! [`ClientSession`](msglog_core::ClientSession) and
+//! [`stream_copy`](msglog_core::stream_copy); this crate drives them over
+//! a [`Transport`] (a TCP socket with timeouts, TLS, or the caller's own
+//! stream), coalesces the frames that are ready into as few writes as the
+//! window allows (never splitting a frame across two: the original server
+//! requires it), reads statuses in bulk, and turns their errors into
+//! [`Error`]. Its dependencies are the core, `msglog-std` (only its I/O
+//! helpers), `embedded-io`, `socket2`, `libc` and `thiserror`, and with
+//! the `tls` feature (on by default) `rustls` (ring provider) and
+//! `rustls-native-certs`; the `msglog-client` and `msglog-bench` programs
+//! are packages of their own.
 //!
 //! | module | owns |
 //! |---|---|
-//! | `connect` | resolving and connecting with timeouts: [`connect`], [`Options`] |
+//! | `connect` | resolving, and connecting as RFC 8305 (Happy Eyeballs) suggests, with timeouts: [`connect`], [`Options`] |
 //! | `credentials` | [`Credentials`] |
-//! | `connection` | one framed session on the core's `Client`: [`Connection`], [`IdleState`] |
+//! | `connection` | one framed session: [`Connection`], [`IdleState`] |
+//! | `pipeline` | the coalescing driver of the core's `ClientSession`: frames queued for one write, statuses read in bulk, reads bounded by the session's deadline (crate-private) |
 //! | `delivery` | at-least-once delivery: [`Delivery`], [`RetryPolicy`], [`DeliveryStats`] |
 //! | `table` | connections to many servers: [`ConnectionTable`], [`Endpoint`] |
 //! | `raw` | the raw stream mode: [`send_raw`], [`RAW_BUFFER`] |
-//! | `transport` | [`Transport`], what a connection runs over (TCP, TLS, a caller's own stream), and its adapters to the core's `embedded-io` traits: one write per transaction, reads bounded by the session's deadline, peeking |
+//! | `transport` | [`Transport`], what a connection runs over (TCP, TLS, a caller's own stream), and what the drivers need of it: peeking, the receive timeout as the session's deadline |
 //! | `tls` | TLS (feature `tls`, on by default): [`TlsConnector`], [`TlsStream`], [`TlsFailure`] |
 //! | `error` | [`Error`]; [`Stage`] (from the core) names the transaction an error is about |
 //!
@@ -65,13 +68,14 @@ mod connection;
 mod credentials;
 mod delivery;
 mod error;
+mod pipeline;
 mod raw;
 mod table;
 #[cfg(feature = "tls")]
 mod tls;
 mod transport;
 
-pub use connect::{connect, Options};
+pub use connect::{connect, Options, ATTEMPT_DELAY};
 pub use connection::{Connection, IdleState};
 pub use credentials::Credentials;
 pub use delivery::{Delivery, DeliveryStats, RetryPolicy};

@@ -8,8 +8,9 @@
 use std::io::{self, Read};
 
 use msglog_core::{stream_copy, CopyError};
+use msglog_std::{retry_interrupted, Std};
 
-use crate::transport::{Peeked, Std};
+use crate::transport::Peeked;
 use crate::{Error, Transport};
 
 /// A good size for [`send_raw`]'s buffer: large chunks keep the syscall
@@ -113,22 +114,15 @@ fn await_close<T: Transport>(stream: &mut T, buffer: &mut [u8], sent: u64) -> Re
     } else {
         buffer
     };
-    loop {
-        match stream.read_to_close(buffer) {
-            Ok(0) => return Ok(sent),
-            Ok(_) => {
-                return Err(Error::Answered {
-                    byte: buffer.first().copied().unwrap_or_default(),
-                })
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return Err(match Error::from_io(e) {
-                    Error::Timeout => Error::Unconfirmed { sent },
-                    Error::Io(source) => Error::Lost { sent, source },
-                    other => other,
-                })
-            }
-        }
+    match retry_interrupted(|| stream.read_to_close(buffer)) {
+        Ok(0) => Ok(sent),
+        Ok(_) => Err(Error::Answered {
+            byte: buffer.first().copied().unwrap_or_default(),
+        }),
+        Err(e) => Err(match Error::from_io(e) {
+            Error::Timeout => Error::Unconfirmed { sent },
+            Error::Io(source) => Error::Lost { sent, source },
+            other => other,
+        }),
     }
 }

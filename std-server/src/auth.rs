@@ -41,7 +41,10 @@ impl Policy {
         match self {
             Policy::AcceptAny => "any-password".into(),
             Policy::LegacyParity => "legacy-parity".into(),
-            Policy::Users(pool) => format!("argon2 ({} users)", pool.current().len()),
+            Policy::Users(pool) => format!(
+                "argon2 ({})",
+                crate::text::plural(pool.current().len() as u64, "user")
+            ),
         }
     }
 }
@@ -266,7 +269,7 @@ impl VerifierPool {
         Ok(count)
     }
 
-    fn current(&self) -> Arc<Users> {
+    pub(crate) fn current(&self) -> Arc<Users> {
         current(&self.users)
     }
 }

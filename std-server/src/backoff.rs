@@ -26,6 +26,17 @@ pub(crate) struct Backoff {
     failures: HashMap<IpAddr, Failures>,
     successes: HashMap<IpAddr, Instant>,
     capacity: usize,
+    /// Every verdict passes through here: counted for the metrics.
+    pub(crate) counts: BackoffCounts,
+}
+
+/// Password checks and back-off waits so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct BackoffCounts {
+    pub(crate) accepted: u64,
+    pub(crate) refused: u64,
+    /// Verifications told to wait for their address's back-off.
+    pub(crate) waits: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +61,7 @@ impl Backoff {
             failures: HashMap::new(),
             successes: HashMap::new(),
             capacity: capacity.max(1),
+            counts: BackoffCounts::default(),
         }
     }
 
@@ -80,6 +92,7 @@ impl Backoff {
         }
         let ready = (entry.last + delay(entry.count)).max(entry.next_start);
         if ready > now {
+            self.counts.waits += 1;
             return ready - now;
         }
         entry.next_start = now + delay(entry.count);
@@ -127,14 +140,16 @@ impl Backoff {
     /// Record a verification's result.
     pub(crate) fn record(&mut self, ip: IpAddr, accepted: bool, now: Instant) {
         if accepted {
+            self.counts.accepted += 1;
             self.succeeded(ip, now);
         } else {
+            self.counts.refused += 1;
             self.failed(ip, now);
         }
     }
 
-    #[cfg(test)]
-    fn len(&self) -> usize {
+    /// Addresses with failures remembered (some of them waiting).
+    pub(crate) fn len(&self) -> usize {
         self.failures.len()
     }
 }

@@ -3,8 +3,11 @@
 
 use msglog_core::Session;
 
-/// Names and passwords up to 255 bytes, messages up to 65535 (PROTOCOL.md).
-pub(crate) type ServerSession = Session<255, 255, 65535>;
+use crate::instant::SessionInstant;
+
+/// Names and passwords up to 255 bytes, messages up to 65535 (PROTOCOL.md),
+/// timed on std's monotonic clock.
+pub(crate) type ServerSession = Session<255, 255, 65535, SessionInstant>;
 
 /// The longest name a session holds, and so the longest a users file may list.
 pub(crate) const MAX_NAME: usize = ServerSession::LIMITS.name as usize;

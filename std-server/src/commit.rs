@@ -15,11 +15,40 @@
 //! sends the statuses after this.
 
 use crate::connection::Connection;
-use crate::iteration::Iteration;
+use crate::iteration::{transaction_index, EntryKind, Iteration};
 use crate::journal::{CommitError, Journal};
+use crate::operator_log::debug_lines;
 use crate::rate_limit::RateLimit;
 use crate::slab::Slab;
 use crate::transaction_log::push_line;
+
+/// Count the iteration's transactions as they were finally answered (a
+/// take-back turned the first 0x00 into `write-failed` and cut what
+/// followed it, which was not answered).
+fn count_transactions<C>(iteration: &mut Iteration, conns: &Slab<C>)
+where
+    C: AsRef<Connection>,
+{
+    let Iteration {
+        number,
+        entries,
+        names,
+        counts,
+        ..
+    } = iteration;
+    for (index, entry) in entries.iter().enumerate() {
+        let EntryKind::Transaction { tag, reject, .. } = entry.kind else {
+            continue;
+        };
+        let Some(conn) = conns.get(entry.slot).map(AsRef::as_ref) else {
+            continue;
+        };
+        if conn.line(index, entry.kind, *number, names).is_some() {
+            let (tag, outcome) = transaction_index(tag, reject);
+            counts.transactions[tag][outcome] += 1;
+        }
+    }
+}
 
 /// Where a commit goes: the [`Journal`], or a fake that fails on demand.
 pub(crate) trait Logs {
@@ -85,6 +114,7 @@ impl<L: Logs> Committer<'_, L> {
         let records_failed = matches!(result, Err(CommitError::Records { .. }));
         if result.is_ok() {
             iteration.counts.messages += iteration.batch_records;
+            iteration.counts.bytes += iteration.batch.len() as u64;
         } else {
             iteration.counts.write_failures += iteration.batch_records;
         }
@@ -142,6 +172,7 @@ impl<L: Logs> Committer<'_, L> {
             self.logs.append_lines(&iteration.text);
             iteration.text.clear();
         }
+        count_transactions(iteration, conns);
         iteration.forget_committed(held);
     }
 
@@ -177,6 +208,7 @@ impl<L: Logs> Committer<'_, L> {
             text,
             ..
         } = iteration;
+        let start = text.len();
         for (index, entry) in entries.iter().enumerate() {
             if !include(index) {
                 continue;
@@ -188,10 +220,18 @@ impl<L: Logs> Committer<'_, L> {
                 push_line(text, self.timestamp, conn.fields(), line);
             }
         }
+        debug_lines(text.get(start..).unwrap_or_default());
     }
 
-    /// Say on stderr (rate-limited) what a failed commit did not keep.
-    fn report(&mut self, iteration: &Iteration, e: &CommitError, records: u64) {
+    /// Count a failed commit, and say on stderr (rate-limited) what it did
+    /// not keep.
+    fn report(&mut self, iteration: &mut Iteration, e: &CommitError, records: u64) {
+        let stage = match e {
+            CommitError::Records { .. } => 0,
+            CommitError::Lines { .. } => 1,
+            CommitError::Sync { .. } => 2,
+        };
+        iteration.counts.commit_failures[stage] += 1;
         let Some(suppressed) = self.errors.admit(iteration.now) else {
             return;
         };
@@ -220,6 +260,7 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
+    use crate::config::Timeouts;
     use crate::connection::tests::{accepting, feed, message, LOGIN};
 
     impl AsRef<Connection> for Connection {
@@ -309,7 +350,13 @@ mod tests {
         for id in [1, 2] {
             let slot = conns.vacant_key();
             let peer = "127.0.0.1:5000".parse().unwrap();
-            conns.insert(Connection::open(id, slot, peer, &mut it));
+            conns.insert(Connection::open(
+                id,
+                slot,
+                peer,
+                &Timeouts::default(),
+                &mut it,
+            ));
         }
         let one = [LOGIN, &message(b"a"), &message(b"b")].concat();
         feed(conns.get_mut(0).unwrap(), &mut it, &one, &mut accepting());
@@ -429,7 +476,7 @@ mod tests {
         let mut it = Iteration::new(Instant::now());
         let mut conns = Slab::default();
         let peer = "127.0.0.1:5000".parse().unwrap();
-        conns.insert(Connection::open(1, 0, peer, &mut it));
+        conns.insert(Connection::open(1, 0, peer, &Timeouts::default(), &mut it));
         let logs = Memory::default();
         let mut errors = RateLimit::new(std::time::Duration::from_secs(5));
         let mut committer = Committer {

@@ -2,7 +2,7 @@
 //! [`RawConfig`] for raw mode. Built by the binary from its command line;
 //! the defaults are the command line's.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -33,6 +33,10 @@ pub struct Config {
     /// TLS: on `port` itself, or on a port of its own beside the plaintext
     /// `port` (see [`Tls::port`]); `None`: plaintext only.
     pub tls: Option<Tls>,
+    /// Write the server's PID here once it serves; removed at a clean stop.
+    pub pid_file: Option<PathBuf>,
+    /// Serve Prometheus metrics on `http://ADDR/metrics`.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl Default for Config {
@@ -50,6 +54,8 @@ impl Default for Config {
             grace: Duration::from_secs(10),
             max_connections: 10_000,
             tls: None,
+            pid_file: None,
+            metrics: None,
         }
     }
 }
@@ -179,6 +185,7 @@ mod tests {
         );
         assert_eq!(config.grace, Duration::from_secs(10));
         assert_eq!(config.max_connections, 10_000);
+        assert_eq!((config.pid_file, config.metrics), (None, None));
         let raw = RawConfig::default();
         assert_eq!(
             (raw.bind, raw.port, raw.idle_timeout),

@@ -6,7 +6,8 @@
 //! this adds what a server around it needs: the bytes of an unfinished
 //! transaction, a password waiting for its verdict, the 0x00s held back
 //! until the iteration's commit, the close and its reason, and the one
-//! deadline (frame, idle, back-off, linger) the event loop arms a timer for.
+//! deadline the event loop arms a timer for: the session's frame and idle
+//! timeouts while it is open, else the back-off or the linger.
 //!
 //! Small on purpose: an idle connection holds its session (the name) and a
 //! few fields; buffers are only allocated while a transaction is split
@@ -24,6 +25,7 @@ use msglog_core::{
 
 use crate::capacity::ServerSession;
 use crate::config::Timeouts;
+use crate::instant::SessionInstant;
 use crate::iteration::{Entry, EntryKind, Iteration, NameField};
 use crate::mailbox::Decision;
 use crate::tls::Established;
@@ -109,9 +111,9 @@ impl HeldMark {
 /// records themselves are the event loop's `TlsLink`'s).
 #[derive(Debug)]
 struct TlsState {
-    /// While the handshake runs: when the connection was accepted (the
-    /// handshake is held to the frame timeout from there).
-    handshake_since: Option<Instant>,
+    /// While the handshake runs: when it must have finished (the frame
+    /// timeout from the accept).
+    handshake_deadline: Option<Instant>,
     /// What the handshake established, once it has.
     established: Option<Established>,
     /// NAME must be one the client certificate proves.
@@ -145,9 +147,6 @@ pub(crate) struct Connection {
     out: Vec<u8>,
     /// In [`Iteration::queued`].
     queued: bool,
-    last_active: Instant,
-    /// When the first byte of the unfinished transaction in `leftover` arrived.
-    partial_since: Option<Instant>,
     /// A password held while its verification waits for the back-off.
     password: Option<Box<[u8]>>,
     /// The first 0x00 held back in this iteration, if any.
@@ -163,25 +162,40 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    /// A new connection in `slot`; its `event=open` line is entered in `iteration`.
-    pub(crate) fn open(id: u64, slot: usize, peer: SocketAddr, iteration: &mut Iteration) -> Self {
+    /// A new connection in `slot`, timed by `timeouts` from now on; its
+    /// `event=open` line is entered in `iteration`.
+    pub(crate) fn open(
+        id: u64,
+        slot: usize,
+        peer: SocketAddr,
+        timeouts: &Timeouts,
+        iteration: &mut Iteration,
+    ) -> Self {
         iteration.entries.push(Entry {
             slot,
             kind: EntryKind::Open,
         });
+        let mut conn = Connection::unlogged(id, slot, peer, timeouts);
+        conn.session.start(iteration.now.into());
+        conn
+    }
+
+    /// A connection with nothing logged and its session's clock not started.
+    fn unlogged(id: u64, slot: usize, peer: SocketAddr, timeouts: &Timeouts) -> Self {
+        let mut session = ServerSession::new();
+        session.set_frame_timeout(Some(timeouts.frame));
+        session.set_idle_timeout(Some(timeouts.idle));
         Connection {
             id,
             slot,
             ip: peer.ip(),
             fields: connection_fields(id, peer),
-            session: ServerSession::new(),
+            session,
             phase: Phase::Open,
             leftover: Vec::new(),
             resume: false,
             out: Vec::new(),
             queued: false,
-            last_active: iteration.now,
-            partial_since: None,
             password: None,
             held: None,
             batch: None,
@@ -199,14 +213,14 @@ impl Connection {
         id: u64,
         slot: usize,
         peer: SocketAddr,
+        timeouts: &Timeouts,
         iteration: &mut Iteration,
         require_cert_name: bool,
     ) -> Self {
-        let mut conn = Connection::open(id, slot, peer, iteration);
-        // The open line waits for the handshake.
-        iteration.entries.pop();
+        // The open line and the session's clock wait for the handshake.
+        let mut conn = Connection::unlogged(id, slot, peer, timeouts);
         conn.tls = Some(Box::new(TlsState {
-            handshake_since: Some(iteration.now),
+            handshake_deadline: Some(iteration.now + timeouts.frame),
             established: None,
             require_cert_name,
         }));
@@ -217,7 +231,7 @@ impl Connection {
     pub(crate) fn handshaking(&self) -> bool {
         self.tls
             .as_ref()
-            .is_some_and(|tls| tls.handshake_since.is_some())
+            .is_some_and(|tls| tls.handshake_deadline.is_some())
     }
 
     /// The TLS handshake completed: the open line is logged with what it
@@ -226,9 +240,9 @@ impl Connection {
         let Some(tls) = self.tls.as_mut() else {
             return;
         };
-        tls.handshake_since = None;
+        tls.handshake_deadline = None;
         tls.established = Some(established);
-        self.last_active = iteration.now;
+        self.session.start(iteration.now.into());
         if self.phase == Phase::Open {
             iteration.entries.push(Entry {
                 slot: self.slot,
@@ -270,18 +284,14 @@ impl Connection {
     }
 
     /// When this connection must next be looked at, if ever: the one place
-    /// the frame and idle timeouts, the back-off and the linger are applied.
-    pub(crate) fn deadline(&self, timeouts: &Timeouts) -> Option<Instant> {
+    /// the back-off and the linger are applied, and the session's frame and
+    /// idle timeouts asked for.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
         match self.phase {
-            Phase::Open if self.handshaking() => self
-                .tls
-                .as_ref()
-                .and_then(|tls| tls.handshake_since)
-                .map(|since| since + timeouts.frame),
-            Phase::Open => Some(match self.partial_since {
-                Some(since) => since + timeouts.frame,
-                None => self.last_active + timeouts.idle,
-            }),
+            Phase::Open if self.handshaking() => {
+                self.tls.as_ref().and_then(|tls| tls.handshake_deadline)
+            }
+            Phase::Open => self.session.poll_timeout().map(Instant::from),
             Phase::Verifying | Phase::Dead => None,
             Phase::VerifyDelayed { at } | Phase::Refusing { at } => Some(at),
             Phase::Closing { linger_until } => linger_until,
@@ -320,19 +330,10 @@ impl Connection {
         self.leftover.clear();
         let rest = input.get(consumed..).unwrap_or_default();
         match self.phase {
-            Phase::Open => {
-                self.leftover.extend_from_slice(rest);
-                if self.leftover.is_empty() {
-                    self.partial_since = None;
-                } else if consumed > 0 || self.partial_since.is_none() {
-                    // A new transaction began in this read.
-                    self.partial_since = Some(iteration.now);
-                }
-            }
-            Phase::Verifying | Phase::VerifyDelayed { .. } | Phase::Refusing { .. } => {
-                self.leftover.extend_from_slice(rest);
-                self.partial_since = None;
-            }
+            Phase::Open
+            | Phase::Verifying
+            | Phase::VerifyDelayed { .. }
+            | Phase::Refusing { .. } => self.leftover.extend_from_slice(rest),
             Phase::Closing { .. } | Phase::Dead => {}
         }
         if self.leftover.is_empty() && self.leftover.capacity() > 4096 {
@@ -401,7 +402,11 @@ impl Connection {
                 );
             }
             Phase::Open => {
-                let outcome = self.session.fail(Reject::Timeout);
+                // The session's deadline passed: it acts on it as of then.
+                let timed_out = self.session.poll_timeout();
+                let Some(outcome) = timed_out.and_then(|at| self.session.handle_timeout(at)) else {
+                    return;
+                };
                 match peek_header(&self.leftover) {
                     // Idle: no transaction to log, only the close.
                     None => {
@@ -573,6 +578,7 @@ impl Connection {
             .as_ref()
             .is_some_and(|(at, _)| *at == iteration.number);
         self.cut = Some((iteration.number, mark.entry + 1..iteration.entries.len()));
+        // Its 0xFF is the one pushed above, in place of the first 0x00 taken back.
         let _ = self.session.fail(Reject::SinkFailed);
         if !again {
             iteration.counts.rejected += 1;
@@ -646,11 +652,12 @@ impl Connection {
         verifier: &mut impl Verifier,
     ) -> usize {
         let mut pos = 0;
+        let now = SessionInstant::from(iteration.now);
         while self.phase == Phase::Open {
             let Some(input) = data.get(pos..).filter(|rest| !rest.is_empty()) else {
                 break;
             };
-            let (transaction, consumed) = match self.session.decode(input) {
+            let (transaction, consumed) = match self.session.decode_at(input, now) {
                 Ok(Decoded::Partial { .. }) => break,
                 Ok(Decoded::Complete {
                     transaction,
@@ -667,7 +674,6 @@ impl Connection {
                 }
             };
             pos += consumed;
-            self.last_active = iteration.now;
             let about = About {
                 tag: transaction.tag().as_byte(),
                 len: payload_len(&transaction),
@@ -768,10 +774,10 @@ impl Connection {
         let waited = self.phase != Phase::Open;
         self.phase = Phase::Open;
         self.drop_password();
-        self.last_active = iteration.now;
+        let now = iteration.now.into();
         let outcome = match answer {
-            Answer::Accepted => self.session.verified(true),
-            Answer::Refused => self.session.verified(false),
+            Answer::Accepted => self.session.verified_at(true, now),
+            Answer::Refused => self.session.verified_at(false, now),
             Answer::Overloaded => self.session.fail(Reject::Overload),
         };
         // PASSWORD lines never show the length (see `push_line`).
@@ -861,7 +867,6 @@ impl Connection {
         self.close_error = error;
         self.drop_password();
         self.leftover = Vec::new();
-        self.partial_since = None;
         iteration.entries.push(Entry {
             slot: self.slot,
             kind: EntryKind::Close,
@@ -951,7 +956,7 @@ pub(crate) mod tests {
         let mut iteration = Iteration::new(Instant::now());
         iteration.start(Instant::now());
         let peer = "127.0.0.1:5000".parse().unwrap();
-        let conn = Connection::open(7, SLOT, peer, &mut iteration);
+        let conn = Connection::open(7, SLOT, peer, &Timeouts::default(), &mut iteration);
         (conn, iteration)
     }
 
@@ -1010,7 +1015,7 @@ pub(crate) mod tests {
             ]
         );
         assert_eq!(conn.phase(), Phase::Closing { linger_until: None });
-        assert_eq!(conn.deadline(&Timeouts::default()), None);
+        assert_eq!(conn.deadline(), None);
     }
 
     #[test]
@@ -1059,15 +1064,15 @@ pub(crate) mod tests {
         let (mut conn, mut it) = start();
         let started = it.now;
         feed(&mut conn, &mut it, LOGIN, &mut accepting());
-        assert_eq!(conn.deadline(&timeouts), Some(started + timeouts.idle));
+        assert_eq!(conn.deadline(), Some(started + timeouts.idle));
         it.start(started + Duration::from_secs(1));
         feed(&mut conn, &mut it, b"\x03\x05", &mut accepting());
         let since = it.now;
-        assert_eq!(conn.deadline(&timeouts), Some(since + timeouts.frame));
+        assert_eq!(conn.deadline(), Some(since + timeouts.frame));
         // More bytes of the same transaction do not move it.
         it.start(since + Duration::from_secs(2));
         feed(&mut conn, &mut it, b"\x00ab", &mut accepting());
-        assert_eq!(conn.deadline(&timeouts), Some(since + timeouts.frame));
+        assert_eq!(conn.deadline(), Some(since + timeouts.frame));
         conn.expire(&mut it, &mut accepting());
         assert_eq!(conn.unsent(), [0, 0, 0xFF]);
         assert_eq!(
@@ -1103,7 +1108,7 @@ pub(crate) mod tests {
         assert_eq!(pool.asked, [("alice".to_owned(), b"pw".to_vec())]);
         assert_eq!(conn.phase(), Phase::Verifying);
         assert_eq!(conn.unsent(), [0], "NAME only");
-        assert_eq!(conn.deadline(&Timeouts::default()), None);
+        assert_eq!(conn.deadline(), None);
         assert!(!conn.reads() && !conn.between_transactions());
         let decision = Decision::Verified {
             accepted: true,
@@ -1134,7 +1139,7 @@ pub(crate) mod tests {
         };
         conn.decided(decision, &mut it);
         assert_eq!(conn.phase(), Phase::Refusing { at });
-        assert_eq!(conn.deadline(&Timeouts::default()), Some(at));
+        assert_eq!(conn.deadline(), Some(at));
         assert_eq!(conn.unsent(), [0]);
         conn.expire(&mut it, &mut accepting());
         assert_eq!(conn.unsent(), [0, 0xFF]);
@@ -1154,7 +1159,7 @@ pub(crate) mod tests {
         let mut backoff = Fake::new(Verification::Delayed { until });
         feed(&mut conn, &mut it, LOGIN, &mut backoff);
         assert_eq!(conn.phase(), Phase::VerifyDelayed { at: until });
-        assert_eq!(conn.deadline(&Timeouts::default()), Some(until));
+        assert_eq!(conn.deadline(), Some(until));
         let mut full = Fake::new(Verification::Answered(Answer::Overloaded));
         conn.expire(&mut it, &mut full);
         assert_eq!(full.asked, [("alice".to_owned(), b"pw".to_vec())]);

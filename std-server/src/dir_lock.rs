@@ -12,7 +12,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -86,19 +85,11 @@ pub(crate) fn lock(dir: &Path) -> Result<DirLock, LockError> {
 }
 
 /// An exclusive `flock` without waiting: false if another open file holds it.
-/// (`File::try_lock` does the same from Rust 1.89, above this workspace's MSRV.)
 fn try_lock(file: &File) -> io::Result<bool> {
-    let locked = retry_interrupted(|| {
-        // SAFETY: flock on a descriptor we own; no memory is passed.
-        match unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } {
-            0 => Ok(()),
-            _ => Err(io::Error::last_os_error()),
-        }
-    });
-    match locked {
+    match file.try_lock() {
         Ok(()) => Ok(true),
-        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(false),
-        Err(e) => Err(e),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
     }
 }
 

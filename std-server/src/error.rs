@@ -5,9 +5,11 @@
 use std::io;
 use std::path::PathBuf;
 
+use crate::activation::ActivationError;
 use crate::dir_lock::LockError;
 use crate::listen::BindError;
 use crate::log_file::LogOpenError;
+use crate::pid_file::PidFileError;
 use crate::tls::TlsError;
 use crate::users::UsersError;
 
@@ -18,7 +20,16 @@ pub enum ServerError {
     /// The port is taken, invalid for this host, or not ours to use.
     #[error(transparent)]
     Listen(#[from] BindError),
-    /// The log directory cannot be opened.
+    /// The socket passed by the service manager cannot be used.
+    #[error(transparent)]
+    Activation(#[from] ActivationError),
+    /// The metrics address cannot be listened on.
+    #[error("--metrics: {0}")]
+    Metrics(BindError),
+    /// The PID file cannot be written.
+    #[error(transparent)]
+    PidFile(#[from] PidFileError),
+    /// The log directory cannot be created or opened.
     #[error("cannot open {path}: {source}")]
     LogDirectory {
         /// The directory as configured.

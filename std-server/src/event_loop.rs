@@ -26,6 +26,7 @@ use crate::capacity::ServerSession;
 use crate::commit::Committer;
 use crate::connection::{Connection, Phase};
 use crate::iteration::{Iteration, MAX_BATCH};
+use crate::latency::Latency;
 use crate::mailbox::{Accepted, Inbox, Mailbox, Verdict};
 use crate::rate_limit::RateLimit;
 use crate::services::Services;
@@ -84,10 +85,18 @@ pub(crate) struct EventLoop {
     stopping: Option<Instant>,
     clock: Clock,
     write_errors: RateLimit,
+    /// This loop's share of the latency histogram (`latency`).
+    latency: Arc<Latency>,
 }
 
 impl EventLoop {
     pub(crate) fn new(poll: Poll, services: Arc<Services>, mailbox: Arc<Mailbox>) -> Self {
+        let latency = Arc::new(Latency::default());
+        services
+            .latencies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Arc::clone(&latency));
         EventLoop {
             poll,
             conns: Slab::default(),
@@ -100,6 +109,7 @@ impl EventLoop {
             stopping: None,
             clock: Clock::new(),
             write_errors: RateLimit::new(Duration::from_secs(5)),
+            latency,
         }
     }
 
@@ -151,6 +161,10 @@ impl EventLoop {
             };
             committer.commit(&mut self.iteration, &mut self.conns);
             self.send_statuses();
+            let answered = self.iteration.counts.messages_answered();
+            if answered > 0 {
+                self.latency.observe(self.iteration.now.elapsed(), answered);
+            }
             // Closes caused by a failed send, if any.
             let mut committer = Committer {
                 logs: &self.services.journal,
@@ -221,10 +235,21 @@ impl EventLoop {
         if let Err(e) = stream.set_nodelay(true) {
             debug!("connection {id}: cannot set TCP_NODELAY: {e}");
         }
+        let timeouts = &self.services.timeouts;
         let (conn, tls) = match tls {
-            None => (Connection::open(id, slot, peer, &mut self.iteration), None),
+            None => (
+                Connection::open(id, slot, peer, timeouts, &mut self.iteration),
+                None,
+            ),
             Some(tls) => (
-                Connection::open_tls(id, slot, peer, &mut self.iteration, tls.require_cert_name),
+                Connection::open_tls(
+                    id,
+                    slot,
+                    peer,
+                    timeouts,
+                    &mut self.iteration,
+                    tls.require_cert_name,
+                ),
                 Some(tls.link),
             ),
         };
@@ -379,7 +404,7 @@ impl EventLoop {
                 continue;
             }
             registered.timer_at = None;
-            match registered.conn.deadline(&self.services.timeouts) {
+            match registered.conn.deadline() {
                 None => {}
                 Some(deadline) if deadline > now => self.schedule(slot),
                 Some(_) => {
@@ -454,7 +479,7 @@ impl EventLoop {
         let Some(registered) = self.conns.get_mut(slot) else {
             return;
         };
-        let Some(deadline) = registered.conn.deadline(&self.services.timeouts) else {
+        let Some(deadline) = registered.conn.deadline() else {
             return;
         };
         if registered.timer_at.is_none_or(|at| deadline < at) {
@@ -529,6 +554,7 @@ mod tests {
             backoff: Arc::new(Mutex::new(Backoff::new(16))),
             open: AtomicUsize::new(2),
             stats: Stats::default(),
+            latencies: Mutex::default(),
         });
         let poll = Poll::new().unwrap();
         let waker = Waker::new(poll.registry(), WAKER).unwrap();
@@ -569,6 +595,15 @@ mod tests {
         assert_eq!(services.open.load(Ordering::Relaxed), 0);
         assert_eq!(Stats::get(&services.stats.messages), 1);
         assert_eq!(Stats::get(&services.stats.timeouts), 1);
+        // Counted as answered: NAME, PASSWORD, MESSAGE and CLOSE ok.
+        let ok = |tag: usize| Stats::get(&services.stats.transactions[tag][0]);
+        assert_eq!([ok(0), ok(1), ok(2), ok(3)], [1, 1, 1, 1]);
+        assert_eq!(Stats::get(&services.stats.bytes), 14);
+        let mut latency = crate::latency::Snapshot::default();
+        for loop_latency in services.latencies.lock().unwrap().iter() {
+            loop_latency.merge_into(&mut latency);
+        }
+        assert_eq!(latency.count, 1, "one message answered");
         let messages = std::fs::read(dir.path().join("messages.log")).unwrap();
         assert_eq!(messages, b"[bob]: hello\r\n");
         let lines = std::fs::read_to_string(dir.path().join("transactions.log")).unwrap();

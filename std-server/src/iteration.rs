@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use msglog_core::Reject;
+use msglog_core::{Reject, Tag};
 
 /// Records of one iteration; past this, connections wait for the next one.
 pub(crate) const MAX_BATCH: usize = 1024 * 1024;
@@ -46,6 +46,48 @@ pub(crate) enum NameField {
     Refused(usize),
 }
 
+/// The `tag` label of transaction counts: the tags, then any other byte.
+pub(crate) const TAGS: [&str; 5] = ["NAME", "PASSWORD", "MESSAGE", "CLOSE", "unknown"];
+/// The `outcome` label of transaction counts: `ok`, then the rejection
+/// codes of `transactions.log` (PROTOCOL.md).
+pub(crate) const OUTCOMES: [&str; 12] = [
+    "ok",
+    "unknown-tag",
+    "zero-length",
+    "too-long",
+    "unexpected-tag",
+    "invalid-name",
+    "auth-failed",
+    "write-failed",
+    "timeout",
+    "session-ended",
+    "verification-pending",
+    "overload",
+];
+/// The stages of a commit that can fail: `messages.log`'s write,
+/// `transactions.log`'s write, their `fdatasync`.
+pub(crate) const COMMIT_STAGES: [&str; 3] = ["records", "lines", "sync"];
+
+/// Where a transaction is counted: (tag, outcome) indices into [`TAGS`]
+/// and [`OUTCOMES`].
+pub(crate) fn transaction_index(tag: u8, reject: Option<Reject>) -> (usize, usize) {
+    let tag = match Tag::from_byte(tag) {
+        Some(Tag::Name) => 0,
+        Some(Tag::Password) => 1,
+        Some(Tag::Message) => 2,
+        Some(Tag::Close) => 3,
+        None => 4,
+    };
+    let outcome = match reject {
+        None => 0,
+        Some(reject) => OUTCOMES
+            .iter()
+            .position(|&code| code == reject.code())
+            .unwrap_or(0),
+    };
+    (tag, outcome)
+}
+
 /// Counts of one iteration, added to the server's statistics at its end.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Counts {
@@ -54,6 +96,21 @@ pub(crate) struct Counts {
     pub(crate) rejected: u64,
     pub(crate) timeouts: u64,
     pub(crate) overloaded: u64,
+    /// Bytes of records written to `messages.log`.
+    pub(crate) bytes: u64,
+    /// Transactions answered, by tag and outcome (as finally answered).
+    pub(crate) transactions: [[u64; OUTCOMES.len()]; TAGS.len()],
+    /// Failed commits, by [`COMMIT_STAGES`].
+    pub(crate) commit_failures: [u64; COMMIT_STAGES.len()],
+}
+
+impl Counts {
+    /// Complete MESSAGEs answered (0x00, or 0xFF for a failed write): what
+    /// the latency from a message's last byte to its status is measured of.
+    pub(crate) fn messages_answered(&self) -> u64 {
+        let messages = &self.transactions[2];
+        messages[0] + messages[7]
+    }
 }
 
 /// Everything an iteration produces before it is committed; connections are

@@ -77,7 +77,17 @@ struct SyncState {
     /// Highest sequence number a failed sync was meant to cover.
     failed_through: u64,
     syncs: u64,
+    /// Group commits by records made durable, per [`BATCH_BOUNDS`] bucket.
+    batches: [u64; BATCH_BOUNDS.len() + 1],
+    /// Time spent in fdatasync.
+    sync_seconds: f64,
 }
+
+/// Upper bounds of the group-commit size buckets, in records (the last
+/// bucket is `+Inf`).
+pub(crate) const BATCH_BOUNDS: [f64; 12] = [
+    0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+];
 
 /// Group-commit figures.
 #[derive(Debug, Clone, Copy, Default)]
@@ -86,6 +96,10 @@ pub(crate) struct SyncStats {
     pub syncs: u64,
     /// Records those made durable.
     pub records: u64,
+    /// Group commits per number of records (see [`BATCH_BOUNDS`]).
+    pub batches: [u64; BATCH_BOUNDS.len() + 1],
+    /// Time spent in fdatasync.
+    pub sync_seconds: f64,
 }
 
 impl SyncStats {
@@ -268,6 +282,7 @@ impl Journal {
                 )
             };
             // messages.log only if records were written since the last sync.
+            let started = Instant::now();
             let result = if records > records_before {
                 messages.sync_data().map_err(|e| (&self.messages_path, e))
             } else {
@@ -278,11 +293,19 @@ impl Journal {
                     .sync_data()
                     .map_err(|e| (&self.transactions_path, e))
             });
+            let took = started.elapsed();
             state = lock(&self.sync);
             state.syncing = false;
+            state.sync_seconds += took.as_secs_f64();
             match result {
                 Ok(()) => {
                     state.syncs += 1;
+                    let batch = records.saturating_sub(records_before) as f64;
+                    let bucket = BATCH_BOUNDS
+                        .iter()
+                        .position(|&bound| batch <= bound)
+                        .unwrap_or(BATCH_BOUNDS.len());
+                    state.batches[bucket] += 1;
                     state.synced_records = state.synced_records.max(records);
                     state.synced = state.synced.max(target);
                 }
@@ -353,6 +376,8 @@ impl Journal {
         SyncStats {
             syncs: state.syncs,
             records: state.synced_records,
+            batches: state.batches,
+            sync_seconds: state.sync_seconds,
         }
     }
 }

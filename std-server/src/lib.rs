@@ -19,8 +19,9 @@
 //! ```
 //!
 //! The API: [`run`] with a [`Config`] (framed mode), [`run_raw`] with a
-//! [`RawConfig`], their typed [`ServerError`], and [`NewUser`] for users-file
-//! lines. What the server tells its operator goes through the [`log`]
+//! [`RawConfig`], their typed [`ServerError`], [`check`] and [`check_raw`]
+//! (a configuration checked as a start would check it), [`NewUser`] for
+//! users-file lines and [`UsersFile`] to edit a users file. What the server tells its operator goes through the [`log`]
 //! facade (targets `msglog_server::*`): `Error` and `Warn` lines always
 //! matter, `Info` is the start-up line and the summary, `Debug` statistics
 //! and `Trace` details. Everything else is internal.
@@ -34,17 +35,23 @@
 //! | module | owns | uses |
 //! |---|---|---|
 //! | `config` | the public [`Config`], [`RawConfig`], [`Timeouts`], [`Auth`], [`Tls`] | - |
-//! | `error` | the public [`ServerError`] | `dir_lock`, `listen`, `log_file`, `tls`, `users` (their errors) |
-//! | `server` | start-up, the accepting threads's listeners (plaintext, TLS), signals, SIGHUP, the graceful stop and the summary | `auth`, `backoff`, `config`, `dir_lock`, `error`, `event_loop`, `journal`, `listen`, `mailbox`, `rate_limit`, `services`, `system`, `timestamp`, `tls`, `transaction_log`, `users`, `verify_queue` |
-//! | `event_loop` | one event-loop thread: readiness, reads and writes (through `tls` on a TLS listener), timers, mail | `auth`, `capacity`, `commit`, `connection`, `iteration`, `mailbox`, `rate_limit`, `services`, `slab`, `timers`, `timestamp`, `tls` |
-//! | `connection` | one connection without its socket: bytes and verdicts in; status bytes, log entries and records out; its one deadline (the TLS handshake's too) | `capacity`, `config`, `iteration`, `mailbox`, `tls`, `transaction_log` |
-//! | `iteration` | what one iteration produces before its commit | - |
+//! | `error` | the public [`ServerError`] | `activation`, `dir_lock`, `listen`, `log_file`, `pid_file`, `tls`, `users` (their errors) |
+//! | `server` | start-up, the accepting threads' listeners (plaintext, TLS), signals, SIGHUP, the graceful stop and the summary | `activation`, `auth`, `backoff`, `config`, `dir_lock`, `error`, `event_loop`, `journal`, `listen`, `mailbox`, `metrics`, `notify`, `pid_file`, `rate_limit`, `services`, `system`, `timestamp`, `tls`, `transaction_log`, `users`, `verify_queue` |
+//! | `check` | [`check`]: a configuration checked without serving or writing | `config`, `dir_lock`, `error`, `listen`, `log_file`, `pid_file`, `tls`, `users` |
+//! | `activation`, `notify`, `pid_file` | a socket passed by systemd; the notify protocol; `--pid-file` | `listen` |
+//! | `metrics` | `--metrics`: the HTTP endpoint and the Prometheus exposition | `auth`, `iteration`, `journal`, `latency`, `listen`, `services`, `verify_queue` |
+//! | `latency` | each event loop's histogram of a message's last byte to its status | - |
+//! | `event_loop` | one event-loop thread: readiness, reads and writes (through `tls` on a TLS listener), timers, mail | `auth`, `capacity`, `commit`, `connection`, `iteration`, `latency`, `mailbox`, `rate_limit`, `services`, `slab`, `timers`, `timestamp`, `tls` |
+//! | `connection` | one connection without its socket: bytes and verdicts in; status bytes, log entries and records out; its one deadline (the TLS handshake's, the session's frame and idle timeouts, the back-off, the linger) | `capacity`, `config`, `instant`, `iteration`, `mailbox`, `tls`, `transaction_log` |
+//! | `iteration` | what one iteration produces before its commit, and its counts (the metrics' labels) | - |
 //! | `commit` | an iteration's records and lines written together, and the take-back of its 0x00s when that fails | `connection`, `iteration`, `journal`, `rate_limit`, `slab`, `transaction_log` |
-//! | `capacity` | the session type, from which every size derives | - |
-//! | `services` | what all threads share: journal, policy, back-off, timeouts, counters | `auth`, `backoff`, `config`, `iteration`, `journal` |
+//! | `capacity` | the session type, from which every size derives | `instant` |
+//! | `instant` | std's `Instant` as the sessions' instant type, converted in one place | - |
+//! | `services` | what all threads share: journal, policy, back-off, timeouts, counters, latency histograms | `auth`, `backoff`, `config`, `iteration`, `journal`, `latency` |
 //! | `auth` | the password policy and the verifier pool; checking a connection's password | `backoff`, `connection`, `mailbox`, `users`, `verify_queue` |
 //! | `verify_queue`, `backoff` | the pool's bounded fair queue; slowing down failed addresses | - |
-//! | `users` | the users file, Argon2 checks of even cost, [`NewUser`] | `capacity` |
+//! | `users` | the users file (Argon2 and bcrypt lines), checks of even cost, [`NewUser`] | `capacity` |
+//! | `users_file` | [`UsersFile`]: editing a users file, rewritten atomically | `users` |
 //! | `journal` | both logs as one: commits, group commit, reopening | `log_file`, `rate_limit` |
 //! | `log_file` | what both logs do with their files: append, take back, move a torn tail aside | `timestamp` |
 //! | `transaction_log`, `text`, `timestamp` | the audit line format and its pieces | `text` |
@@ -58,20 +65,27 @@
 #[macro_use]
 mod operator_log;
 
+mod activation;
 mod auth;
 mod backoff;
 mod capacity;
+mod check;
 mod commit;
 mod config;
 mod connection;
 mod dir_lock;
 mod error;
 mod event_loop;
+mod instant;
 mod iteration;
 mod journal;
+mod latency;
 mod listen;
 mod log_file;
 mod mailbox;
+mod metrics;
+mod notify;
+mod pid_file;
 mod rate_limit;
 mod raw;
 mod server;
@@ -84,15 +98,20 @@ mod timestamp;
 mod tls;
 mod transaction_log;
 mod users;
+mod users_file;
 mod verify_queue;
 
+pub use activation::ActivationError;
+pub use check::{check, check_raw, CheckReport};
 pub use config::{Auth, Config, RawConfig, Timeouts, Tls};
 pub use dir_lock::LockError;
 pub use error::ServerError;
 pub use listen::BindError;
 pub use log_file::LogOpenError;
+pub use pid_file::PidFileError;
 pub use tls::TlsError;
 pub use users::{HashCost, LineProblem, NameError, NewUser, NewUserError, UsersError};
+pub use users_file::{UserChange, UsersFile, UsersFileError};
 
 /// Serve framed clients until SIGINT or SIGTERM (see the README's "The
 /// server"): `Ok` after a clean stop. SIGHUP reopens the logs and re-reads

@@ -6,15 +6,38 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-/// Why no listening socket could be made.
+/// Why no listening socket could be made. A privileged port refused for
+/// want of permission names the ways to get it.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen on {addr}: {source}")]
+#[error("cannot listen on {addr}: {source}{}", privileged_port_hint(*.addr, .source))]
 pub struct BindError {
     /// The address asked for.
     pub addr: SocketAddr,
     /// What the system said.
     #[source]
     pub source: io::Error,
+}
+
+/// The first port an unprivileged process may bind (Linux's
+/// `net.ipv4.ip_unprivileged_port_start`, 1024 unless changed).
+pub(crate) fn unprivileged_port_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(1024)
+}
+
+/// What to do about a port below the unprivileged range refused with EACCES.
+fn privileged_port_hint(addr: SocketAddr, source: &io::Error) -> String {
+    let start = unprivileged_port_start();
+    if source.kind() != io::ErrorKind::PermissionDenied || addr.port() >= start {
+        return String::new();
+    }
+    format!(
+        " (ports below {start} need root, the CAP_NET_BIND_SERVICE capability \
+         (`setcap cap_net_bind_service=+ep`, or AmbientCapabilities= in a systemd unit), \
+         or socket activation: see dist/msglog-server.socket)"
+    )
 }
 
 /// A bound, listening socket and what it listens on.

@@ -174,7 +174,7 @@ pub(crate) fn move_torn_tail(
 }
 
 /// The offset just after the last `\n` of the first `len` bytes (0 if none).
-fn after_last_newline(file: &File, len: u64) -> io::Result<u64> {
+pub(crate) fn after_last_newline(file: &File, len: u64) -> io::Result<u64> {
     let mut chunk = vec![0u8; CHUNK];
     let mut end = len;
     while end > 0 {

@@ -9,7 +9,7 @@
 //! | `warning!` | `Warn` | always, even with `-q` (e.g. open authentication) |
 //! | `info!` | `Info` | unless `-q` |
 //! | `verbose!` | `Debug` | with `-v` (statistics) |
-//! | `debug!` | `Trace` | with `-vv` |
+//! | `debug!` | `Trace` | with `-vv`: details, and every `transactions.log` line ([`debug_lines`]) |
 
 /// An error line.
 macro_rules! error {
@@ -34,4 +34,16 @@ macro_rules! verbose {
 /// A line for `-vv`.
 macro_rules! debug {
     ($($arg:tt)*) => { ::log::trace!($($arg)*) };
+}
+
+/// With `-vv`, each of `lines` (`transactions.log` lines, `\n`-ended) as
+/// a line of its own: a connection's events and transactions as they
+/// happen, for whoever is debugging a client. Costs nothing otherwise.
+pub(crate) fn debug_lines(lines: &[u8]) {
+    if !log::log_enabled!(log::Level::Trace) {
+        return;
+    }
+    for line in lines.split(|&b| b == b'\n').filter(|line| !line.is_empty()) {
+        debug!("{}", String::from_utf8_lossy(line));
+    }
 }

@@ -41,6 +41,8 @@ use self::pace::{Breach, Pace};
 use crate::config::Tls;
 use crate::error::ServerError;
 use crate::listen::{canonical_peer, listen};
+use crate::notify::Notifier;
+use crate::text::plural;
 use crate::tls::{self, Staging, TlsFailure, TlsLink};
 
 /// Copy buffer: large reads and writes are what make raw mode fast.
@@ -61,8 +63,15 @@ pub(crate) fn run(
     tls: Option<&Tls>,
     limits: Limits,
 ) -> Result<(), ServerError> {
+    // Before any thread starts: the socket systemd passed, if any.
+    let activated = crate::activation::take()?;
+    let activation = activated.is_some();
+    let notifier = Arc::new(Notifier::from_env());
     let tls_config = tls.map(tls::load).transpose()?;
-    let listening = listen(bind, port, BACKLOG)?;
+    let listening = match activated {
+        Some(listening) => listening,
+        None => listen(bind, port, BACKLOG)?,
+    };
     listening
         .listener
         .set_nonblocking(true)
@@ -82,10 +91,12 @@ pub(crate) fn run(
         .map_err(|e| ServerError::io("cannot install signal handlers", e))?;
     {
         let stop = Arc::clone(&stop);
+        let notifier = Arc::clone(&notifier);
         std::thread::Builder::new()
             .name("signals".into())
             .spawn(move || {
                 if signals.forever().next().is_some() {
+                    notifier.stopping("stopping: the client being served is reset");
                     stop.request();
                 }
             })
@@ -109,14 +120,26 @@ pub(crate) fn run(
         } else {
             ""
         },
-        match tls {
-            Some(Tls {
-                client_ca: Some(_), ..
-            }) => " tls (client certificates required)",
-            Some(_) => " tls",
-            None => "",
-        }
+        format!(
+            "{}{}",
+            match tls {
+                Some(Tls {
+                    client_ca: Some(_), ..
+                }) => " tls (client certificates required)",
+                Some(_) => " tls",
+                None => "",
+            },
+            if activation {
+                " (socket activation)"
+            } else {
+                ""
+            }
+        )
     );
+    notifier.ready(&format!(
+        "serving raw clients on {} to stdout",
+        listening.addr
+    ));
     let mut clients = 0u64;
     let mut total = 0u64;
     while let Some((stream, peer)) = accept(&mut listener, &mut poll, &mut events, &stop) {
@@ -150,7 +173,13 @@ pub(crate) fn run(
         total += result.as_ref().map_or_else(CopyError::copied, |&n| n);
         client.end(&mut poll, result)?;
     }
-    info!("stopped: {clients} clients, {total} bytes");
+    let summary = format!(
+        "stopped: {}, {}",
+        plural(clients, "client"),
+        plural(total, "byte")
+    );
+    notifier.status(&summary);
+    info!("{summary}");
     Ok(())
 }
 

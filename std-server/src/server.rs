@@ -5,6 +5,8 @@
 use std::fs::File;
 use std::io;
 use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -24,8 +26,13 @@ use crate::event_loop::{EventLoop, WAKER};
 use crate::journal::Journal;
 use crate::listen::{canonical_peer, listen, Listening};
 use crate::mailbox::{Accepted, AcceptedTls, Mailbox};
+use crate::metrics::MetricsListener;
+use crate::notify::Notifier;
+use crate::operator_log::debug_lines;
+use crate::pid_file::PidFile;
 use crate::rate_limit::RateLimit;
 use crate::services::{Services, Stats};
+use crate::text::plural;
 use crate::timestamp::Clock;
 use crate::tls::{self, TlsLink};
 use crate::transaction_log::{connection_fields, push_line, CloseReason, Line};
@@ -53,6 +60,9 @@ struct WorkerHandle {
 
 /// Run until SIGINT/SIGTERM; Ok after a clean stop.
 pub(crate) fn run(config: Config) -> Result<(), ServerError> {
+    // Before any thread starts: the descriptors systemd passed, if any.
+    let activated = crate::activation::take()?;
+    let notifier = Notifier::from_env();
     match msglog_std::raise_fd_limit() {
         Ok(limit) => debug!("file descriptor limit: {limit}"),
         Err(e) => warning!("cannot raise the file descriptor limit: {e}"),
@@ -90,7 +100,11 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
         None => None,
     };
     let main_is_tls = config.tls.as_ref().is_some_and(|t| t.port.is_none());
-    let listening = listen(config.bind, config.port, BACKLOG)?;
+    let activation = activated.is_some();
+    let listening = match activated {
+        Some(listening) => listening,
+        None => listen(config.bind, config.port, BACKLOG)?,
+    };
     let (listener, listening) = watch_listener(&poll, listening, LISTENER)?;
     let mut tls_listener = match config.tls.as_ref().and_then(|t| t.port) {
         Some(port) => Some(watch_listener(
@@ -100,14 +114,13 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
         )?),
         None => None,
     };
+    let metrics_listener = config
+        .metrics
+        .map(MetricsListener::bind)
+        .transpose()
+        .map_err(ServerError::Metrics)?;
 
-    let dir = config
-        .dir
-        .canonicalize()
-        .map_err(|source| ServerError::LogDirectory {
-            path: config.dir.clone(),
-            source,
-        })?;
+    let dir = open_log_directory(&config.dir)?;
     // Before anything in the directory is opened or repaired; held until we return.
     let _dir_lock = dir_lock::lock(&dir)?;
     let journal = Journal::open(&dir, config.fsync)?;
@@ -120,7 +133,15 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
         backoff,
         open: AtomicUsize::new(0),
         stats: Stats::default(),
+        latencies: Mutex::default(),
     });
+
+    // Before the event loops start, so that a failure leaves no thread behind.
+    let metrics = metrics_listener
+        .map(|bound| bound.serve(Arc::clone(&services)))
+        .transpose()
+        .map_err(|e| ServerError::io("cannot start the metrics thread", e))?;
+    let pid_file = config.pid_file.as_deref().map(PidFile::write).transpose()?;
 
     let mut handles = Vec::with_capacity(workers);
     for index in 0..workers {
@@ -148,10 +169,18 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
         } else {
             ""
         },
-        match (&config.tls, main_is_tls) {
-            (Some(files), true) => tls_description(files),
-            _ => String::new(),
-        },
+        format!(
+            "{}{}",
+            match (&config.tls, main_is_tls) {
+                (Some(files), true) => tls_description(files),
+                _ => String::new(),
+            },
+            if activation {
+                " (socket activation)"
+            } else {
+                ""
+            }
+        ),
         workers,
         auth_description,
         if config.fsync { "on" } else { "off" },
@@ -186,6 +215,14 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
              Use --users FILE (lines from `msglog-server hash-password NAME`) unless every client is trusted."
         );
     }
+    warn_about_policy(&services.policy);
+    if let Some(metrics) = &metrics {
+        info!("metrics on http://{}/metrics", metrics.addr);
+    }
+    notifier.ready(&format!(
+        "serving on {}: {auth_description}",
+        listening.addr
+    ));
 
     let mut acceptor = Acceptor {
         services: Arc::clone(&services),
@@ -198,18 +235,28 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
         spare: File::open("/dev/null").ok(),
         retry_at: None,
         errors: RateLimit::new(Duration::from_secs(1)),
+        notifier,
     };
     let started = Instant::now();
     let listeners = Listeners {
         main: Some(listener),
         tls: tls_listener.take().map(|(listener, _)| listener),
     };
-    acceptor.serve(&mut poll, listeners, &mut signals, config.grace)?;
+    let served = acceptor.serve(&mut poll, listeners, &mut signals, config.grace);
+    if let Some(metrics) = metrics {
+        metrics.stop();
+    }
+    if let Some(pid_file) = pid_file {
+        pid_file.remove();
+    }
+    served?;
 
     for (path, e) in services.journal.sync() {
         error!("{}: final sync failed: {e}", path.display());
     }
-    info!("{}", summary(&services, started.elapsed()));
+    let summary = summary(&services, started.elapsed());
+    acceptor.notifier.status(&summary);
+    info!("{summary}");
     Ok(())
 }
 
@@ -266,15 +313,52 @@ struct Listeners {
     tls: Option<TcpListener>,
 }
 
+/// The log directory, created (with its parents, mode 0755 less the
+/// umask) if it does not exist, as an absolute path.
+fn open_log_directory(dir: &Path) -> Result<PathBuf, ServerError> {
+    let fail = |source| ServerError::LogDirectory {
+        path: dir.to_owned(),
+        source,
+    };
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)
+            .map_err(fail)?;
+        info!("created the log directory {}", dir.display());
+    }
+    dir.canonicalize().map_err(fail)
+}
+
+/// Policies that let in more, or fewer, than an operator may think: said
+/// at start-up and at each reload, like open authentication.
+fn warn_about_policy(policy: &Policy) {
+    match policy {
+        Policy::LegacyParity => warning!(
+            "--auth legacy-parity: any password whose first byte is odd is accepted (half of all \
+             passwords), as the original C server did. Use it only for drop-in compatibility, \
+             and --users FILE otherwise."
+        ),
+        Policy::Users(pool) if pool.current().len() == 0 => warning!(
+            "the users file {} lists no users: every login is refused. Add one with \
+             `msglog-server users add {} NAME`.",
+            pool.path().display(),
+            pool.path().display()
+        ),
+        _ => {}
+    }
+}
+
 fn summary(services: &Services, elapsed: Duration) -> String {
     let stats = &services.stats;
     let mut text = format!(
-        "stopped after {:.1} s: {} connections ({} refused as overload), {} messages logged, \
+        "stopped after {:.1} s: {} ({} refused as overload), {} logged, \
          {} not written, {} rejected, {} timed out",
         elapsed.as_secs_f64(),
-        Stats::get(&stats.accepted),
+        plural(Stats::get(&stats.accepted), "connection"),
         Stats::get(&stats.overloaded),
-        Stats::get(&stats.messages),
+        plural(Stats::get(&stats.messages), "message"),
         Stats::get(&stats.write_failures),
         Stats::get(&stats.rejected),
         Stats::get(&stats.timeouts),
@@ -282,15 +366,15 @@ fn summary(services: &Services, elapsed: Duration) -> String {
     if let Policy::Users(pool) = &services.policy {
         let (_, peak) = pool.queue_len_and_peak();
         text.push_str(&format!(
-            "; verification queue peak {peak} of {CAPACITY} checks, {} passwords refused as overload",
-            Stats::get(&stats.passwords_overloaded)
+            "; verification queue peak {peak} of {CAPACITY} checks, {} refused as overload",
+            plural(Stats::get(&stats.passwords_overloaded), "password")
         ));
     }
     if services.journal.fsync() {
         let sync = services.journal.sync_stats();
         text.push_str(&format!(
-            "; fdatasync: {} syncs, mean batch {:.1} records per sync",
-            sync.syncs,
+            "; fdatasync: {}, mean batch {:.1} records per sync",
+            plural(sync.syncs, "sync"),
             sync.mean_batch()
         ));
     }
@@ -311,6 +395,7 @@ struct Acceptor {
     spare: Option<File>,
     retry_at: Option<Instant>,
     errors: RateLimit,
+    notifier: Notifier,
 }
 
 impl Acceptor {
@@ -356,9 +441,11 @@ impl Acceptor {
                         for signal in signals.pending() {
                             match signal {
                                 SIGHUP => {
+                                    self.notifier.reloading();
                                     self.reopen_logs();
                                     self.reload_users();
                                     self.reload_tls();
+                                    self.notifier.ready(&self.status_line());
                                 }
                                 _ if stopping => {
                                     info!("second stop signal: closing every connection now");
@@ -373,11 +460,16 @@ impl Acceptor {
                                             let _ = poll.registry().deregister(&mut listener);
                                         }
                                     }
-                                    info!(
-                                        "stopping: {} connections get up to {:.1} s to finish",
-                                        self.services.open.load(Ordering::Relaxed),
+                                    let stopping_line = format!(
+                                        "stopping: {} get up to {:.1} s to finish",
+                                        plural(
+                                            self.services.open.load(Ordering::Relaxed) as u64,
+                                            "connection"
+                                        ),
                                         grace.as_secs_f64()
                                     );
+                                    self.notifier.stopping(&stopping_line);
+                                    info!("{stopping_line}");
                                     let deadline = Instant::now() + grace;
                                     for worker in &self.workers {
                                         worker.mailbox.stop(deadline);
@@ -401,6 +493,7 @@ impl Acceptor {
             }
             if !stopping && now >= next_stats {
                 next_stats = now + STATS_INTERVAL;
+                self.notifier.status(&self.status_line());
                 let messages = Stats::get(&self.services.stats.messages);
                 let sync = if self.services.journal.fsync() {
                     let stats = self.services.journal.sync_stats();
@@ -423,9 +516,12 @@ impl Acceptor {
                     _ => String::new(),
                 };
                 verbose!(
-                    "{} connections open, {} messages logged ({:.0}/s){sync}{checks}",
-                    self.services.open.load(Ordering::Relaxed),
-                    messages,
+                    "{} open, {} logged ({:.0}/s){sync}{checks}",
+                    plural(
+                        self.services.open.load(Ordering::Relaxed) as u64,
+                        "connection"
+                    ),
+                    plural(messages, "message"),
                     (messages - last_messages) as f64 / STATS_INTERVAL.as_secs_f64()
                 );
                 last_messages = messages;
@@ -582,7 +678,20 @@ impl Acceptor {
                 error: None,
             },
         );
+        debug_lines(&lines);
         self.services.journal.append_lines(&lines);
+    }
+
+    /// The one-line summary for the service manager's `STATUS=`.
+    fn status_line(&self) -> String {
+        let stats = &self.services.stats;
+        format!(
+            "serving: {} connections open, {} accepted, {} messages logged, {} not written",
+            self.services.open.load(Ordering::Relaxed),
+            Stats::get(&stats.accepted),
+            Stats::get(&stats.messages),
+            Stats::get(&stats.write_failures),
+        )
     }
 
     /// Re-read `--users`, so users can be added, removed or given new
@@ -592,7 +701,14 @@ impl Acceptor {
             return;
         };
         match pool.reload() {
-            Ok(count) => info!("SIGHUP: reloaded {} ({count} users)", pool.path().display()),
+            Ok(count) => {
+                info!(
+                    "SIGHUP: reloaded {} ({})",
+                    pool.path().display(),
+                    plural(count as u64, "user")
+                );
+                warn_about_policy(&self.services.policy);
+            }
             Err(e) => error!("cannot reload the users file: {e} (keeping the users loaded before)"),
         }
     }

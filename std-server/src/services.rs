@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 use crate::auth::Policy;
 use crate::backoff::Backoff;
 use crate::config::Timeouts;
-use crate::iteration::Counts;
+use crate::iteration::{Counts, COMMIT_STAGES, OUTCOMES, TAGS};
 use crate::journal::Journal;
+use crate::latency::Latency;
 
 #[derive(Debug)]
 pub(crate) struct Services {
@@ -22,6 +23,8 @@ pub(crate) struct Services {
     /// Connections accepted and not yet closed.
     pub(crate) open: AtomicUsize,
     pub(crate) stats: Stats,
+    /// Each event loop's latency histogram, merged when metrics are read.
+    pub(crate) latencies: Mutex<Vec<Arc<Latency>>>,
 }
 
 /// Counters for the summary and `-v`.
@@ -35,6 +38,12 @@ pub(crate) struct Stats {
     pub(crate) timeouts: AtomicU64,
     /// Passwords refused because the verification queue was full.
     pub(crate) passwords_overloaded: AtomicU64,
+    /// Bytes of records written to `messages.log`.
+    pub(crate) bytes: AtomicU64,
+    /// Transactions answered, by tag and outcome (see `iteration::TAGS`).
+    pub(crate) transactions: [[AtomicU64; OUTCOMES.len()]; TAGS.len()],
+    /// Failed commits, by stage (see `iteration::COMMIT_STAGES`).
+    pub(crate) commit_failures: [AtomicU64; COMMIT_STAGES.len()],
 }
 
 impl Stats {
@@ -50,6 +59,15 @@ impl Stats {
         add(&self.rejected, counts.rejected);
         add(&self.timeouts, counts.timeouts);
         add(&self.passwords_overloaded, counts.overloaded);
+        add(&self.bytes, counts.bytes);
+        for (counters, values) in self.transactions.iter().zip(&counts.transactions) {
+            for (counter, &value) in counters.iter().zip(values) {
+                add(counter, value);
+            }
+        }
+        for (counter, &value) in self.commit_failures.iter().zip(&counts.commit_failures) {
+            add(counter, value);
+        }
         *counts = Counts::default();
     }
 
@@ -71,7 +89,11 @@ mod tests {
             rejected: 2,
             timeouts: 4,
             overloaded: 5,
+            bytes: 6,
+            ..Counts::default()
         };
+        counts.transactions[2][7] = 7;
+        counts.commit_failures[1] = 8;
         stats.add(&mut counts);
         stats.add(&mut counts);
         assert_eq!(
@@ -85,5 +107,9 @@ mod tests {
             .map(Stats::get),
             [3, 1, 2, 4, 5]
         );
+        assert_eq!(Stats::get(&stats.bytes), 6);
+        assert_eq!(Stats::get(&stats.transactions[2][7]), 7);
+        assert_eq!(Stats::get(&stats.transactions[2][0]), 0);
+        assert_eq!(Stats::get(&stats.commit_failures[1]), 8);
     }
 }

@@ -3,6 +3,14 @@
 
 use msglog_core::write_escaped;
 
+/// `count` and a noun, singular for one: "1 connection", "2 connections".
+pub(crate) fn plural(count: impl Into<u64>, one: &str) -> String {
+    match count.into() {
+        1 => format!("1 {one}"),
+        n => format!("{n} {one}s"),
+    }
+}
+
 /// Append `value` in decimal.
 pub(crate) fn push_u64(out: &mut Vec<u8>, mut value: u64) {
     let mut digits = [0u8; 20];

@@ -1,11 +1,15 @@
-//! The `--users` file (`name:$argon2id$...` lines) and Argon2 verification.
+//! The `--users` file (`name:$argon2id$...` lines, or `name:$2y$...` lines
+//! from `htpasswd -B`) and password verification.
 //!
 //! Which names exist must not show in how long a wrong password takes.
 //! Unknown names are checked against a dummy hash at the file's most
-//! expensive parameters; a failed check of an entry hashed more cheaply is
-//! answered no earlier than a check at those parameters would have taken
+//! expensive cost; a failed check of an entry hashed more cheaply is
+//! answered no earlier than a check at that cost would have taken
 //! (`Checked::not_before`), using the measured duration of a randomly chosen
 //! recent check at that cost, so that its time follows the same distribution.
+//! Within one scheme the costliest entry is known from its parameters
+//! (Argon2: memory blocks times passes; bcrypt: its cost); between the two
+//! schemes it is measured at load, one check of each.
 
 use std::collections::HashMap;
 use std::io;
@@ -13,17 +17,16 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
-use rand::rngs::OsRng;
-use rand::{Rng, RngCore};
+use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version};
 
 use crate::capacity::{MAX_NAME, MAX_PASSWORD};
 
 /// A UTF-8 byte order mark, which some editors put at the start of a file.
-const BOM: &[u8] = b"\xEF\xBB\xBF";
+pub(crate) const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// Durations of recent checks at the most expensive cost kept for padding.
 const COST_SAMPLES: usize = 32;
+/// bcrypt's costs (log2 of its rounds), as the `bcrypt` crate accepts them.
+const BCRYPT_COSTS: std::ops::RangeInclusive<u32> = 4..=31;
 
 /// Why a users file cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +52,7 @@ pub enum UsersError {
     },
     /// The dummy hash for unknown names cannot be made.
     #[error("cannot hash: {0}")]
-    Hash(argon2::password_hash::Error),
+    Hash(String),
 }
 
 /// What is wrong with a line of the users file. Never quotes the line: it
@@ -77,11 +80,15 @@ pub enum LineProblem {
     #[error("{0}")]
     Name(NameError),
     #[error("the hash is not a PHC string (`$argon2id$v=19$m=...,t=...,p=...$salt$hash`): {0}")]
-    NotPhc(argon2::password_hash::Error),
-    #[error("the hash is not an Argon2 hash")]
+    NotPhc(argon2::password_hash::phc::Error),
+    #[error("the hash is not an Argon2 hash, nor bcrypt (`$2y$...`, what `htpasswd -B` makes)")]
     NotArgon2,
     #[error("invalid Argon2 parameters: {0}")]
     Parameters(argon2::password_hash::Error),
+    #[error("the hash is not a bcrypt hash (`$2y$COST$` and 53 characters): {0}")]
+    NotBcrypt(bcrypt::BcryptError),
+    #[error("the bcrypt cost {cost} is outside 4..=31")]
+    BcryptCost { cost: u32 },
     #[error("the name is already on line {first}")]
     Duplicate { first: usize },
 }
@@ -112,9 +119,69 @@ pub(crate) fn check_name(name: &str) -> Result<(), NameError> {
     }
 }
 
-/// A user's PHC string and whether it costs as much as the dummy.
+/// How a users-file entry is hashed, and at what cost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    Argon2(Params),
+    /// bcrypt at this cost (`$2y$`, `$2b$`, `$2a$`: `htpasswd -B`).
+    Bcrypt(u32),
+}
+
+impl Scheme {
+    /// Ordering of costs within one scheme: Argon2's work (memory blocks
+    /// filled times passes), bcrypt's cost. Not comparable across schemes.
+    fn work(&self) -> u64 {
+        match self {
+            Scheme::Argon2(params) => params.block_count() as u64 * u64::from(params.t_cost()),
+            Scheme::Bcrypt(cost) => u64::from(*cost),
+        }
+    }
+
+    fn same_kind(&self, other: &Scheme) -> bool {
+        matches!(
+            (self, other),
+            (Scheme::Argon2(_), Scheme::Argon2(_)) | (Scheme::Bcrypt(_), Scheme::Bcrypt(_))
+        )
+    }
+
+    /// The costlier of two of the same kind.
+    fn costlier(self, other: &Scheme) -> Scheme {
+        if other.work() > self.work() {
+            other.clone()
+        } else {
+            self
+        }
+    }
+
+    /// A hash of `password` at this cost, with a random salt.
+    fn hash(&self, password: &[u8]) -> Result<String, String> {
+        match self {
+            Scheme::Argon2(params) => {
+                // Without key or associated data: only the cost matters.
+                let params = Params::new(params.m_cost(), params.t_cost(), params.p_cost(), None)
+                    .map_err(|e| e.to_string())?;
+                hash_password(password, params).map_err(|e| e.to_string())
+            }
+            Scheme::Bcrypt(cost) => bcrypt::hash(password, *cost).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// Whether `password` matches the stored `hash` of `scheme`; a hash that
+/// does not parse matches nothing.
+pub(crate) fn matches(scheme: &Scheme, hash: &str, password: &[u8]) -> bool {
+    match scheme {
+        Scheme::Argon2(_) => PasswordHash::new(hash)
+            .map(|parsed| Argon2::default().verify_password(password, &parsed).is_ok())
+            .unwrap_or(false),
+        Scheme::Bcrypt(_) => bcrypt::verify(password, hash).unwrap_or(false),
+    }
+}
+
+/// A user's hash and whether it costs as much as the dummy.
 struct Entry {
     hash: String,
+    scheme: Scheme,
     most_expensive: bool,
 }
 
@@ -126,12 +193,13 @@ pub(crate) struct Checked {
     pub not_before: Option<Instant>,
 }
 
-/// Users and their PHC hashes, checked in constant time.
+/// Users and their hashes, checked in constant time.
 pub(crate) struct Users {
     entries: HashMap<String, Entry>,
-    /// A hash of a random secret at the file's most expensive parameters.
+    /// A hash of a random secret at the file's most expensive cost.
     dummy: String,
-    /// How long recent checks at those parameters took.
+    dummy_scheme: Scheme,
+    /// How long recent checks at that cost took.
     costs: Mutex<CostSamples>,
 }
 
@@ -144,16 +212,50 @@ impl std::fmt::Debug for Users {
     }
 }
 
-/// Argon2's work for `params`: memory blocks filled times passes.
-fn work(params: &Params) -> u64 {
-    params.block_count() as u64 * u64::from(params.t_cost())
+/// One parsed line of a users file.
+#[derive(Debug)]
+pub(crate) struct ParsedLine<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) hash: &'a str,
+    pub(crate) scheme: Scheme,
+}
+
+/// Every entry of a users file, checked: names to (hash, scheme, line
+/// number). Blank lines, `#` comments and a leading byte order mark are
+/// skipped; Windows line ends are fine.
+pub(crate) fn parse_file(
+    bytes: &[u8],
+    path: &Path,
+) -> Result<HashMap<String, (String, Scheme, usize)>, UsersError> {
+    let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
+    let mut parsed: HashMap<String, (String, Scheme, usize)> = HashMap::new();
+    for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        let fail = |problem| UsersError::Line {
+            path: path.to_owned(),
+            line: index + 1,
+            problem,
+        };
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let Some(line) = parse_line(raw).map_err(fail)? else {
+            continue;
+        };
+        if let Some((_, _, first)) = parsed.get(line.name) {
+            return Err(fail(LineProblem::Duplicate { first: *first }));
+        }
+        parsed.insert(
+            line.name.to_owned(),
+            (line.hash.to_owned(), line.scheme, index + 1),
+        );
+    }
+    Ok(parsed)
 }
 
 impl Users {
-    /// Read and check a users file: one `name:phc` per line, `#` comments and
-    /// blank lines ignored, a leading UTF-8 byte order mark skipped. The name
-    /// must be one a client can log in with. Takes as long as two checks at
-    /// the file's most expensive cost (they are measured).
+    /// Read and check a users file: one `name:hash` per line, `#` comments
+    /// and blank lines ignored, a leading UTF-8 byte order mark skipped. The
+    /// name must be one a client can log in with. Takes as long as two
+    /// checks at the file's most expensive cost (they are measured), and one
+    /// of the other scheme's costliest when the file has both.
     pub(crate) fn load(path: &Path) -> Result<Users, UsersError> {
         let bytes = std::fs::read(path).map_err(|source| UsersError::Read {
             path: path.to_owned(),
@@ -163,60 +265,54 @@ impl Users {
     }
 
     fn parse(bytes: &[u8], path: &Path) -> Result<Users, UsersError> {
-        let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
-        // Name to (hash, parameters, line number).
-        let mut parsed: HashMap<String, (String, Params, usize)> = HashMap::new();
-        let mut costliest: Option<Params> = None;
-        for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {
-            let fail = |problem| UsersError::Line {
-                path: path.to_owned(),
-                line: index + 1,
-                problem,
+        let parsed = parse_file(bytes, path)?;
+        let mut argon2: Option<Scheme> = None;
+        let mut bcrypt: Option<Scheme> = None;
+        for (_, scheme, _) in parsed.values() {
+            let top = match scheme {
+                Scheme::Argon2(_) => &mut argon2,
+                Scheme::Bcrypt(_) => &mut bcrypt,
             };
-            let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-            let Some((name, hash, params)) = parse_line(raw).map_err(fail)? else {
-                continue;
-            };
-            if let Some((_, _, first)) = parsed.get(name) {
-                return Err(fail(LineProblem::Duplicate { first: *first }));
-            }
-            if costliest.as_ref().is_none_or(|c| work(&params) > work(c)) {
-                costliest = Some(params.clone());
-            }
-            parsed.insert(name.to_owned(), (hash.to_owned(), params, index + 1));
+            *top = Some(match top.take() {
+                Some(current) => current.costlier(scheme),
+                None => scheme.clone(),
+            });
         }
-        let costliest = costliest.unwrap_or_default();
-        let most = work(&costliest);
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|e| UsersError::Hash(e.to_string()))?;
+        let (dummy_scheme, dummy, took) = match (argon2, bcrypt) {
+            (Some(argon2), Some(bcrypt)) => {
+                // Which scheme's costliest is slower only a measurement says.
+                let a = Measured::new(argon2, &secret)?;
+                let b = Measured::new(bcrypt, &secret)?;
+                if b.check > a.check {
+                    b.into_parts()
+                } else {
+                    a.into_parts()
+                }
+            }
+            (Some(only), None) | (None, Some(only)) => Measured::new(only, &secret)?.into_parts(),
+            (None, None) => Measured::new(Scheme::Argon2(Params::default()), &secret)?.into_parts(),
+        };
         let entries = parsed
             .into_iter()
-            .map(|(name, (hash, params, _))| {
-                let most_expensive = work(&params) >= most;
-                (
-                    name,
-                    Entry {
-                        hash,
-                        most_expensive,
-                    },
-                )
+            .map(|(name, (hash, scheme, _))| {
+                let most_expensive =
+                    scheme.same_kind(&dummy_scheme) && scheme.work() >= dummy_scheme.work();
+                let entry = Entry {
+                    hash,
+                    scheme,
+                    most_expensive,
+                };
+                (name, entry)
             })
             .collect();
-        // Without key or associated data: only the cost matters.
-        let params = Params::new(
-            costliest.m_cost(),
-            costliest.t_cost(),
-            costliest.p_cost(),
-            None,
-        )
-        .map_err(|e| UsersError::Hash(e.into()))?;
-        let mut secret = [0u8; 32];
-        OsRng.fill_bytes(&mut secret);
-        let started = Instant::now();
-        let dummy = hash_password(&secret, params).map_err(UsersError::Hash)?;
         let mut costs = CostSamples::default();
-        costs.add(started.elapsed());
+        costs.add(took);
         let users = Users {
             entries,
             dummy,
+            dummy_scheme,
             costs: Mutex::new(costs),
         };
         // A second measurement, of a check as logins make it.
@@ -229,18 +325,20 @@ impl Users {
         self.entries.len()
     }
 
-    /// Whether `password` is `name`'s password. Slow on purpose (Argon2),
-    /// and a refusal says when it may be answered.
+    /// Whether `password` is `name`'s password. Slow on purpose (Argon2,
+    /// bcrypt), and a refusal says when it may be answered.
     pub(crate) fn verify(&self, name: &str, password: &[u8]) -> Checked {
-        let (hash, most_expensive, known) = match self.entries.get(name) {
-            Some(entry) => (entry.hash.as_str(), entry.most_expensive, true),
-            None => (self.dummy.as_str(), true, false),
+        let (hash, scheme, most_expensive, known) = match self.entries.get(name) {
+            Some(entry) => (
+                entry.hash.as_str(),
+                &entry.scheme,
+                entry.most_expensive,
+                true,
+            ),
+            None => (self.dummy.as_str(), &self.dummy_scheme, true, false),
         };
         let started = Instant::now();
-        let matches = PasswordHash::new(hash)
-            .map(|parsed| Argon2::default().verify_password(password, &parsed).is_ok())
-            .unwrap_or(false);
-        let accepted = matches && known;
+        let accepted = matches(scheme, hash, password) && known;
         let mut costs = self.costs.lock().unwrap_or_else(PoisonError::into_inner);
         if most_expensive {
             costs.add(started.elapsed());
@@ -248,7 +346,7 @@ impl Users {
         let not_before = match (accepted, most_expensive) {
             // Success is no secret once answered 0x00; the costliest take their own time.
             (true, _) | (false, true) => None,
-            (false, false) => Some(started + costs.pick(&mut rand::thread_rng())),
+            (false, false) => Some(started + costs.pick(random_index)),
         };
         Checked {
             accepted,
@@ -257,9 +355,44 @@ impl Users {
     }
 }
 
-/// One line: `None` for a blank line or a comment, else the name, the PHC
-/// string and its parameters.
-fn parse_line(raw: &[u8]) -> Result<Option<(&str, &str, Params)>, LineProblem> {
+/// A dummy hash at a scheme's cost, and how long one check of it took.
+struct Measured {
+    scheme: Scheme,
+    hash: String,
+    check: Duration,
+}
+
+impl Measured {
+    fn new(scheme: Scheme, secret: &[u8]) -> Result<Measured, UsersError> {
+        let hash = scheme.hash(secret).map_err(UsersError::Hash)?;
+        let started = Instant::now();
+        matches(&scheme, &hash, secret);
+        let check = started.elapsed();
+        Ok(Measured {
+            scheme,
+            hash,
+            check,
+        })
+    }
+
+    fn into_parts(self) -> (Scheme, String, Duration) {
+        (self.scheme, self.hash, self.check)
+    }
+}
+
+/// A random index below `n` (> 0), from the system's generator.
+fn random_index(n: usize) -> usize {
+    let mut bytes = [0u8; 8];
+    // Without randomness, the first sample: still a real check's duration.
+    if getrandom::fill(&mut bytes).is_err() {
+        return 0;
+    }
+    (u64::from_le_bytes(bytes) % n as u64) as usize
+}
+
+/// One line: `None` for a blank line or a comment, else the name, the
+/// hash and its scheme and cost.
+pub(crate) fn parse_line(raw: &[u8]) -> Result<Option<ParsedLine<'_>>, LineProblem> {
     let line = std::str::from_utf8(raw).map_err(|_| LineProblem::NotUtf8)?;
     let content = line.trim_start();
     if content.is_empty() || content.starts_with('#') {
@@ -271,7 +404,7 @@ fn parse_line(raw: &[u8]) -> Result<Option<(&str, &str, Params)>, LineProblem> {
     if line.trim_end().len() != line.len() {
         return Err(LineProblem::TrailingWhitespace);
     }
-    // PHC strings contain no ':', so the last one ends the name.
+    // Neither PHC strings nor bcrypt hashes contain ':', so the last one ends the name.
     let (name, hash) = line.rsplit_once(':').ok_or(LineProblem::NoSeparator)?;
     if name.is_empty() {
         return Err(LineProblem::EmptyName);
@@ -286,10 +419,31 @@ fn parse_line(raw: &[u8]) -> Result<Option<(&str, &str, Params)>, LineProblem> {
         return Err(LineProblem::WhitespaceInHash);
     }
     check_name(name).map_err(LineProblem::Name)?;
+    let scheme = scheme_of(hash)?;
+    Ok(Some(ParsedLine { name, hash, scheme }))
+}
+
+/// The scheme and cost of a stored hash.
+fn scheme_of(hash: &str) -> Result<Scheme, LineProblem> {
+    if ["$2y$", "$2b$", "$2a$"]
+        .iter()
+        .any(|prefix| hash.starts_with(prefix))
+    {
+        let parts: bcrypt::HashParts = hash.parse().map_err(LineProblem::NotBcrypt)?;
+        let cost = parts.get_cost();
+        if !BCRYPT_COSTS.contains(&cost) {
+            return Err(LineProblem::BcryptCost { cost });
+        }
+        return Ok(Scheme::Bcrypt(cost));
+    }
+    if !hash.starts_with("$argon2") {
+        // htpasswd's MD5 (`$apr1$`), SHA-1 (`{SHA}`), crypt(3) hashes, ...
+        return Err(LineProblem::NotArgon2);
+    }
     let parsed = PasswordHash::new(hash).map_err(LineProblem::NotPhc)?;
-    Algorithm::try_from(parsed.algorithm).map_err(|_| LineProblem::NotArgon2)?;
+    Algorithm::try_from(parsed.algorithm.as_str()).map_err(|_| LineProblem::NotArgon2)?;
     let params = Params::try_from(&parsed).map_err(LineProblem::Parameters)?;
-    Ok(Some((name, hash, params)))
+    Ok(Scheme::Argon2(params))
 }
 
 /// The durations of the last few checks at the most expensive cost.
@@ -309,12 +463,13 @@ impl CostSamples {
         self.next = (self.next + 1) % COST_SAMPLES;
     }
 
-    /// One of them, at random: padding to it gives a cheaper check the time
-    /// distribution of a costliest one, not just its average.
-    fn pick(&self, rng: &mut impl Rng) -> Duration {
+    /// One of them, at random (`index(n)` picks one below `n`): padding to
+    /// it gives a cheaper check the time distribution of a costliest one,
+    /// not just its average.
+    fn pick(&self, index: impl FnOnce(usize) -> usize) -> Duration {
         match self.recent.len() {
             0 => Duration::ZERO,
-            n => self.recent[rng.gen_range(0..n)],
+            n => self.recent[index(n).min(n - 1)],
         }
     }
 }
@@ -337,6 +492,10 @@ impl HashCost {
         t_cost: Params::DEFAULT_T_COST,
         p_cost: Params::DEFAULT_P_COST,
     };
+
+    /// Argon2's least memory per lane, in KiB: `--m-cost` must be at
+    /// least this times `--p-cost`.
+    pub const MIN_M_COST_PER_LANE: u32 = 8;
 }
 
 impl Default for HashCost {
@@ -374,8 +533,8 @@ pub enum NewUserError {
     Hash(argon2::password_hash::Error),
 }
 
-/// A user to add to a users file (`msglog-server hash-password`): the name
-/// and cost are checked before a password is asked for.
+/// A user to add to a users file (`msglog-server hash-password`, `users
+/// add`): the name and cost are checked before a password is asked for.
 #[derive(Debug, Clone)]
 pub struct NewUser {
     name: String,
@@ -410,11 +569,10 @@ impl NewUser {
     }
 }
 
-/// An Argon2id PHC string for `password` with a random salt.
+/// An Argon2id PHC string for `password` with a random salt (argon2's own).
 fn hash_password(password: &[u8], params: Params) -> Result<String, argon2::password_hash::Error> {
-    let salt = SaltString::generate(&mut OsRng);
     let hasher = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-    Ok(hasher.hash_password(password, &salt)?.to_string())
+    Ok(hasher.hash_password(password)?.to_string())
 }
 
 #[cfg(test)]
@@ -491,14 +649,14 @@ mod tests {
     #[test]
     fn cost_samples_keep_the_last_ones_and_pick_among_them() {
         let mut samples = CostSamples::default();
-        assert_eq!(samples.pick(&mut rand::thread_rng()), Duration::ZERO);
+        assert_eq!(samples.pick(random_index), Duration::ZERO);
         for ms in 0..(COST_SAMPLES as u64 + 8) {
             samples.add(Duration::from_millis(ms));
         }
         assert_eq!(samples.recent.len(), COST_SAMPLES);
         let mut seen = std::collections::HashSet::new();
         for _ in 0..10_000 {
-            let picked = samples.pick(&mut rand::thread_rng());
+            let picked = samples.pick(random_index);
             assert!(
                 picked >= Duration::from_millis(8),
                 "{picked:?} was replaced"
@@ -506,6 +664,29 @@ mod tests {
             seen.insert(picked);
         }
         assert_eq!(seen.len(), COST_SAMPLES, "every recent sample is picked");
+    }
+
+    #[test]
+    fn bcrypt_lines_verify_and_the_slower_schemes_costliest_is_the_dummy() {
+        let bcrypt_cheap = bcrypt::hash("pw", 4).unwrap().replacen("$2b$", "$2y$", 1);
+        let argon2 = hash_password(b"pw", Params::new(2048, 1, 1, None).unwrap()).unwrap();
+        let users = parse(format!("old:{bcrypt_cheap}\nnew:{argon2}\n").as_bytes()).unwrap();
+        assert!(users.verify("old", b"pw").accepted);
+        assert!(!users.verify("old", b"px").accepted);
+        assert!(users.verify("new", b"pw").accepted);
+        // bcrypt at cost 4 is faster than Argon2 at 2 MiB.
+        assert!(matches!(users.dummy_scheme, Scheme::Argon2(_)));
+        assert!(users.verify("old", b"px").not_before.is_some(), "padded");
+        assert_eq!(users.verify("new", b"px").not_before, None);
+
+        let bcrypt_costly = bcrypt::hash("pw", 8).unwrap();
+        let argon2_cheap = hash_password(b"pw", cheap()).unwrap();
+        let users =
+            parse(format!("slow:{bcrypt_costly}\nquick:{argon2_cheap}\n").as_bytes()).unwrap();
+        assert_eq!(users.dummy_scheme, Scheme::Bcrypt(8));
+        assert!(users.dummy.starts_with("$2b$08$"), "{}", users.dummy);
+        assert!(users.verify("quick", b"px").not_before.is_some(), "padded");
+        assert!(users.verify("slow", b"pw").accepted);
     }
 
     #[test]
@@ -541,7 +722,18 @@ mod tests {
                 1,
                 "longer than 255 bytes",
             ),
-            ("alice:$md5$abc\n".into(), 1, "not a PHC string"),
+            (
+                "alice:$md5$abc\n".into(),
+                1,
+                "not an Argon2 hash, nor bcrypt",
+            ),
+            ("alice:$argon2id$abc\n".into(), 1, "not a PHC string"),
+            (
+                "alice:$apr1$Oe0xKcmr$0b3sG5uU1iF5hKQbbK.8f/\n".into(),
+                1,
+                "not an Argon2 hash, nor bcrypt (`$2y$...`, what `htpasswd -B` makes)",
+            ),
+            ("alice:$2y$05$tooshort\n".into(), 1, "not a bcrypt hash"),
             (
                 format!("alice:{}\n", good.replace("argon2id", "scrypt")).into(),
                 1,

@@ -64,8 +64,56 @@ fn happy_path_writes_exact_records_and_log_lines() {
         assert_eq!(mode, created & !mask, "{file}");
     }
     let stderr = server.stop();
-    assert!(stderr.contains("1 connections"), "{stderr}");
+    assert!(stderr.contains("1 connection (0 refused"), "{stderr}");
     assert!(stderr.contains("2 messages logged"), "{stderr}");
+}
+
+/// `-vv` shows what a person debugging a client needs: each connection's
+/// events and transactions as `transactions.log` records them, as they
+/// happen; never a password or a message.
+#[test]
+fn vv_shows_each_connections_events_on_stderr() {
+    let server = Server::start(&["-vv"]);
+    let mut s = server.connect();
+    s.write_all(&login_bytes("debugged", b"PW-SECRET-VV"))
+        .unwrap();
+    s.write_all(&message(b"BODY-MARKER-VV")).unwrap();
+    s.write_all(&frame(0x07, b"?")).unwrap();
+    assert_eq!(read_statuses(&mut s, 4), vec![0, 0, 0, 0xFF]);
+    let stderr = server
+        .wait_stderr(|t| t.contains("event=close"))
+        .expect("the close is shown");
+    let shown: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains(" conn=1 "))
+        .map(|l| l.strip_prefix("msglog-server: ").expect("prefixed"))
+        .collect();
+    assert_eq!(
+        normalize(&shown.join("\n")),
+        [
+            "T conn=1 peer=127.0.0.1:P event=open",
+            "T conn=1 peer=127.0.0.1:P tag=NAME len=8 outcome=ok name=\"debugged\"",
+            "T conn=1 peer=127.0.0.1:P tag=PASSWORD len=- outcome=ok",
+            "T conn=1 peer=127.0.0.1:P tag=MESSAGE len=14 outcome=ok",
+            "T conn=1 peer=127.0.0.1:P tag=0x07 len=- outcome=unknown-tag",
+            "T conn=1 peer=127.0.0.1:P event=close reason=rejected",
+        ]
+    );
+    assert!(
+        !stderr.contains("PW-SECRET") && !stderr.contains("BODY-MARKER"),
+        "{stderr}"
+    );
+    // Without -vv, none of it.
+    let quiet = Server::start(&[]);
+    let mut s = quiet.login("u");
+    s.write_all(CLOSE).unwrap();
+    assert_eq!(read_statuses(&mut s, 1), vec![0]);
+    quiet.wait_lines("event=close", 1);
+    assert!(
+        !quiet.stderr_text().contains("conn=1"),
+        "{}",
+        quiet.stderr_text()
+    );
 }
 
 /// The original Python client's byte sequences: each transaction on its own,
@@ -849,13 +897,14 @@ fn command_line_errors_are_one_line_with_distinct_codes() {
         one_line(&stderr);
     }
 
+    // A missing --dir is created; one that cannot be is exit 4.
     let (code, _, stderr) = run(
-        &["--bind", "127.0.0.1", "--dir", "/nonexistent/dir", "0"],
+        &["--bind", "127.0.0.1", "--dir", "/dev/null/dir", "0"],
         b"",
         None,
     );
     assert_eq!(code, Some(4), "{stderr}");
-    assert!(stderr.contains("/nonexistent/dir"), "{stderr}");
+    assert!(stderr.contains("/dev/null/dir"), "{stderr}");
 
     let users = dir.path().join("users");
     std::fs::write(

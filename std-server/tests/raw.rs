@@ -252,7 +252,7 @@ fn sigterm_mid_stream_resets_the_client_and_counts_what_was_written() {
     let stderr = server
         .wait_stderr(|t| t.contains("stopped:"))
         .unwrap_or_else(|| server.stderr_text());
-    assert!(stderr.contains("stopped: 1 clients, 26 bytes"), "{stderr}");
+    assert!(stderr.contains("stopped: 1 client, 26 bytes"), "{stderr}");
     assert!(
         stderr.contains("reset, the server is stopping (26 bytes written)"),
         "{stderr}"

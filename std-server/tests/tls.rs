@@ -546,7 +546,7 @@ fn a_plaintext_listener_on_other_addresses_is_warned_about() {
 }
 
 #[test]
-fn bad_tls_files_stop_the_start_with_exit_10() {
+fn bad_tls_files_stop_the_start_with_exit_13() {
     let pki = Pki::new("msglog test CA");
     let good = pki.issue("server", &Leaf::server());
     let other = pki.issue("other", &Leaf::server());
@@ -572,12 +572,61 @@ fn bad_tls_files_stop_the_start_with_exit_10() {
             b"",
             Some(pki.dir()),
         );
-        assert_eq!(code, Some(10), "{stderr}");
+        assert_eq!(code, Some(13), "{stderr}");
         assert!(
             stderr.contains(says) && stderr.lines().count() == 1,
             "{stderr}"
         );
+        // `check` loads them as a start does: the same line, the same code.
+        let (code, _, check_stderr) = run(
+            &[
+                "check",
+                "--bind",
+                "127.0.0.1",
+                "--tls-cert",
+                cert.to_str().unwrap(),
+                "--tls-key",
+                key.to_str().unwrap(),
+                "0",
+            ],
+            b"",
+            Some(pki.dir()),
+        );
+        assert_eq!(code, Some(13), "check: {check_stderr}");
+        assert!(check_stderr.contains(says), "check: {check_stderr}");
     }
+}
+
+#[test]
+fn check_loads_the_tls_files_and_names_the_tls_port() {
+    let pki = Pki::new("msglog test CA");
+    let good = pki.issue("server", &Leaf::server());
+    let (code, stdout, stderr) = run(
+        &[
+            "check",
+            "--dir",
+            "logs",
+            "--bind",
+            "127.0.0.1",
+            "--tls-cert",
+            good.cert.to_str().unwrap(),
+            "--tls-key",
+            good.key.to_str().unwrap(),
+            "--tls-client-ca",
+            pki.ca().to_str().unwrap(),
+            "--tls-port",
+            "0",
+            "0",
+        ],
+        b"",
+        Some(pki.dir()),
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("would speak TLS on 127.0.0.1:0 beside the plaintext port with")
+            && stdout.contains("client certificates from"),
+        "{stdout}"
+    );
 }
 
 /// Raw mode over TLS: socat's stream byte-exact, confirmed by the

@@ -5,9 +5,10 @@
 //! tcp:127.0.0.1:PORT,reconnect=1`).
 //!
 //! `uplink` is the device's policy (what to send, when, what to do when it
-//! fails), `protocol` the client side of the protocol (to be replaced by
-//! `msglog-core`'s async client), `link` the byte stream. The board's
-//! interrupt-driven UART and its `embassy-time` driver are in msglog-board.
+//! fails) over `msglog-core`'s async client (`msglog_core::asynch::Client`),
+//! `link` the byte stream, `timer` `embassy-time` as the client's clock.
+//! The board's interrupt-driven UART and its `embassy-time` driver are in
+//! msglog-board.
 //!
 //! At the end the firmware prints a report through semihosting and exits
 //! QEMU with status 0 (every message acknowledged, or dropped after two
@@ -21,7 +22,7 @@
 #![no_main]
 
 mod link;
-mod protocol;
+mod timer;
 mod uplink;
 
 use cortex_m_rt::entry;

@@ -23,21 +23,24 @@
 
 use embassy_time::{Duration, Instant, Timer};
 use embedded_io_async::{Read, Write};
-use msglog_core::Stage;
+use msglog_core::asynch::Client;
+use msglog_core::{ClientError, Stage};
 use msglog_sensor_demo::{message, BACKLOG, COUNT, MAX_LEN, NAME, PASSWORD};
 
 use crate::link::Link;
-use crate::protocol::{Client, ClientError};
+use crate::timer::EmbassyTimer;
 
 /// Transactions written ahead of their statuses: the whole backlog, so its
 /// 20 statuses, more than the 16-byte receive FIFO holds, can all be on
 /// their way while the device still writes.
 const WINDOW: usize = 24;
 
-/// How long a status may take. Over the UART it is also how a lost link is
-/// noticed, so it is generous for a loaded host: a status later than this
-/// would be taken for the next transaction's.
-const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a status may take, in milliseconds (`EmbassyTimer`'s unit):
+/// from the message that found nothing in flight, and again from every
+/// status. Over the UART it is also how a lost link is noticed, so it is
+/// generous for a loaded host: a status later than this would be taken
+/// for the next transaction's.
+const STATUS_TIMEOUT_MS: u64 = 5_000;
 
 /// Wait after a failed login before the next attempt.
 const LOGIN_RETRY_DELAY: Duration = Duration::from_secs(1);
@@ -102,7 +105,8 @@ pub async fn run<L: Link>(link: &mut L) -> Result<Report, Abandoned> {
         }
         let login = match link.connect().await {
             Ok(stream) => {
-                let mut client = Client::new(stream, WINDOW, STATUS_TIMEOUT);
+                let mut client =
+                    Client::with_timer(stream, WINDOW, EmbassyTimer, Some(STATUS_TIMEOUT_MS));
                 match client.login(NAME, PASSWORD).await {
                     Ok(()) => Some(client),
                     Err(error) => {
@@ -162,7 +166,12 @@ pub async fn run<L: Link>(link: &mut L) -> Result<Report, Abandoned> {
                     progress.refused_once = true;
                 }
             }
-            Err(ClientError::Encode(_) | ClientError::SessionEnded) => return Err(Abandoned::Bug),
+            Err(
+                ClientError::Encode(_)
+                | ClientError::SessionEnded
+                | ClientError::NotLoggedIn
+                | ClientError::AlreadyLoggedIn,
+            ) => return Err(Abandoned::Bug),
             Err(error) => {
                 semihosting::println!("link lost ({:?}): logging in again", error);
                 report.links_lost += 1;
@@ -174,7 +183,7 @@ pub async fn run<L: Link>(link: &mut L) -> Result<Report, Abandoned> {
 /// Send the messages from `progress.next` on in this session, paced, and
 /// wait for their statuses.
 async fn send_remaining<T: Read + Write>(
-    client: &mut Client<T>,
+    client: &mut Client<T, EmbassyTimer>,
     progress: &mut Progress,
     buf: &mut [u8; MAX_LEN],
 ) -> Result<(), ClientError<T::Error>> {

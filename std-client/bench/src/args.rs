@@ -1,9 +1,13 @@
-//! The command line.
+//! The command line: its clap definition (the one place it is written,
+//! so that help, completions and man pages come from it) and the password.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
 use msglog_core::{DEFAULT_PORT, MAX_PAYLOAD};
+use msglog_std::{read_password_file, Zero};
 
 /// Raw mode's default stream size: 1 GiB.
 pub const DEFAULT_RAW_BYTES: u64 = 1 << 30;
@@ -14,15 +18,21 @@ pub const DEFAULT_RAW_BYTES: u64 = 1 << 30;
     version,
     about = "Load generator for msglog-server: msgs/s, MB/s and status latency",
     after_help = "Examples:\n  \
-        msglog-bench -c 50 -n 100000 -s 64 -w 16\n  \
+        msglog-bench -c 50 -n 100000 -s 64 -w 16      # 5,000,000 messages in all\n  \
         msglog-bench -c 10000 -w 16 --duration 10s --json\n  \
+        msglog-bench -c 1 -w 64 -q --histogram run.hgrm --plot run.svg\n  \
         msglog-bench --raw --bytes 1G -p 6000\n  \
         msglog-bench --tls --ca ca.pem --host localhost -c 1000 -n 1\n\n\
+        Before the run, one connection checks the address and (framed mode) the\n\
+        login: a closed port or a refused login ends the benchmark at once.\n\n\
+        The password: --password-file FILE (its content without a trailing line\n\
+        ending), else --password (visible in ps), else $MSGLOG_PASSWORD, else `bench`.\n\n\
         Exit status: 0 when every message was acknowledged and no error happened,\n\
-        1 otherwise, 2 for a usage error, 3 when the benchmark could not start."
+        1 otherwise, 2 for a usage error, 3 when the benchmark could not start\n\
+        (the address, the login, the event loops)."
 )]
 pub struct Args {
-    /// Server host name or address.
+    /// Server host name or address (an IPv6 address with or without brackets).
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
 
@@ -34,7 +44,7 @@ pub struct Args {
     #[arg(short = 'c', long, default_value_t = 50, value_parser = parse_connections)]
     pub connections: usize,
 
-    /// Messages per connection (framed mode; exclusive with --duration).
+    /// Messages per connection, not in all: -c 50 -n 1000 sends 50,000 (framed mode; exclusive with --duration).
     #[arg(
         short = 'n',
         long,
@@ -55,7 +65,7 @@ pub struct Args {
     #[arg(long, value_parser = parse_threads)]
     pub threads: Option<usize>,
 
-    /// Send for this long instead of -n messages (e.g. 10s, 500ms, 2m).
+    /// Send for this long instead of -n messages (e.g. 10s, 500ms, 2m; a bare number is seconds).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
 
@@ -63,9 +73,25 @@ pub struct Args {
     #[arg(long, default_value = "bench")]
     pub user: String,
 
-    /// Password sent in PASSWORD (the server's default authenticator accepts any non-empty one).
-    #[arg(long, default_value = "bench")]
-    pub password: String,
+    /// Password sent in PASSWORD; visible in ps: prefer --password-file or $MSGLOG_PASSWORD [default: bench].
+    #[arg(long, conflicts_with = "password_file")]
+    pub password: Option<String>,
+
+    /// Read the password from FILE (its content without a trailing line ending).
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+
+    /// Print one summary line instead of the table (as redis-benchmark -q does).
+    #[arg(short, long, conflicts_with = "json")]
+    pub quiet: bool,
+
+    /// Write the latency distribution to FILE in HdrHistogram's percentile format (.hgrm, milliseconds).
+    #[arg(long, value_name = "FILE")]
+    pub histogram: Option<PathBuf>,
+
+    /// Draw the latency by percentile into FILE, an SVG picture.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
 
     /// Print one JSON object instead of the table.
     #[arg(long)]
@@ -89,24 +115,43 @@ pub struct Args {
 
     #[command(flatten)]
     pub tls: crate::tls::TlsArgs,
+    /// Write shell completions or the man page to stdout and exit.
+    #[arg(long, value_enum, value_name = "KIND", exclusive = true)]
+    pub generate: Option<msglog_std::Generate>,
 }
 
 impl Args {
-    /// Parse the process arguments (clap exits with status 2 on a usage error).
-    pub fn from_command_line() -> Args {
-        let args = <Args as Parser>::parse();
-        if args.user.is_empty() || args.password.is_empty() {
-            clap_error("--user and --password must not be empty");
+    /// Parse the process arguments; `Err` for `--help`, `--version` and usage errors.
+    pub fn from_command_line() -> Result<Args, clap::Error> {
+        let args = <Args as Parser>::try_parse()?;
+        if args.user.is_empty() || args.password.as_deref() == Some("") {
+            return Err(Args::command().error(
+                ErrorKind::InvalidValue,
+                "--user and --password must not be empty",
+            ));
         }
-        args
+        Ok(args)
     }
-}
 
-fn clap_error(message: &str) -> ! {
-    use clap::CommandFactory;
-    Args::command()
-        .error(clap::error::ErrorKind::InvalidValue, message)
-        .exit()
+    /// The password: --password-file, --password, $MSGLOG_PASSWORD, or `bench`.
+    pub fn password(&self) -> Result<Vec<u8>, String> {
+        let password = match (&self.password_file, &self.password) {
+            (Some(path), _) => read_password_file(path)
+                .map_err(|e| format!("cannot read password file '{}': {e}", path.display()))?,
+            (None, Some(password)) => password.clone().into_bytes(),
+            (None, None) => match std::env::var_os("MSGLOG_PASSWORD") {
+                Some(password) => std::os::unix::ffi::OsStringExt::into_vec(password),
+                None => b"bench".to_vec(),
+            },
+        };
+        if password.is_empty() {
+            return Err("the password is empty".to_owned());
+        }
+        if password.len() > MAX_PAYLOAD {
+            return Err(format!("the password is longer than {MAX_PAYLOAD} bytes"));
+        }
+        Ok(password)
+    }
 }
 
 /// One event loop per CPU. Measured on the 2-core machine against
@@ -155,25 +200,10 @@ fn parse_threads(text: &str) -> Result<usize, String> {
     }
 }
 
-/// `10`, `10s`, `1.5s`, `500ms`, `2m`: seconds unless a unit is given.
+/// A duration as every msglog program takes it (msglog-std): `10`, `10s`,
+/// `1.5s`, `500ms`, `250us`, `2m`; seconds unless a unit is given.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (e.g. 10s, 500ms, 2m)"))?;
-    let seconds = match unit {
-        "" | "s" => value,
-        "ms" => value / 1e3,
-        "us" => value / 1e6,
-        "m" | "min" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => return Err(format!("unknown unit `{unit}` (use ms, s, m or h)")),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
+    msglog_std::parse_duration(text, Zero::Allowed).map_err(|e| e.to_string())
 }
 
 /// `1000`, `64K`, `16M`, `1G` (powers of 1024; a trailing `B` or `iB` is allowed).
@@ -211,7 +241,8 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5 days").is_err());
+        assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
+        assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("-1s").is_err());
     }
 

@@ -26,6 +26,7 @@ use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use msglog_core::{ClientEnd, ClientSession, Transaction};
+use msglog_std::retry_interrupted;
 
 use crate::failure::{FailureCounts, FailureKind};
 use crate::socket::{connected, write};
@@ -325,7 +326,9 @@ impl Conn {
     fn receive(&mut self, index: usize, buf: &mut Buffers) -> Result<(), FailureKind> {
         loop {
             let stream = self.stream.as_mut().ok_or(FailureKind::Reset)?;
-            let end = match tls::read(stream, self.tls.as_deref_mut(), &mut buf.inbox) {
+            let end = match retry_interrupted(|| {
+                tls::read(stream, self.tls.as_deref_mut(), &mut buf.inbox)
+            }) {
                 Ok(0) => self.session.handle_eof(),
                 Ok(n) => {
                     let now = buf.now_ns();
@@ -340,7 +343,6 @@ impl Conn {
                     continue;
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == ErrorKind::InvalidData && self.tls.is_some() => {
                     return Err(FailureKind::Tls)
                 }

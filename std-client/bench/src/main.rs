@@ -11,20 +11,24 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | `args` | the command line |
+//! | `args` | the command line, the password |
+//! | `preflight` | one connection (and login) before the run: a closed port or a refused login ends it at once |
 //! | `framed` | framed mode: the event loops, each connection's socket and `ClientSession`, latencies; `Plan`, `RunTotals` |
 //! | `raw` | raw mode: the same for a byte stream |
 //! | `threads` | running one worker per thread; `SetupError` |
 //! | `socket` | the non-blocking socket steps both modes share |
 //! | `failure` | how a connection failed (`FailureKind`) and the tally (`FailureCounts`) |
-//! | `fd_limit` | raising the descriptor limit |
-//! | `render` | a run's human table and JSON object |
+//! | `render` | a run's human table, one-line summary (`-q`) and JSON object |
 //! | `tls` | `--tls`: a rustls session per connection, the handshake counts |
+//! | `latency` | the latency distribution as `.hgrm` text and as an SVG plot |
+
+#![forbid(unsafe_code)]
 
 mod args;
 mod failure;
-mod fd_limit;
 mod framed;
+mod latency;
+mod preflight;
 mod raw;
 mod render;
 mod socket;
@@ -34,16 +38,40 @@ mod tls;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
+
 use args::Args;
 
 /// Exit codes: the run finished but a message was not acknowledged or an error happened.
 const EXIT_FAILED_RUN: u8 = 1;
-// 2 is clap's exit code for a usage error.
-/// Exit code: the benchmark could not start (address, event loop, threads).
+/// Exit code: a usage error.
+const EXIT_USAGE: u8 = 2;
+/// Exit code: the benchmark could not start (address, login, event loop, threads).
 const EXIT_SETUP: u8 = 3;
 
 fn main() -> ExitCode {
-    let args = Args::from_command_line();
+    if let Some(kind) = msglog_std::Generate::requested() {
+        return kind.print(<Args as clap::CommandFactory>::command());
+    }
+    let args = match Args::from_command_line() {
+        Ok(args) => args,
+        Err(error)
+            if matches!(
+                error.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+            ) =>
+        {
+            let _ = error.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            eprintln!("{}", msglog_std::usage_error("msglog-bench", &error));
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    if let Some(kind) = args.generate {
+        return kind.print(<Args as clap::CommandFactory>::command());
+    }
     match run(&args) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(EXIT_FAILED_RUN),
@@ -57,9 +85,10 @@ fn main() -> ExitCode {
 /// Run the benchmark the arguments describe and print its report; `Ok(true)` if it was clean.
 fn run(args: &Args) -> Result<bool, String> {
     let addr = resolve(&args.host, args.port)?;
+    let password = args.password()?;
     let threads = args.threads.unwrap_or_else(args::default_threads);
     // Ten thousand connections need ten thousand descriptors.
-    let descriptors = fd_limit::raise_nofile_limit();
+    let descriptors = msglog_std::raise_fd_limit().ok();
     let needed = u64::try_from(args.connections).unwrap_or(u64::MAX) + 64;
     if descriptors.is_some_and(|limit| limit < needed) {
         eprintln!(
@@ -71,6 +100,7 @@ fn run(args: &Args) -> Result<bool, String> {
 
     let tls = args.tls.settings(&args.host)?;
     if args.raw {
+        preflight::connect(addr, args.timeout, tls.as_ref())?;
         let plan = raw::Plan {
             addr,
             connections: args.connections,
@@ -82,12 +112,15 @@ fn run(args: &Args) -> Result<bool, String> {
         let totals = raw::run(&plan).map_err(|e| e.to_string())?;
         if args.json {
             println!("{}", render::raw_json(&plan, &totals));
+        } else if args.quiet {
+            println!("{}", render::raw_line(&plan, &totals));
         } else {
             print!("{}", render::raw_table(&plan, &totals));
         }
         return Ok(totals.is_clean(&plan));
     }
 
+    preflight::login(addr, &args.user, &password, args.timeout, tls.as_ref())?;
     let plan = framed::Plan {
         addr,
         connections: args.connections,
@@ -99,7 +132,7 @@ fn run(args: &Args) -> Result<bool, String> {
         window: args.window,
         threads,
         user: args.user.clone(),
-        password: args.password.clone().into_bytes(),
+        password,
         stall_timeout: args.timeout,
         connect_batch: args.connect_batch,
         tls,
@@ -118,14 +151,32 @@ fn run(args: &Args) -> Result<bool, String> {
     let totals = framed::run(&plan).map_err(|e| e.to_string())?;
     if args.json {
         println!("{}", render::framed_json(&plan, &totals));
+    } else if args.quiet {
+        println!("{}", render::framed_line(&plan, &totals));
     } else {
         print!("{}", render::framed_table(&plan, &totals));
+    }
+    if let Some(path) = &args.histogram {
+        latency::write_hgrm(&totals.latency_us, path)?;
+    }
+    if let Some(path) = &args.plot {
+        let title = format!(
+            "{}: {}",
+            render::plot_title(&plan),
+            render::throughput(&totals)
+        );
+        latency::write_plot(&totals.latency_us, &title, path)?;
     }
     Ok(totals.is_clean())
 }
 
+/// The first address of `host` (an IPv6 address may be in brackets).
 fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
-    let mut addrs = (host, port)
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let mut addrs = (bare, port)
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve {host}: {e}"))?;
     addrs.next().ok_or_else(|| format!("{host} has no address"))

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+use msglog_std::retry_interrupted;
 
 use crate::failure::{FailureCounts, FailureKind};
 use crate::socket::{connected, write};
@@ -298,7 +299,7 @@ impl Worker {
         if conn.phase == Phase::Draining {
             let stream = conn.stream.as_mut().ok_or(FailureKind::Reset)?;
             loop {
-                match tls::read(stream, conn.tls.as_deref_mut(), sink) {
+                match retry_interrupted(|| tls::read(stream, conn.tls.as_deref_mut(), sink)) {
                     Ok(0) => {
                         conn.phase = Phase::Done;
                         conn.stream = None;
@@ -309,7 +310,6 @@ impl Worker {
                     // The raw server sends nothing; whatever comes is ignored.
                     Ok(_) => {}
                     Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
                     Err(_) => return Err(FailureKind::Reset),
                 }
             }

@@ -31,7 +31,7 @@ fn grouped(value: u64) -> String {
     let digits = value.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(digit);
@@ -49,17 +49,18 @@ fn errors_line(failures: &FailureCounts) -> String {
         .map(|(kind, count)| format!("{} {}", kind.name(), grouped(count)))
         .collect();
     format!(
-        "{} connections failed ({})",
-        grouped(total),
+        "{} failed ({})",
+        plural(total, "connection"),
         kinds.join(", ")
     )
 }
 
-fn plural(count: usize, one: &str) -> String {
+/// `count` and a noun, singular for one: "1 thread", "1,000 connections".
+fn plural(count: u64, one: &str) -> String {
     if count == 1 {
-        format!("{count} {one}")
+        format!("1 {one}")
     } else {
-        format!("{} {one}s", grouped(count as u64))
+        format!("{} {one}s", grouped(count))
     }
 }
 
@@ -68,7 +69,11 @@ pub fn framed_table(plan: &framed::Plan, totals: &framed::RunTotals) -> String {
     let latency = &totals.latency_us;
     let payload = totals.acknowledged.saturating_mul(plan.size as u64);
     let amount = match plan.until {
-        framed::Until::Count(n) => format!("{} per connection", grouped(n)),
+        framed::Until::Count(n) => format!(
+            "{} per connection ({} in all)",
+            grouped(n),
+            grouped(n.saturating_mul(plan.connections as u64))
+        ),
         framed::Until::After(d) => format!("for {:.1} s", d.as_secs_f64()),
     };
     let acknowledged = match totals.expected {
@@ -83,8 +88,8 @@ pub fn framed_table(plan: &framed::Plan, totals: &framed::RunTotals) -> String {
     if totals.unacknowledged() > 0 {
         let _ = write!(
             errors,
-            "; {} messages not acknowledged ({} lost in flight)",
-            grouped(totals.unacknowledged()),
+            "; {} not acknowledged ({} lost in flight)",
+            plural(totals.unacknowledged(), "message"),
             grouped(totals.lost_in_flight)
         );
     }
@@ -96,7 +101,7 @@ pub fn framed_table(plan: &framed::Plan, totals: &framed::RunTotals) -> String {
                 grouped(plan.connections as u64),
                 grouped(totals.authenticated as u64),
                 totals.connect_elapsed.as_secs_f64(),
-                plural(plan.threads_used(), "thread")
+                plural(plan.threads_used() as u64, "thread")
             ),
         ),
         (
@@ -160,6 +165,49 @@ fn tls_json(plan: &framed::Plan, totals: &framed::RunTotals) -> Value {
     })
 }
 
+/// The framed run as one line, as `redis-benchmark -q` reports:
+/// `framed 64 B, 50 connections, window 16: 2,450,953 msgs/s, p50 0.313 ms, p99 0.706 ms`.
+pub fn framed_line(plan: &framed::Plan, totals: &framed::RunTotals) -> String {
+    let latency = &totals.latency_us;
+    let ms = |quantile: f64| latency.value_at_quantile(quantile) as f64 / 1000.0;
+    let mut line = format!(
+        "{}: {}, p50 {:.3} ms, p99 {:.3} ms",
+        plot_title(plan),
+        throughput(totals),
+        ms(0.50),
+        ms(0.99),
+    );
+    if !totals.is_clean() {
+        let _ = write!(line, ", {}", errors_line(&totals.failures));
+        if totals.unacknowledged() > 0 {
+            let _ = write!(
+                line,
+                ", {} not acknowledged",
+                plural(totals.unacknowledged(), "message")
+            );
+        }
+    }
+    line
+}
+
+/// A framed run's throughput: `2,450,953 msgs/s`.
+pub fn throughput(totals: &framed::RunTotals) -> String {
+    format!(
+        "{} msgs/s",
+        grouped(rate(totals.acknowledged, totals.elapsed).round() as u64)
+    )
+}
+
+/// What a framed run was: `framed 64 B, 50 connections, window 16`.
+pub fn plot_title(plan: &framed::Plan) -> String {
+    format!(
+        "framed {} B, {}, window {}",
+        plan.size,
+        plural(plan.connections as u64, "connection"),
+        plan.window
+    )
+}
+
 /// The framed run as one JSON object.
 pub fn framed_json(plan: &framed::Plan, totals: &framed::RunTotals) -> Value {
     let latency = &totals.latency_us;
@@ -216,7 +264,7 @@ pub fn raw_table(plan: &raw::Plan, totals: &raw::RunTotals) -> String {
                 "{} ({} completed), {}",
                 grouped(plan.connections as u64),
                 grouped(totals.completed as u64),
-                plural(plan.threads_used(), "thread")
+                plural(plan.threads_used() as u64, "thread")
             ),
         ),
         (
@@ -238,6 +286,19 @@ pub fn raw_table(plan: &raw::Plan, totals: &raw::RunTotals) -> String {
         let _ = writeln!(text, "  {label:<15} {value}");
     }
     text
+}
+
+/// The raw run as one line (`-q`): `raw, 1 connection: 4.04 GB/s`.
+pub fn raw_line(plan: &raw::Plan, totals: &raw::RunTotals) -> String {
+    let mut line = format!(
+        "raw, {}: {:.2} GB/s",
+        plural(plan.connections as u64, "connection"),
+        rate(totals.sent, totals.elapsed) / 1e9
+    );
+    if !totals.is_clean(plan) {
+        let _ = write!(line, ", {}", errors_line(&totals.failures));
+    }
+    line
 }
 
 /// The raw run as one JSON object.

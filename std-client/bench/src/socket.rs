@@ -3,20 +3,18 @@
 use std::io::{ErrorKind, Write};
 
 use mio::net::TcpStream;
+use msglog_std::retry_interrupted;
 
 use crate::failure::FailureKind;
 
 /// Write once; `Ok(None)` when the socket would block.
 pub fn write(stream: &mut Option<TcpStream>, bytes: &[u8]) -> Result<Option<usize>, FailureKind> {
     let stream = stream.as_mut().ok_or(FailureKind::Reset)?;
-    loop {
-        match stream.write(bytes) {
-            Ok(0) => return Err(FailureKind::Reset),
-            Ok(n) => return Ok(Some(n)),
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(None),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => return Err(FailureKind::Reset),
-        }
+    match retry_interrupted(|| stream.write(bytes)) {
+        Ok(0) => Err(FailureKind::Reset),
+        Ok(n) => Ok(Some(n)),
+        Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(None),
+        Err(_) => Err(FailureKind::Reset),
     }
 }
 

@@ -133,6 +133,11 @@ fn listening_port(line: &str) -> Option<u16> {
 }
 
 fn bench(port: u16, args: &[&str]) -> Output {
+    bench_with(port, args, &[])
+}
+
+/// `bench` with environment variables (MSGLOG_PASSWORD is unset unless given).
+fn bench_with(port: u16, args: &[&str], env: &[(&str, &str)]) -> Output {
     let child = Command::new(BENCH)
         .args([
             "--host",
@@ -143,12 +148,28 @@ fn bench(port: u16, args: &[&str]) -> Output {
             "20s",
         ])
         .args(args)
+        .env_remove("MSGLOG_PASSWORD")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("msglog-bench starts");
     wait_output(child)
+}
+
+/// Exit `code` with one line on stderr that contains `needle`, and nothing on stdout.
+fn assert_one_line(output: &Output, code: i32, needle: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(code), "stderr: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "stderr: {stderr}");
+    assert!(stderr.starts_with("msglog-bench: "), "stderr: {stderr}");
+    assert!(stderr.contains(needle), "stderr: {stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "stdout: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
 }
 
 /// Wait for a child, killing it at the deadline.
@@ -330,34 +351,160 @@ fn a_server_killed_mid_run_is_an_error() {
     assert!(report["elapsed_s"].as_f64().expect("elapsed_s") < 25.0);
 }
 
+/// A closed port ends the benchmark at once with one line, in both modes
+/// (it was a table of failed connections).
 #[test]
-fn no_server_is_an_error() {
+fn no_server_ends_the_run_at_once_with_one_line() {
     let port = {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.local_addr().expect("addr").port()
     };
-    let output = bench(port, &["-c", "3", "-n", "10", "--json"]);
-    let report = json(&output);
-    assert_eq!(exit_code(output.status), Some(1), "{report}");
-    assert_eq!(report["errors"], 3);
-    assert_eq!(report["error_kinds"]["connect"], 3);
-    assert_eq!(report["acknowledged"], 0);
-    assert_eq!(report["unacknowledged"], 30);
+    for mode in [&["-c", "3", "-n", "10"][..], &["--raw", "--bytes", "1M"]] {
+        let started = Instant::now();
+        let output = bench(port, mode);
+        assert_one_line(
+            &output,
+            3,
+            &format!("cannot connect to 127.0.0.1:{port}: Connection refused"),
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+    }
 }
 
+/// A refused login ends the benchmark at once with one line, before any
+/// connection of the run is opened.
 #[test]
-fn a_rejected_password_is_an_error() {
+fn a_rejected_password_ends_the_run_at_once_with_one_line() {
     // The original server's rule: the first password byte must be odd ('b' is even).
     let server = Server::framed(&["--auth", "legacy-parity"]);
     let output = bench(
         server.port,
-        &["-c", "1", "-n", "10", "--password", "b", "--json"],
+        &["-c", "4", "-n", "10", "--password", "b", "--json"],
     );
-    let report = json(&output);
-    assert_eq!(exit_code(output.status), Some(1), "{report}");
-    assert_eq!(report["error_kinds"]["rejected"], 1, "{report}");
-    assert_eq!(report["authenticated"], 0);
+    assert_one_line(&output, 3, "rejected the password of user 'bench'");
     assert_eq!(records(&server.messages_log(), 64), 0);
+    let log = std::fs::read_to_string(server.dir.path().join("transactions.log")).unwrap();
+    assert_eq!(log.matches("event=open").count(), 1, "{log}");
+}
+
+/// The password comes from --password-file or MSGLOG_PASSWORD, not only
+/// from the command line.
+#[test]
+fn the_password_comes_from_a_file_or_the_environment() {
+    let server = Server::framed(&["--auth", "legacy-parity"]);
+    let file = server.dir.path().join("password");
+    std::fs::write(&file, "a-odd\n").unwrap();
+    let args = [
+        "-c",
+        "1",
+        "-n",
+        "5",
+        "-q",
+        "--password-file",
+        file.to_str().unwrap(),
+    ];
+    let output = bench(server.port, &args);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let output = bench_with(
+        server.port,
+        &["-c", "1", "-n", "5", "-q"],
+        &[("MSGLOG_PASSWORD", "a")],
+    );
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let output = bench_with(
+        server.port,
+        &["-c", "1", "-n", "5", "-q"],
+        &[("MSGLOG_PASSWORD", "b")],
+    );
+    assert_one_line(&output, 3, "rejected the password");
+    // Without any: `bench`, which legacy-parity refuses ('b' is even).
+    let output = bench(server.port, &["-c", "1", "-n", "5", "-q"]);
+    assert_one_line(&output, 3, "rejected the password");
+    let output = bench(server.port, &["--password-file", "/nonexistent/password"]);
+    assert_one_line(
+        &output,
+        3,
+        "cannot read password file '/nonexistent/password'",
+    );
+    assert_eq!(records(&server.messages_log(), 64), 10);
+}
+
+/// `-q`: one line, as `redis-benchmark -q` prints; `--histogram` and
+/// `--plot` write the latency distribution and its picture.
+#[test]
+fn quiet_histogram_and_plot() {
+    let server = Server::framed(&[]);
+    let hgrm = server.dir.path().join("run.hgrm");
+    let svg = server.dir.path().join("run.svg");
+    let output = bench(
+        server.port,
+        &[
+            "-c",
+            "2",
+            "-n",
+            "500",
+            "-w",
+            "8",
+            "-q",
+            "--histogram",
+            hgrm.to_str().unwrap(),
+            "--plot",
+            svg.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(
+        stdout.starts_with("framed 64 B, 2 connections, window 8: ")
+            && stdout.contains(" msgs/s, p50 ")
+            && stdout.contains(" ms, p99 "),
+        "{stdout}"
+    );
+    assert!(
+        output.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let hgrm = std::fs::read_to_string(&hgrm).unwrap();
+    assert!(
+        hgrm.starts_with("       Value     Percentile TotalCount 1/(1-Percentile)\n\n"),
+        "{hgrm}"
+    );
+    assert!(hgrm.contains("Total count    =         1000]"), "{hgrm}");
+    let last_row = hgrm.lines().rfind(|l| !l.starts_with('#')).unwrap();
+    assert!(last_row.contains(" 1.000000000000       1000"), "{hgrm}");
+
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("<polyline"),
+        "{svg}"
+    );
+    assert!(svg.contains("framed 64 B, 2 connections, window 8"));
+}
+
+#[test]
+fn the_header_says_messages_are_per_connection() {
+    let server = Server::framed(&[]);
+    let output = bench(server.port, &["-c", "3", "-n", "7"]);
+    assert!(output.status.success());
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        table.contains("messages        7 per connection (21 in all), 64 B, window 1"),
+        "{table}"
+    );
+    assert!(table.contains("acknowledged    21 of 21"), "{table}");
+    let help = Command::new(BENCH).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("Messages per connection, not in all"),
+        "{help}"
+    );
 }
 
 /// How [`original_server`] answers a bare CLOSE.
@@ -427,7 +574,8 @@ fn any_answer_to_close_ends_a_clean_run() {
     // PROTOCOL.md: any answer to CLOSE (0x00, 0xFF, or the connection
     // closing) ends a clean session.
     for answer in [CloseAnswer::Ff, CloseAnswer::Eof, CloseAnswer::Reset] {
-        let (port, server) = original_server(2, answer);
+        // Two connections, and the login checked before the run.
+        let (port, server) = original_server(3, answer);
         let output = bench(
             port,
             &["-c", "2", "-n", "50", "-s", "16", "-w", "4", "--json"],
@@ -479,8 +627,14 @@ fn usage_errors_exit_2() {
         &["--bytes", "1M"],
         &["-n", "5", "--duration", "1s"],
         &["--password", ""],
+        &["--bogus"],
+        &["-c", "x"],
+        &["-q", "--json"],
+        &["--password", "p", "--password-file", "f"],
     ] {
         let output = Command::new(BENCH).args(args).output().expect("runs");
-        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert_one_line(&output, 2, "(try --help)");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.matches("help").count(), 1, "{stderr}");
     }
 }

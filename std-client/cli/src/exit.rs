@@ -14,7 +14,7 @@ pub enum Exit {
     Resolve = 4,
     /// No address of HOST accepted the connection.
     Connect = 5,
-    /// Reading stdin failed.
+    /// A FILE cannot be opened, or reading the input failed.
     Input = 6,
     /// An input line is longer than a message can be.
     TooLong = 7,
@@ -31,11 +31,15 @@ pub enum Exit {
     /// TLS failed: the server's certificate was not accepted, the server
     /// refused ours, or the TLS files cannot be used.
     Tls = 13,
+    /// SIGINT (Ctrl-C): 128 + 2, as shells report it.
+    Interrupted = 130,
+    /// SIGTERM: 128 + 15.
+    Terminated = 143,
 }
 
 impl Exit {
     /// Every code, in order, with its `--help` description.
-    pub const ALL: [(Exit, &'static str); 12] = [
+    pub const ALL: [(Exit, &'static str); 14] = [
         (Exit::Usage, "bad arguments, or an invalid user name"),
         (
             Exit::Password,
@@ -46,8 +50,14 @@ impl Exit {
             Exit::Connect,
             "cannot connect (refused, unreachable, timed out)",
         ),
-        (Exit::Input, "reading stdin failed"),
-        (Exit::TooLong, "an input line is longer than 65535 bytes"),
+        (
+            Exit::Input,
+            "a FILE cannot be opened, or reading the input failed",
+        ),
+        (
+            Exit::TooLong,
+            "an input line is longer than 65535 bytes (--long-lines fail)",
+        ),
         (Exit::Auth, "the server rejected the user name or password"),
         (Exit::Rejected, "the server rejected a message"),
         (
@@ -63,10 +73,34 @@ impl Exit {
             Exit::Tls,
             "TLS failed (unknown issuer, name mismatch, expired, client certificate refused, not a TLS server) or the TLS files cannot be used",
         ),
+        (
+            Exit::Interrupted,
+            "interrupted by SIGINT (Ctrl-C); the summary says what was acknowledged",
+        ),
+        (Exit::Terminated, "stopped by SIGTERM; the summary likewise"),
     ];
 
+    /// The exit status.
+    pub fn code_number(self) -> u8 {
+        self as u8
+    }
+
     pub fn code(self) -> ExitCode {
-        ExitCode::from(self as u8)
+        ExitCode::from(self.code_number())
+    }
+
+    /// Whether running the command again later may succeed: the name
+    /// service, the network or the server was unavailable, or the server
+    /// could not store a message (msglog-server refuses one only when its
+    /// disk fails), rather than the command, the password or the input
+    /// being wrong. A retry resends what was acknowledged too, unless the
+    /// input is cut at the line the error names. (With --retry the client
+    /// retries lost connections itself first.)
+    pub fn is_worth_a_retry(self) -> bool {
+        matches!(
+            self,
+            Exit::Resolve | Exit::Connect | Exit::Rejected | Exit::Lost | Exit::Timeout
+        )
     }
 }
 

@@ -2,15 +2,15 @@
 
 use msglog_client::{Error, Stage, TlsFailure};
 
-use crate::args::Args;
+use crate::args::Settings;
 use crate::exit::{CliError, Exit};
-use crate::input::Origin;
 
 /// `error` as the command line's error; `message` is where the message the
-/// error is about (the first not acknowledged) came from, if any.
-pub fn explain(args: &Args, error: &Error, message: Option<Origin>) -> CliError {
-    let host = &args.host;
-    let port = args.port;
+/// error is about (the first not acknowledged) came from (`line 12`), if known.
+pub fn explain(settings: &Settings, error: &Error, message: Option<&str>) -> CliError {
+    let args = &settings.args;
+    let host = &settings.host;
+    let port = settings.port;
     let user = args.user.as_deref().unwrap_or_default();
     let what = |stage: &Stage| match (stage, message) {
         (Stage::Name, _) => format!("the user name '{user}'"),
@@ -29,7 +29,7 @@ pub fn explain(args: &Args, error: &Error, message: Option<Origin>) -> CliError 
             Exit::Connect,
             format!("cannot connect to {host} port {port} ({addr}): {source}"),
         ),
-        Error::Input(e) => (Exit::Input, format!("reading stdin failed: {e}")),
+        Error::Input(e) => (Exit::Input, format!("reading the input failed: {e}")),
         Error::Rejected {
             stage: stage @ (Stage::Name | Stage::Password),
         } => (Exit::Auth, format!("the server rejected {}", what(stage))),

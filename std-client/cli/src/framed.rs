@@ -2,7 +2,9 @@
 //! keeps what is not acknowledged and resends it on a new connection after
 //! a failure when `--retry` allows.
 //!
-//! While no complete line is buffered, the client waits for stdin and the
+//! Messages that are ready go out together (the library's
+//! `Delivery::queue`), in as few writes as the window allows. While no
+//! complete line is buffered, the client waits for the input and the
 //! connection at once ([`Watch`]): acknowledgements are counted as they
 //! come, a lost connection is reported (or, with `--retry`, replaced) at
 //! once, and the server's idle-timeout goodbye drops the connection until
@@ -10,22 +12,25 @@
 
 use std::collections::VecDeque;
 use std::env;
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
+use std::sync::Arc;
 
-use msglog_client::{Credentials, Delivery, Error, Options, RetryPolicy};
+use msglog_client::{Credentials, Delivery, Error, Options, RetryPolicy, Stage};
 use msglog_core::{valid_name, MAX_PAYLOAD};
 
-use crate::args::Args;
+use crate::args::Settings;
 use crate::exit::{say, CliError, Exit};
 use crate::explain::explain;
-use crate::input::{Input, InputError, Origin, Remaining};
+use crate::input::{Input, InputError, Opened, Origin, Remaining};
+use crate::lines::Delimiter;
 use crate::progress::Progress;
+use crate::summary::{on_signal, plural, Tally, Unit};
 use crate::watch::Watch;
 
-pub fn run(args: &Args, user: &str) -> Result<(), CliError> {
+pub fn run(settings: &Settings, user: &str) -> Result<(), CliError> {
+    let args = &settings.args;
     if valid_name(user.as_bytes()).is_none() {
         return Err(CliError::new(
             Exit::Usage,
@@ -36,30 +41,59 @@ pub fn run(args: &Args, user: &str) -> Result<(), CliError> {
         ));
     }
     let credentials = Credentials::new(user, password(args)?);
-    let cannot_read = |e: io::Error| CliError::new(Exit::Input, format!("cannot read stdin: {e}"));
+    let opened = if args.messages.is_empty() {
+        Opened::open(&settings.inputs)?
+    } else {
+        Opened::open(&[])?
+    };
+    let cannot_read =
+        |e: io::Error| CliError::new(Exit::Input, format!("cannot read the input: {e}"));
     let (mut watch, waker) = Watch::new().map_err(cannot_read)?;
-    let mut input = Input::new(&args.messages, waker).map_err(cannot_read)?;
+    let delimiter = if args.null {
+        Delimiter::Nul
+    } else {
+        Delimiter::Newline
+    };
+    let mut input = Input::new(&args.messages, opened, delimiter, args.long_lines, waker)
+        .map_err(cannot_read)?;
     if let Some(origin) = input.first_too_long() {
         return Err(CliError::new(
             Exit::TooLong,
-            format!("{origin} is longer than {MAX_PAYLOAD} bytes, the most a message can carry; nothing was sent"),
+            format!(
+                "{} is longer than {MAX_PAYLOAD} bytes, the most a message can carry; nothing was sent",
+                input.describe(origin)
+            ),
         ));
     }
+    let unit = match (args.messages.is_empty(), args.null) {
+        (false, _) => Unit::Messages,
+        (true, true) => Unit::Records,
+        (true, false) => Unit::Lines,
+    };
+    let tally = Tally::new(unit, args.quiet);
+    let mut progress = Progress::new(args.progress);
+    let bar = progress.handle();
+    on_signal(Arc::clone(&tally), move || {
+        if let Some(bar) = &bar {
+            bar.finish_and_clear();
+        }
+    })
+    .map_err(|e| CliError::new(Exit::Input, format!("cannot watch for signals: {e}")))?;
+
     let options = Options {
         connect_timeout: args.timeout.0,
         io_timeout: args.timeout.0,
         window: args.window,
-        tls: args.tls.connector(&args.host)?,
+        tls: args.tls.connector(&settings.host)?,
     };
-    let server = (args.host.clone(), args.port);
+    let server = (settings.host.clone(), settings.port);
     let delivery = Delivery::new(
         server,
         credentials,
         options,
         RetryPolicy::attempts(args.retry),
     );
-    let mut outbox = Outbox::new(delivery, args.window);
-    let mut progress = Progress::new(args.progress);
+    let mut outbox = Outbox::new(delivery, args.window, tally);
     let result = deliver(&mut outbox, &mut input, &mut watch, &mut progress);
     progress.finish();
     let stats = outbox.delivery.stats();
@@ -71,14 +105,15 @@ pub fn run(args: &Args, user: &str) -> Result<(), CliError> {
                     n => format!("up to {n} may have been logged twice (at-least-once delivery)"),
                 };
                 say(format!(
-                    "all {} messages acknowledged after {}; {duplicates}",
-                    stats.acknowledged,
+                    "all {} acknowledged after {}; {duplicates}",
+                    plural(stats.acknowledged, "message"),
                     retries(stats.retries)
                 ));
             }
+            outbox.tally.print_completed();
             Ok(())
         }
-        Err(stop) => Err(explain_stop(args, &outbox, &mut input, stop)),
+        Err(stop) => Err(explain_stop(settings, &outbox, &mut input, stop)),
     }
 }
 
@@ -110,13 +145,19 @@ fn deliver(
                 outbox.show(progress);
                 continue;
             }
-            Ok(Some((origin, message))) => {
-                outbox.send(origin, message).map_err(EarlyStop::Delivery)?;
+            Ok(Some(message)) => {
+                if message.truncated {
+                    outbox.tally.add_truncated();
+                }
+                outbox
+                    .send(message.origin, message.bytes)
+                    .map_err(EarlyStop::Delivery)?;
                 outbox.show(progress);
                 continue;
             }
             Ok(None) => return outbox.finish().map_err(EarlyStop::Delivery),
             Err(InputError::TooLong(origin)) => {
+                outbox.tally.add_read(1);
                 outbox.unsent += 1;
                 EarlyStop::TooLong(origin)
             }
@@ -130,7 +171,12 @@ fn deliver(
 
 /// The one-line report of an early stop: what happened, and which messages
 /// were not acknowledged.
-fn explain_stop(args: &Args, outbox: &Outbox, input: &mut Input, stop: EarlyStop) -> CliError {
+fn explain_stop(
+    settings: &Settings,
+    outbox: &Outbox,
+    input: &mut Input,
+    stop: EarlyStop,
+) -> CliError {
     let acknowledged = outbox.delivery.stats().acknowledged;
     let (unread, exact) = match input.count_remaining() {
         Remaining::Exactly(n) => (n, true),
@@ -139,31 +185,41 @@ fn explain_stop(args: &Args, outbox: &Outbox, input: &mut Input, stop: EarlyStop
     let missing = outbox.delivery.stats().unacknowledged() + outbox.unsent + unread;
     let count = if exact {
         format!(
-            "{missing} of {} messages not acknowledged",
-            acknowledged + missing
+            "{missing} of {} not acknowledged",
+            plural(acknowledged + missing, "message")
         )
     } else {
-        format!("at least {missing} messages not acknowledged ({acknowledged} acknowledged; the rest of stdin was not counted)")
+        format!(
+            "at least {} not acknowledged ({acknowledged} acknowledged; the rest of {} was not counted)",
+            plural(missing, "message"),
+            input.noun()
+        )
     };
     match stop {
         EarlyStop::TooLong(origin) => CliError::new(
             Exit::TooLong,
             format!(
-                "{origin} is longer than {MAX_PAYLOAD} bytes, the most a message can carry; \
-                 nothing from it on was sent: {count}"
+                "{} is longer than {MAX_PAYLOAD} bytes, the most a message can carry; \
+                 nothing from it on was sent: {count} (--long-lines truncate or split would send it)",
+                input.describe(origin)
             ),
         ),
         EarlyStop::Input(e) => CliError::new(
             Exit::Input,
-            format!("reading stdin failed: {e}; {acknowledged} messages before the failure were acknowledged"),
+            format!(
+                "reading {} failed: {e}; {} before the failure acknowledged",
+                input.noun(),
+                plural(acknowledged, "message")
+            ),
         ),
         EarlyStop::Delivery(error) => {
-            let first = outbox.first_unacknowledged();
-            let mut reported = explain(args, &error, first);
+            let first = outbox.first_unacknowledged().map(|origin| input.describe(origin));
+            let mut reported = explain(settings, &error, first.as_deref());
             let retries_used = outbox.delivery.stats().retries;
             if retries_used > 0 {
-                let retried = retries(retries_used);
-                reported.message.push_str(&format!(" (after {retried})"));
+                reported
+                    .message
+                    .push_str(&format!(" (after {})", retries(retries_used)));
             }
             match first {
                 Some(origin) => reported.message.push_str(&format!("; {count}, the first from {origin}")),
@@ -172,8 +228,10 @@ fn explain_stop(args: &Args, outbox: &Outbox, input: &mut Input, stop: EarlyStop
                 }
                 None if acknowledged == 0 => {}
                 None => {
+                    let were = if acknowledged == 1 { "was" } else { "were" };
                     reported.message.push_str(&format!(
-                        "; all {acknowledged} messages sent were acknowledged"
+                        "; all {} sent {were} acknowledged",
+                        plural(acknowledged, "message")
                     ));
                     if missing > 0 {
                         reported.message.push_str(&format!(", none after them: {count}"));
@@ -193,35 +251,40 @@ struct Outbox {
     origins: VecDeque<Origin>,
     /// Messages read but not handed over (too long).
     unsent: u64,
+    tally: Arc<Tally>,
 }
 
 impl Outbox {
-    fn new(delivery: Delivery, window: usize) -> Self {
+    fn new(delivery: Delivery, window: usize, tally: Arc<Tally>) -> Self {
         Outbox {
             delivery,
             origins: VecDeque::with_capacity(window + 1),
             unsent: 0,
+            tally,
         }
     }
 
-    /// Submit one message (pipelined).
+    /// Queue one message: it goes out with the others that are ready, in
+    /// as few writes as the window allows.
     fn send(&mut self, origin: Origin, message: &[u8]) -> Result<(), Error> {
+        self.tally.add_read(1);
         let queued = self.delivery.stats().submitted;
-        let sent = self.delivery.submit(message);
+        let sent = self.delivery.queue(message);
         if self.delivery.stats().submitted > queued {
             self.origins.push_back(origin);
         } else {
             self.unsent += 1;
         }
-        self.forget_acknowledged();
+        self.forget_acknowledged(&sent);
         sent
     }
 
-    /// No complete line is buffered: look at the connection, then wait for
-    /// more input, the connection, or the `--timeout` of what is in flight.
+    /// No complete line is buffered: write what is queued and look at the
+    /// connection, then wait for more input, the connection, or the
+    /// `--timeout` of what is in flight.
     fn await_input(&mut self, watch: &mut Watch) -> Result<(), EarlyStop> {
         let polled = self.delivery.poll();
-        self.forget_acknowledged();
+        self.forget_acknowledged(&polled);
         polled.map_err(EarlyStop::Delivery)?;
         let socket = self
             .delivery
@@ -234,9 +297,9 @@ impl Outbox {
 
     /// Wait for every status, then CLOSE.
     fn finish(&mut self) -> Result<(), Error> {
-        let finished = self.delivery.finish();
-        self.forget_acknowledged();
-        finished.map(|_| ())
+        let finished = self.delivery.finish().map(|_| ());
+        self.forget_acknowledged(&finished);
+        finished
     }
 
     fn show(&self, progress: &mut Progress) {
@@ -253,17 +316,26 @@ impl Outbox {
         self.origins.front().copied()
     }
 
-    /// Drop the origins of the messages acknowledged since the last look.
-    fn forget_acknowledged(&mut self) {
-        let left = self.delivery.stats().unacknowledged();
+    /// Drop the origins of the messages acknowledged since the last look,
+    /// and bring the tally up to date (a rejected message after `result`).
+    fn forget_acknowledged(&mut self, result: &Result<(), Error>) {
+        let stats = self.delivery.stats();
+        let left = stats.unacknowledged();
         while self.origins.len() as u64 > left {
             self.origins.pop_front();
+        }
+        self.tally.set_delivery(stats.submitted, stats.acknowledged);
+        if let Err(Error::Rejected {
+            stage: Stage::Message(_),
+        }) = result
+        {
+            self.tally.set_rejected(1);
         }
     }
 }
 
 /// The password: `--password-file` (without a trailing line ending), else `$MSGLOG_PASSWORD`.
-fn password(args: &Args) -> Result<Vec<u8>, CliError> {
+fn password(args: &crate::args::Args) -> Result<Vec<u8>, CliError> {
     let password = match &args.password_file {
         Some(path) => read_password_file(path)?,
         None => match env::var_os("MSGLOG_PASSWORD") {
@@ -289,21 +361,10 @@ fn password(args: &Args) -> Result<Vec<u8>, CliError> {
 }
 
 fn read_password_file(path: &Path) -> Result<Vec<u8>, CliError> {
-    let unreadable = |e: io::Error| {
+    msglog_std::read_password_file(path).map_err(|e| {
         CliError::new(
             Exit::Password,
             format!("cannot read password file '{}': {e}", path.display()),
         )
-    };
-    let mut password = Vec::new();
-    File::open(path)
-        .and_then(|file| file.take(MAX_PAYLOAD as u64 + 3).read_to_end(&mut password))
-        .map_err(unreadable)?;
-    if password.last() == Some(&b'\n') {
-        password.pop();
-        if password.last() == Some(&b'\r') {
-            password.pop();
-        }
-    }
-    Ok(password)
+    })
 }

@@ -1,5 +1,5 @@
-//! `msglog-client`: send stdin to a msglog server, raw or one message per
-//! line. Run with `--help` for the modes, options and exit codes.
+//! `msglog-client`: send stdin or files to a msglog server, raw or one
+//! message per line. Run with `--help` for the modes, options and exit codes.
 //!
 //! The protocol, the connection and at-least-once delivery (`--retry`) are
 //! the `msglog-client` library's; this binary owns what a command line
@@ -7,12 +7,13 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | `args` | the command line (clap) |
-//! | `raw` | raw mode: stdin through the library's `send_raw` |
+//! | `args` | the command line (clap, its one definition), HOST and PORT, the inputs |
+//! | `raw` | raw mode: the inputs through the library's `send_raw` |
 //! | `framed` | framed mode: input to the library's `Delivery`, and the report of an early stop |
-//! | `input` | where messages come from: stdin lines or `--message`, and counting what was left |
-//! | `lines` | splitting stdin into lines in bounded memory |
-//! | `watch` | the stdin thread, and waiting for stdin and the connection at once (mio) |
+//! | `input` | where messages come from: lines of stdin or FILEs, or `--message`; counting what was left |
+//! | `lines` | splitting input into lines or NUL-terminated records in bounded memory; `--long-lines` |
+//! | `watch` | the input thread, and waiting for input and the connection at once (mio) |
+//! | `summary` | the summary line, on completion and on SIGINT/SIGTERM |
 //! | `progress` | `--progress` (indicatif) |
 //! | `exit` | exit codes and `CliError`, the one line printed on failure |
 //! | `explain` | library errors as `CliError`s |
@@ -28,20 +29,23 @@ mod input;
 mod lines;
 mod progress;
 mod raw;
+mod summary;
 mod tls_args;
 mod watch;
 
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
-use clap::Parser;
 
-use args::Args;
+use args::Settings;
 use exit::{say, Exit};
 
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
-        Ok(args) => args,
+    if let Some(kind) = msglog_std::Generate::requested() {
+        return kind.print(<args::Args as clap::CommandFactory>::command());
+    }
+    let settings = match Settings::parse() {
+        Ok(settings) => settings,
         Err(error)
             if matches!(
                 error.kind(),
@@ -52,13 +56,16 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(error) => {
-            say(args::one_line(&error));
+            eprintln!("{}", msglog_std::usage_error("msglog-client", &error));
             return Exit::Usage.code();
         }
     };
-    let result = match args.user.as_deref() {
-        Some(user) => framed::run(&args, user),
-        None => raw::run(&args),
+    if let Some(kind) = settings.args.generate {
+        return kind.print(<args::Args as clap::CommandFactory>::command());
+    }
+    let result = match settings.args.user.as_deref() {
+        Some(user) => framed::run(&settings, user),
+        None => raw::run(&settings),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

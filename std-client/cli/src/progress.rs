@@ -48,6 +48,11 @@ impl Progress {
         ));
     }
 
+    /// The bar, to clear it from another thread (the signal handler's).
+    pub fn handle(&self) -> Option<ProgressBar> {
+        self.bar.clone()
+    }
+
     /// Remove the line, leaving the terminal clean for the final report.
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {

@@ -1,10 +1,11 @@
 //! Waiting for input and watching the connection at once: framed mode
 //! waits here whenever no complete line is buffered.
 //!
-//! Stdin is read by a thread of its own ([`StdinChunks`]), which hands its
-//! chunks over through a channel and wakes the main loop's `mio::Poll`;
-//! the poll also watches the connection's socket. No descriptor but the
-//! socket is polled, so this works where stdin cannot be polled.
+//! The input (stdin, or the FILEs in turn) is read by a thread of its own
+//! ([`InputChunks`]), which hands its chunks over through a channel and
+//! wakes the main loop's `mio::Poll`; the poll also watches the
+//! connection's socket. No descriptor but the socket is polled, so this
+//! works where stdin (a regular file, say) cannot be polled.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -16,19 +17,20 @@ use std::time::Duration;
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
+use msglog_std::retry_interrupted;
 
-const STDIN: Token = Token(0);
+const INPUT: Token = Token(0);
 const SOCKET: Token = Token(1);
 
-/// Bytes the stdin thread reads at a time.
+/// Bytes the input thread reads at a time.
 const CHUNK: usize = 64 * 1024;
-/// Chunks read ahead of the main loop: bounds memory when the server is slower than stdin.
+/// Chunks read ahead of the main loop: bounds memory when the server is slower than the input.
 const READ_AHEAD: usize = 4;
 
-/// The main loop's wait: for stdin's next chunk, the socket, or a timeout.
+/// The main loop's wait: for the input's next chunk, the socket, or a timeout.
 pub struct Watch {
     poll: Poll,
-    /// Kept here too: an eventfd closed by the stdin thread's exit would
+    /// Kept here too: an eventfd closed by the input thread's exit would
     /// take its last, unseen wake-up out of the poll with it.
     _waker: Arc<Waker>,
     events: Events,
@@ -37,10 +39,10 @@ pub struct Watch {
 }
 
 impl Watch {
-    /// A watch, and the waker the stdin thread uses.
+    /// A watch, and the waker the input thread uses.
     pub fn new() -> io::Result<(Watch, Arc<Waker>)> {
         let poll = Poll::new()?;
-        let waker = Arc::new(Waker::new(poll.registry(), STDIN)?);
+        let waker = Arc::new(Waker::new(poll.registry(), INPUT)?);
         let watch = Watch {
             poll,
             _waker: Arc::clone(&waker),
@@ -50,7 +52,7 @@ impl Watch {
         Ok((watch, waker))
     }
 
-    /// Wait until stdin has more, `socket` (the connection of `generation`,
+    /// Wait until the input has more, `socket` (the connection of `generation`,
     /// if any) becomes readable or closes, or `timeout` passes. Returns
     /// early, too: the caller checks everything again.
     pub fn wait(
@@ -74,34 +76,51 @@ impl Watch {
             }
         }
         match self.poll.poll(&mut self.events, timeout) {
+            // A signal: the caller looks at everything again anyway.
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
             other => other,
         }
     }
 }
 
-/// Stdin, read ahead by a thread: a reader that never blocks (`WouldBlock`
-/// when no chunk is there) unless [`StdinChunks::block_for`] says so.
-pub struct StdinChunks {
-    chunks: Receiver<io::Result<Vec<u8>>>,
+/// What the input thread hands over.
+enum Item {
+    /// Bytes of the current input.
+    Chunk(Vec<u8>),
+    /// The current input ended; the next one (if any) follows.
+    End,
+    /// Reading failed; nothing follows.
+    Failed(io::Error),
+}
+
+/// The inputs (stdin or files), read ahead in order by a thread: a reader
+/// that never blocks (`WouldBlock` when no chunk is there) unless
+/// [`InputChunks::block_for`] says so, and that returns end of input
+/// (`Ok(0)`) once at the end of each input, then goes on with the next.
+pub struct InputChunks {
+    chunks: Receiver<Item>,
     current: Vec<u8>,
     offset: usize,
     /// Wait this long for a chunk instead of returning `WouldBlock`.
     stall: Option<Duration>,
+    /// Every input has ended.
+    finished: bool,
 }
 
-impl StdinChunks {
-    /// Start the thread that reads `stdin` and wakes `waker` after each chunk.
-    pub fn spawn(stdin: File, waker: Arc<Waker>) -> io::Result<StdinChunks> {
+impl InputChunks {
+    /// Start the thread that reads `inputs` in turn and wakes `waker`
+    /// after each chunk.
+    pub fn spawn(inputs: Vec<File>, waker: Arc<Waker>) -> io::Result<InputChunks> {
         let (sender, chunks) = mpsc::sync_channel(READ_AHEAD);
         thread::Builder::new()
-            .name("stdin".into())
-            .spawn(move || pump(stdin, sender, &waker))?;
-        Ok(StdinChunks {
+            .name("input".into())
+            .spawn(move || pump(inputs, sender, &waker))?;
+        Ok(InputChunks {
             chunks,
             current: Vec::new(),
             offset: 0,
             stall: None,
+            finished: false,
         })
     }
 
@@ -110,27 +129,37 @@ impl StdinChunks {
     pub fn block_for(&mut self, stall: Duration) {
         self.stall = Some(stall);
     }
+
+    /// Whether every input has ended (the last `Ok(0)` was the last input's).
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
 }
 
-/// Read `stdin` until its end or an error, which is handed over as the last item.
-fn pump(mut stdin: File, chunks: SyncSender<io::Result<Vec<u8>>>, waker: &Waker) {
-    loop {
-        let mut chunk = vec![0u8; CHUNK];
-        let item = match stdin.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => {
-                chunk.truncate(n);
-                Ok(chunk)
+/// Read each input until its end or an error, which is handed over as the last item.
+fn pump(inputs: Vec<File>, chunks: SyncSender<Item>, waker: &Waker) {
+    'inputs: for mut input in inputs {
+        loop {
+            let mut chunk = vec![0u8; CHUNK];
+            let item = match retry_interrupted(|| input.read(&mut chunk)) {
+                Ok(0) => Item::End,
+                Ok(n) => {
+                    chunk.truncate(n);
+                    Item::Chunk(chunk)
+                }
+                Err(e) => Item::Failed(e),
+            };
+            let next_input = matches!(item, Item::End);
+            let failed = matches!(item, Item::Failed(_));
+            if chunks.send(item).is_err() || failed {
+                break 'inputs;
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => Err(e),
-        };
-        let last = item.is_err();
-        if chunks.send(item).is_err() || last {
-            break;
+            // Nothing to do if the main loop's poll is gone: it has exited.
+            let _ = waker.wake();
+            if next_input {
+                break;
+            }
         }
-        // Nothing to do if the main loop's poll is gone: it has exited.
-        let _ = waker.wake();
     }
     // The main loop sees the end of input once the sender is gone: drop it
     // before the wake, or the loop may look too early and sleep on.
@@ -140,32 +169,37 @@ fn pump(mut stdin: File, chunks: SyncSender<io::Result<Vec<u8>>>, waker: &Waker)
 
 /// What the channel gave.
 enum Next {
-    Chunk(io::Result<Vec<u8>>),
+    Item(Item),
     NotYet,
-    End,
+    Disconnected,
 }
 
-impl Read for StdinChunks {
+impl Read for InputChunks {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.offset == self.current.len() {
             let next = match self.stall {
                 None => match self.chunks.try_recv() {
-                    Ok(chunk) => Next::Chunk(chunk),
+                    Ok(item) => Next::Item(item),
                     Err(TryRecvError::Empty) => Next::NotYet,
-                    Err(TryRecvError::Disconnected) => Next::End,
+                    Err(TryRecvError::Disconnected) => Next::Disconnected,
                 },
                 Some(stall) => match self.chunks.recv_timeout(stall) {
-                    Ok(chunk) => Next::Chunk(chunk),
+                    Ok(item) => Next::Item(item),
                     Err(RecvTimeoutError::Timeout) => Next::NotYet,
-                    Err(RecvTimeoutError::Disconnected) => Next::End,
+                    Err(RecvTimeoutError::Disconnected) => Next::Disconnected,
                 },
             };
             match next {
-                Next::Chunk(chunk) => {
-                    self.current = chunk?;
+                Next::Item(Item::Chunk(chunk)) => {
+                    self.current = chunk;
                     self.offset = 0;
                 }
-                Next::End => return Ok(0),
+                Next::Item(Item::End) => return Ok(0),
+                Next::Item(Item::Failed(e)) => return Err(e),
+                Next::Disconnected => {
+                    self.finished = true;
+                    return Ok(0);
+                }
                 Next::NotYet if self.stall.is_some() => return Err(io::ErrorKind::TimedOut.into()),
                 Next::NotYet => return Err(io::ErrorKind::WouldBlock.into()),
             }

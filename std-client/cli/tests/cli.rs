@@ -51,7 +51,10 @@ fn help_documents_the_exit_codes() {
         .output()
         .unwrap();
     let help = String::from_utf8(help.stdout).unwrap();
-    assert!(help.contains("Exit codes:"), "{help}");
+    assert!(
+        help.contains("Exit codes (R: worth a retry later):"),
+        "{help}"
+    );
     assert!(help.contains("at-least-once"), "{help}");
     assert!(help.contains("MSGLOG_PASSWORD"), "{help}");
 }
@@ -60,16 +63,26 @@ fn help_documents_the_exit_codes() {
 fn bad_arguments_exit_2() {
     for args in [
         &[][..],
-        &["127.0.0.1"],
-        &["127.0.0.1", "not-a-port"],
         &["127.0.0.1", "0"],
         &["127.0.0.1", "5555", "--window", "8"],
         &["127.0.0.1", "5555", "--user", "u", "--window", "0"],
         &["127.0.0.1", "5555", "--user", "u", "--timeout", "-1"],
         &["127.0.0.1", "5555", "--password", "secret"],
+        &["127.0.0.1", "--user", "u", "-m", ""],
+        &["127.0.0.1:5555", "5555"],
+        &["[::1", "5555"],
+        &["127.0.0.1", "-z"],
+        &["127.0.0.1", "--long-lines", "split"],
+        &["127.0.0.1", "--user", "u", "--long-lines", "wrap"],
     ] {
         let finished = run_client(args, &[], Vec::new());
-        assert_failure(&finished, 2, "(see --help)");
+        assert_failure(&finished, 2, "(try --help)");
+        assert_eq!(
+            finished.stderr.matches("help").count(),
+            1,
+            "{}",
+            finished.stderr
+        );
     }
 }
 

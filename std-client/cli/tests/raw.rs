@@ -22,9 +22,21 @@ fn send(server: &Server, input: Vec<u8>) -> Finished {
     run_client(&["127.0.0.1", &port], &[], input)
 }
 
+/// Exit 0, and on stderr only the summary line.
 fn assert_success(finished: &Finished) {
     assert_eq!(finished.code(), Some(0), "stderr: {}", finished.stderr);
-    assert!(finished.stderr.is_empty(), "stderr: {}", finished.stderr);
+    assert_eq!(
+        finished.stderr.lines().count(),
+        1,
+        "stderr: {}",
+        finished.stderr
+    );
+    assert!(
+        finished.stderr.starts_with("msglog-client: ")
+            && finished.stderr.contains(" sent, confirmed by the server, "),
+        "stderr: {}",
+        finished.stderr
+    );
 }
 
 /// Wait until the server has written `expected` to `output`, exactly.
@@ -336,7 +348,7 @@ fn a_server_stopped_mid_stream_resets_and_the_client_exits_10() {
     server.signal(libc::SIGTERM);
     assert!(server.wait_exit().success(), "{}", server.stderr());
     let stderr = server.wait_stderr("stopped:");
-    assert!(stderr.contains("stopped: 1 clients, 26 bytes"), "{stderr}");
+    assert!(stderr.contains("stopped: 1 client, 26 bytes"), "{stderr}");
     // The rest of the input, then its end: nobody took it.
     client.write(b", and the rest");
     let finished = client.finish();

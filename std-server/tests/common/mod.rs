@@ -46,6 +46,12 @@ pub struct Options {
     pub all_interfaces: bool,
     /// The server's umask (default: inherited).
     pub umask: Option<libc::mode_t>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+    /// Run as this user and group id (the test runs as root).
+    pub run_as: Option<(libc::uid_t, libc::gid_t)>,
+    /// Do not pass a port (the flags or socket activation decide).
+    pub no_port: bool,
 }
 
 pub fn options(args: &[&str]) -> Options {
@@ -138,7 +144,11 @@ impl Server {
         if options.raw {
             command.arg("--raw");
         }
-        command.args(&options.args).arg("0");
+        command.args(&options.args);
+        if !options.no_port {
+            command.arg("0");
+        }
+        command.envs(options.env.iter().map(|(k, v)| (k, v)));
         command
             .stdin(Stdio::null())
             .stdout(if options.raw {
@@ -149,11 +159,21 @@ impl Server {
             .stderr(Stdio::piped());
         let limits = (options.file_size_limit, options.open_files_limit);
         let umask = options.umask;
-        // SAFETY: only async-signal-safe calls (setrlimit, umask) between fork and exec.
+        let run_as = options.run_as;
+        // SAFETY: only async-signal-safe calls (setrlimit, umask, setgroups,
+        // setgid, setuid) between fork and exec.
         unsafe {
             command.pre_exec(move || {
                 if let Some(mask) = umask {
                     libc::umask(mask);
+                }
+                if let Some((uid, gid)) = run_as {
+                    if libc::setgroups(0, std::ptr::null()) != 0
+                        || libc::setgid(gid) != 0
+                        || libc::setuid(uid) != 0
+                    {
+                        return Err(io::Error::last_os_error());
+                    }
                 }
                 if let Some(bytes) = limits.0 {
                     set_limit(libc::RLIMIT_FSIZE, bytes)?;

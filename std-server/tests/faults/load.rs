@@ -183,17 +183,24 @@ fn run_connection(
     let mut login = Vec::new();
     encode(&mut login, Transaction::Name(name.as_bytes()));
     encode(&mut login, Transaction::Password(b"pw"));
-    let mut statuses = [0u8; 2];
-    if let Err(e) = stream
-        .write_all(&login)
-        .and_then(|()| stream.read_exact(&mut statuses))
-    {
+    if let Err(e) = stream.write_all(&login) {
         report.end = format!("login: {e}");
         return report;
     }
-    if statuses != [0, 0] {
-        report.end = format!("login answered {statuses:?}");
-        return report;
+    // A server whose disk is full refuses the NAME (its open line does not
+    // fit) with one 0xFF and closes: that is a rejection, not a failure.
+    for stage in ["NAME", "PASSWORD"] {
+        let mut status = [0u8; 1];
+        if let Err(e) = stream.read_exact(&mut status) {
+            report.end = format!("login: {stage} unanswered: {e}");
+            return report;
+        }
+        if status[0] != 0 {
+            report.rejected = Some(0);
+            totals.rejected.fetch_add(1, Ordering::Relaxed);
+            report.end = format!("login: {stage} answered 0x{:02x}", status[0]);
+            return report;
+        }
     }
 
     let sent = Arc::new(AtomicU64::new(0));

@@ -1,13 +1,25 @@
 //! The command line.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use msglog_server::{Auth, Config, HashCost, RawConfig, Timeouts};
-use msglog_std::{DurationError, Zero};
+use msglog_std::{DurationError, Generate, Zero};
+
+/// More event loops than this make no sense (each is a thread, an epoll
+/// instance and a 256 KiB buffer), and a mistyped count would only fail
+/// later for want of descriptors.
+pub const MAX_WORKERS: usize = 1024;
+/// Each connection holds a descriptor; past this the kernel's limits bind.
+pub const MAX_CONNECTIONS: usize = 10_000_000;
+/// Argon2 memory beyond 4 GiB per check would exhaust a server.
+pub const MAX_M_COST: u32 = 4 * 1024 * 1024;
+/// Argon2 passes and lanes beyond these only slow every login down.
+pub const MAX_T_COST: u32 = 1000;
+pub const MAX_P_COST: u32 = 64;
 
 use crate::tls_args::TlsArgs;
 
@@ -23,6 +35,11 @@ use crate::tls_args::TlsArgs;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+
+    /// Write shell completions or the man page to stdout and exit
+    /// (e.g. `--generate complete-bash > /usr/share/bash-completion/completions/msglog-server`).
+    #[arg(long, value_enum, value_name = "KIND", exclusive = true)]
+    pub generate: Option<Generate>,
 
     #[command(flatten)]
     pub serve: ServeArgs,
@@ -50,13 +67,9 @@ before its end of stream. With TLS, the client ends its stream with
 close_notify and the server confirms with its own close_notify before the FIN;
 a TCP close without close_notify is reset.
 
-Exit codes: 0 clean stop; 1 runtime error; 2 bad command line; 3 cannot listen
-(port taken or invalid address); 4 cannot open the log directory or a log;
-5 bad users file; 6 hash-password got no usable password; 7 cannot write to
-stdout (raw mode, hash-password); 8 a log's unfinished last line cannot be
-saved in its side file (nothing changed); 9 another server holds the log
-directory (its PID is named); 10 the TLS certificate, key or client CA cannot
-be loaded.
+systemd: READY=1, RELOADING=1 and STOPPING=1 go to $NOTIFY_SOCKET when it is
+set (Type=notify); a listening socket passed by socket activation
+(LISTEN_FDS) is used instead of binding PORT. Units: dist/ in the repository.
 
 TLS (--tls-cert, --tls-key): the port speaks TLS 1.2 and 1.3 only, or, with
 --tls-port, TLS is served on a port of its own beside the plaintext one. In
@@ -64,13 +77,31 @@ transactions.log a TLS connection's event=open line is written once its
 handshake completed, with tls=1.3 (the version) and the client certificate's
 subject; a failed handshake is one event=close reason=tls line. SIGHUP also
 reloads the certificate, key and client CA (a broken file is reported and the
-old ones stay in use).";
+old ones stay in use).
+
+Exit codes: 0 clean stop (check: the configuration is good; users verify:
+the password is right); 1 runtime error; 2 bad command line; 3 cannot listen
+(port taken, invalid address, a privileged port, --metrics, socket
+activation); 4 cannot create or open the log directory or a log; 5 bad users
+file; 6 no usable password (hash-password, users add/verify); 7 cannot write
+to stdout (raw mode, hash-password, users list, --generate); 8 a log's
+unfinished last line cannot be saved in its side file (nothing changed);
+9 another server holds the log directory (its PID is named); 10 cannot write
+--pid-file or the users file; 11 users remove/verify: no such user; 12 users
+verify: wrong password; 13 the TLS certificate, key or client CA cannot be
+loaded.";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print a `--users` file line (`NAME:$argon2id$...`) for a password read
     /// from stdin (without echo on a terminal; one line when piped).
     HashPassword(HashPasswordArgs),
+    /// Manage a users file in the manner of htpasswd: add, remove, verify, list.
+    Users(UsersArgs),
+    /// Check a configuration (the same flags as serving) without serving:
+    /// every flag, the users file, the log directory; print what the server
+    /// would do; exit 0, or with the code the server would exit with.
+    Check(Box<ServeArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -78,17 +109,91 @@ pub struct HashPasswordArgs {
     /// The user name the line is for.
     pub name: String,
 
-    /// Argon2 memory cost in KiB.
-    #[arg(long, default_value_t = HashCost::DEFAULT.m_cost)]
+    #[command(flatten)]
+    pub cost: CostArgs,
+}
+
+/// The Argon2id cost of a new password hash.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct CostArgs {
+    /// Argon2 memory cost in KiB (at least 8 per lane).
+    #[arg(long, value_name = "KIB", default_value_t = HashCost::DEFAULT.m_cost,
+          value_parser = |text: &str| bounded(text, HashCost::MIN_M_COST_PER_LANE, MAX_M_COST))]
     pub m_cost: u32,
 
     /// Argon2 iterations.
-    #[arg(long, default_value_t = HashCost::DEFAULT.t_cost)]
+    #[arg(long, value_name = "N", default_value_t = HashCost::DEFAULT.t_cost,
+          value_parser = |text: &str| bounded(text, 1, MAX_T_COST))]
     pub t_cost: u32,
 
     /// Argon2 parallelism (lanes).
-    #[arg(long, default_value_t = HashCost::DEFAULT.p_cost)]
+    #[arg(long, value_name = "N", default_value_t = HashCost::DEFAULT.p_cost,
+          value_parser = |text: &str| bounded(text, 1, MAX_P_COST))]
     pub p_cost: u32,
+}
+
+impl CostArgs {
+    /// Argon2's rule across the flags: memory of at least 8 KiB per lane.
+    pub fn check(&self) -> Result<(), String> {
+        let least = HashCost::MIN_M_COST_PER_LANE.saturating_mul(self.p_cost);
+        if self.m_cost < least {
+            return Err(format!(
+                "--m-cost {} is less than Argon2's 8 KiB per lane ({least} KiB for --p-cost {})",
+                self.m_cost, self.p_cost
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn cost(&self) -> HashCost {
+        HashCost {
+            m_cost: self.m_cost,
+            t_cost: self.t_cost,
+            p_cost: self.p_cost,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct UsersArgs {
+    #[command(subcommand)]
+    pub action: UsersAction,
+}
+
+/// Each rewrite of FILE is atomic (temporary file, fsync, rename) and keeps
+/// its comments; a running server uses the new file after SIGHUP.
+#[derive(Debug, Subcommand)]
+pub enum UsersAction {
+    /// Add NAME with a password read from stdin (as hash-password reads
+    /// it), or give NAME a new one; FILE is created if missing (mode 0640).
+    Add {
+        /// The users file.
+        file: PathBuf,
+        /// The user.
+        name: String,
+        #[command(flatten)]
+        cost: CostArgs,
+    },
+    /// Remove NAME's line.
+    Remove {
+        /// The users file.
+        file: PathBuf,
+        /// The user.
+        name: String,
+    },
+    /// Check a password read from stdin against NAME's: exit 0 if it is
+    /// NAME's, 12 if not, 11 if there is no NAME.
+    Verify {
+        /// The users file.
+        file: PathBuf,
+        /// The user.
+        name: String,
+    },
+    /// Print the names in FILE, one per line.
+    List {
+        /// The users file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -115,12 +220,13 @@ pub struct ServeArgs {
     #[arg(long, conflicts_with = "raw")]
     pub fsync: bool,
 
-    /// Event-loop threads [default: number of CPUs].
-    #[arg(long, value_name = "N", conflicts_with = "raw")]
+    /// Event-loop threads, at most 1024 [default: number of CPUs].
+    #[arg(long, value_name = "N", conflicts_with = "raw", value_parser = parse_workers)]
     pub workers: Option<NonZeroUsize>,
 
-    /// Users file: lines `name:$argon2id$...` (see `msglog-server hash-password`);
-    /// `#` comments, blank lines and a leading UTF-8 byte order mark are ignored.
+    /// Users file: lines `name:$argon2id$...` (see `msglog-server users add`) or
+    /// `name:$2y$...` (htpasswd -B); `#` comments, blank lines and a leading UTF-8
+    /// byte order mark are ignored.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["raw", "auth"])]
     pub users: Option<PathBuf>,
 
@@ -162,9 +268,19 @@ pub struct ServeArgs {
         long,
         value_name = "N",
         default_value_t = 10_000,
-        conflicts_with = "raw"
+        conflicts_with = "raw",
+        value_parser = |text: &str| bounded(text, 1, MAX_CONNECTIONS)
     )]
     pub max_connections: usize,
+
+    /// Write the server's PID to FILE once it serves (for logrotate and
+    /// scripts); removed at a clean stop.
+    #[arg(long, value_name = "FILE", conflicts_with = "raw")]
+    pub pid_file: Option<PathBuf>,
+
+    /// Serve Prometheus metrics on http://ADDR/metrics (e.g. 127.0.0.1:9555).
+    #[arg(long, value_name = "ADDR", conflicts_with = "raw")]
+    pub metrics: Option<SocketAddr>,
 
     /// More operator output on stderr (-v: statistics every 10 s; -vv: debugging).
     #[arg(short, long, action = clap::ArgAction::Count)]
@@ -184,6 +300,26 @@ pub enum AuthMode {
     Any,
     /// The original C server's rule: the first password byte must be odd.
     LegacyParity,
+}
+
+impl Cli {
+    /// What clap cannot check flag by flag: a usage error (exit 2) too.
+    pub fn check(&self) -> Result<(), clap::Error> {
+        use clap::CommandFactory;
+        let cost = match &self.command {
+            Some(Command::HashPassword(args)) => Some(&args.cost),
+            Some(Command::Users(UsersArgs {
+                action: UsersAction::Add { cost, .. },
+            })) => Some(cost),
+            _ => None,
+        };
+        match cost.map(CostArgs::check) {
+            Some(Err(message)) => {
+                Err(Cli::command().error(clap::error::ErrorKind::ValueValidation, message))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 impl ServeArgs {
@@ -209,6 +345,8 @@ impl ServeArgs {
             grace: self.grace,
             max_connections: self.max_connections,
             tls: self.tls.tls(),
+            pid_file: self.pid_file.clone(),
+            metrics: self.metrics,
         }
     }
 
@@ -224,6 +362,26 @@ impl ServeArgs {
             tls: self.tls.tls(),
         }
     }
+}
+
+/// A number in `min..=max`.
+fn bounded<T>(text: &str, min: T, max: T) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let value: T = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number"))?;
+    if value < min || value > max {
+        return Err(format!("must be from {min} to {max}"));
+    }
+    Ok(value)
+}
+
+fn parse_workers(text: &str) -> Result<NonZeroUsize, String> {
+    let workers = bounded(text, 1, MAX_WORKERS)?;
+    NonZeroUsize::new(workers).ok_or_else(|| "must be at least 1".to_owned())
 }
 
 /// A duration such as `250ms`, `2s`, `5m`, `1h`, or a plain number of seconds; never zero.
@@ -331,12 +489,7 @@ mod tests {
         let Some(Command::HashPassword(args)) = cli.command else {
             panic!("not hash-password");
         };
-        let cost = HashCost {
-            m_cost: args.m_cost,
-            t_cost: args.t_cost,
-            p_cost: args.p_cost,
-        };
-        assert_eq!(cost, HashCost::default());
+        assert_eq!(args.cost.cost(), HashCost::default());
     }
 
     #[test]
@@ -380,6 +533,8 @@ mod tests {
                 grace: Duration::from_secs(1),
                 max_connections: 7,
                 tls: None,
+                pid_file: None,
+                metrics: None,
             }
         );
         let cli = Cli::try_parse_from(["msglog-server", "--auth", "legacy-parity"]).unwrap();

@@ -4,7 +4,7 @@
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 
-use msglog_server::{HashCost, NewUser};
+use msglog_server::NewUser;
 
 use crate::cli::HashPasswordArgs;
 use crate::stderr_log;
@@ -26,17 +26,14 @@ pub fn run(args: &HashPasswordArgs) -> ExitCode {
 /// The line, or what is wrong; the name and cost are checked before the
 /// password is asked for.
 fn users_line(args: &HashPasswordArgs) -> Result<String, String> {
-    let cost = HashCost {
-        m_cost: args.m_cost,
-        t_cost: args.t_cost,
-        p_cost: args.p_cost,
-    };
-    let user = NewUser::new(&args.name, cost).map_err(|e| e.to_string())?;
+    let user = NewUser::new(&args.name, args.cost.cost()).map_err(|e| e.to_string())?;
     let password = read_password().map_err(|e| format!("cannot read the password: {e}"))?;
     user.line(password.as_bytes()).map_err(|e| e.to_string())
 }
 
-fn read_password() -> io::Result<String> {
+/// A password: asked twice without echo on a terminal, or one line from a
+/// pipe or file (without its line end).
+pub fn read_password() -> io::Result<String> {
     if io::stdin().is_terminal() {
         let first = rpassword::prompt_password("Password: ")?;
         let again = rpassword::prompt_password("Password (again): ")?;

@@ -3,27 +3,35 @@
 //! shows the library's log on stderr (`stderr_log`) and turns its errors
 //! into one line and an exit code. See `--help`.
 
+mod check;
 mod cli;
 mod hash_password;
 mod stderr_log;
 mod tls_args;
+mod users;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use msglog_server::{LockError, LogOpenError, ServerError};
 
 use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse().and_then(|cli| cli.check().map(|()| cli)) {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
+    if let Some(kind) = cli.generate {
+        return kind.print(Cli::command());
+    }
     let serve = &cli.serve;
     stderr_log::install(serve.quiet, serve.verbose);
-    if let Some(Command::HashPassword(args)) = &cli.command {
-        return hash_password::run(args);
+    match &cli.command {
+        Some(Command::HashPassword(args)) => return hash_password::run(args),
+        Some(Command::Users(args)) => return users::run(&args.action),
+        Some(Command::Check(args)) => return check::run(args),
+        None => {}
     }
     let result = if serve.raw {
         msglog_server::run_raw(serve.raw_config())
@@ -42,11 +50,13 @@ fn main() -> ExitCode {
 /// Exit codes (see `--help`): 1 runtime error, 3 cannot listen, 4 cannot
 /// open the logs, 5 bad users file, 7 stdout failed, 8 a torn last line
 /// cannot be saved in its side file, 9 another server holds the log
-/// directory, 10 the TLS files cannot be loaded. (2 is a bad command line, 6
-/// a failed `hash-password`.)
-fn exit_code(error: &ServerError) -> u8 {
+/// directory, 10 the PID file cannot be written, 13 the TLS files cannot be
+/// loaded. (2 is a bad command line, 6 a failed `hash-password`; `users`
+/// adds 10, 11 and 12.)
+pub fn exit_code(error: &ServerError) -> u8 {
     match error {
-        ServerError::Listen(_) => 3,
+        ServerError::Listen(_) | ServerError::Metrics(_) | ServerError::Activation(_) => 3,
+        ServerError::PidFile(_) => 10,
         ServerError::LogDirectory { .. } => 4,
         ServerError::Log(LogOpenError::SideFile { .. }) => 8,
         ServerError::Log(_) => 4,
@@ -54,23 +64,21 @@ fn exit_code(error: &ServerError) -> u8 {
         ServerError::Lock(_) => 4,
         ServerError::Users(_) => 5,
         ServerError::Stdout(_) => 7,
-        ServerError::Tls(_) => 10,
+        ServerError::Tls(_) => 13,
         _ => 1,
     }
 }
 
 /// `--help` and `--version` as clap prints them; any other command-line
-/// error as one line, exit code 2.
+/// error as one line that says `try --help` (the style of every msglog
+/// program), exit code 2.
 fn usage_error(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
         let _ = e.print();
         return ExitCode::SUCCESS;
     }
-    let rendered = e.render().to_string();
-    let first = rendered.lines().next().unwrap_or("invalid command line");
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    eprintln!("msglog-server: {first} (see --help)");
+    eprintln!("{}", msglog_std::usage_error("msglog-server", &e));
     ExitCode::from(2)
 }
 

@@ -46,6 +46,11 @@ pub fn error(args: fmt::Arguments<'_>) {
     write_line(Level::Error, args);
 }
 
+/// A warning line of the binary itself.
+pub fn warning(args: fmt::Arguments<'_>) {
+    write_line(Level::Warn, args);
+}
+
 fn write_line(level: Level, args: fmt::Arguments<'_>) {
     let prefix = match level {
         Level::Error => "msglog-server: error: ",

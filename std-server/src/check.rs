@@ -1,0 +1,367 @@
+//! `msglog-server check`: a configuration checked as the server would
+//! check it at start-up, without serving and without opening anything for
+//! writing. Each failure is the [`ServerError`] the server would return,
+//! so the binary exits with the same code.
+//!
+//! Checked: the users file (parsed as a start-up parses it); the address
+//! (one that is not on this host, or a privileged port without the
+//! permission to bind it); `--metrics` likewise; the log directory (that
+//! it is a directory this process may create files in, or can be
+//! created); the logs (writable regular files, and where a torn last line
+//! would go); `--pid-file`'s directory; the TLS certificate, key and client
+//! CA (loaded as the server loads them) and `--tls-port`. Not failed on: a running server
+//! holding the port or the directory (a restart stops it first; both are
+//! reported).
+
+use std::fs::File;
+use std::io;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpListener};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use crate::config::{Auth, Config, RawConfig, Tls};
+use crate::dir_lock::LOCK_FILE;
+use crate::error::ServerError;
+use crate::listen::{unprivileged_port_start, BindError};
+use crate::log_file::{after_last_newline, side_path, LogOpenError};
+use crate::pid_file::PidFileError;
+use crate::users::parse_file;
+
+/// What `check` found: what the server would do, and what it would warn
+/// about.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    /// One line per thing the server would do (`would listen on ...`).
+    pub lines: Vec<String>,
+    /// The warnings the server would print at start-up, and a few more.
+    pub warnings: Vec<String>,
+}
+
+/// Check a framed server's configuration (see the module documentation).
+pub fn check(config: &Config) -> Result<CheckReport, ServerError> {
+    let mut report = CheckReport::default();
+    let auth = match &config.auth {
+        Auth::Users(path) => {
+            let bytes = std::fs::read(path).map_err(|source| crate::UsersError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let users = parse_file(&bytes, path)?;
+            if users.is_empty() {
+                report.warnings.push(format!(
+                    "the users file {} lists no users: every login would be refused",
+                    path.display()
+                ));
+            }
+            format!(
+                "argon2/bcrypt ({} users in {})",
+                users.len(),
+                path.display()
+            )
+        }
+        Auth::AcceptAny => {
+            report.warnings.push(
+                "no --users file: ANY name with ANY non-empty password would be accepted".into(),
+            );
+            "any-password".into()
+        }
+        Auth::LegacyParity => {
+            report.warnings.push(
+                "--auth legacy-parity: any password whose first byte is odd would be accepted (half of all passwords)".into(),
+            );
+            "legacy-parity".into()
+        }
+    };
+    let listen = check_listen(config.bind, config.port, &mut report)?;
+    check_tls(config.tls.as_ref(), config.bind, &listen, &mut report)?;
+    let main_is_tls = config.tls.as_ref().is_some_and(|tls| tls.port.is_none());
+    if !main_is_tls && !config.bind.is_some_and(|ip| ip.is_loopback()) {
+        report.warnings.push(format!(
+            "passwords and messages would cross the network in clear on {listen} (a plaintext \
+             listener on a non-loopback address); see --tls-cert"
+        ));
+    }
+    let dir = check_log_directory(&config.dir, &mut report)?;
+    report.lines.push(format!(
+        "would listen on {listen} mode=framed workers={} auth={auth} fsync={} max-connections={} \
+         frame-timeout={:?} idle-timeout={:?} grace={:?}",
+        config.workers.max(1),
+        if config.fsync { "on" } else { "off" },
+        config.max_connections,
+        config.timeouts.frame,
+        config.timeouts.idle,
+        config.grace,
+    ));
+    report.lines.push(format!(
+        "would write {} and {}",
+        dir.join("messages.log").display(),
+        dir.join("transactions.log").display()
+    ));
+    if let Some(addr) = config.metrics {
+        check_address(addr, &mut report).map_err(ServerError::Metrics)?;
+        report
+            .lines
+            .push(format!("would serve metrics on http://{addr}/metrics"));
+    }
+    if let Some(path) = &config.pid_file {
+        check_pid_file(path)?;
+        report
+            .lines
+            .push(format!("would write its PID to {}", path.display()));
+    }
+    Ok(report)
+}
+
+/// Check a raw server's configuration: its address.
+pub fn check_raw(config: &RawConfig) -> Result<CheckReport, ServerError> {
+    let mut report = CheckReport::default();
+    let listen = check_listen(config.bind, config.port, &mut report)?;
+    check_tls(config.tls.as_ref(), config.bind, &listen, &mut report)?;
+    report.lines.push(format!(
+        "would listen on {listen} mode=raw output=stdout min-rate={} B/s over {:?}{}",
+        config.min_rate,
+        config.rate_window,
+        config
+            .max_session
+            .map_or_else(String::new, |d| format!(" max-session={d:?}"))
+    ));
+    Ok(report)
+}
+
+/// Where the server would listen, checked as far as it can be without
+/// taking the port.
+fn check_listen(
+    bind: Option<IpAddr>,
+    port: u16,
+    report: &mut CheckReport,
+) -> Result<String, ServerError> {
+    if std::env::var_os("LISTEN_FDS").is_some() {
+        report.warnings.push(
+            "LISTEN_FDS is set: a server started here would use the socket passed to it, not the address below"
+                .into(),
+        );
+    }
+    let ip = bind.unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+    let addr = SocketAddr::new(ip, port);
+    check_address(addr, report)?;
+    Ok(match bind {
+        Some(_) => addr.to_string(),
+        None => format!("{addr} (dual-stack, or 0.0.0.0:{port} without IPv6)"),
+    })
+}
+
+/// The address is on this host, and a privileged port may be bound by
+/// this process. A port in use is reported, not failed on.
+fn check_address(addr: SocketAddr, report: &mut CheckReport) -> Result<(), BindError> {
+    let fail = |source| BindError { addr, source };
+    // Port 0 tests the address without taking the port.
+    if !addr.ip().is_unspecified() {
+        TcpListener::bind(SocketAddr::new(addr.ip(), 0)).map_err(fail)?;
+    }
+    if addr.port() != 0 && addr.port() < unprivileged_port_start() && !may_bind_privileged() {
+        return Err(fail(io::Error::from_raw_os_error(libc::EACCES)));
+    }
+    if addr.port() != 0 && TcpListener::bind(addr).is_err() {
+        report.warnings.push(format!(
+            "{addr} cannot be bound now (a server running there? a restart stops it first)"
+        ));
+    }
+    Ok(())
+}
+
+/// Root, or the CAP_NET_BIND_SERVICE capability in effect.
+fn may_bind_privileged() -> bool {
+    const CAP_NET_BIND_SERVICE: u32 = 10;
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << CAP_NET_BIND_SERVICE) != 0)
+}
+
+/// The TLS files, loaded as the server loads them at start-up, so that a
+/// bad certificate, key or client CA fails `check` with the server's exit
+/// code; and `--tls-port`'s address. Nothing to check without TLS.
+fn check_tls(
+    tls: Option<&Tls>,
+    bind: Option<IpAddr>,
+    listen: &str,
+    report: &mut CheckReport,
+) -> Result<(), ServerError> {
+    let Some(tls) = tls else {
+        return Ok(());
+    };
+    crate::tls::load(tls)?;
+    let clients = match (&tls.client_ca, tls.require_cert_name) {
+        (None, _) => String::new(),
+        (Some(ca), false) => format!(", client certificates from {}", ca.display()),
+        (Some(ca), true) => format!(", client certificates from {} proving NAME", ca.display()),
+    };
+    let on = match tls.port {
+        Some(port) => format!(
+            "on {} beside the plaintext port",
+            check_listen(bind, port, report)?
+        ),
+        None => format!("only, on {listen}"),
+    };
+    report.lines.push(format!(
+        "would speak TLS {on} with {} and {}{clients}",
+        tls.cert.display(),
+        tls.key.display()
+    ));
+    Ok(())
+}
+
+/// The log directory, absolute, after checking that the server could
+/// create it or create and write its files there.
+fn check_log_directory(dir: &Path, report: &mut CheckReport) -> Result<PathBuf, ServerError> {
+    let fail = |source| ServerError::LogDirectory {
+        path: dir.to_owned(),
+        source,
+    };
+    if !dir.exists() {
+        // The nearest existing ancestor must let us create the rest.
+        let absolute = std::path::absolute(dir).map_err(fail)?;
+        let mut ancestor = absolute.as_path();
+        while !ancestor.exists() {
+            ancestor = ancestor.parent().unwrap_or(Path::new("/"));
+        }
+        may_create_in(ancestor).map_err(fail)?;
+        report.lines.push(format!(
+            "would create the log directory {} (mode 0755 less the umask)",
+            absolute.display()
+        ));
+        return Ok(absolute);
+    }
+    let dir = dir.canonicalize().map_err(fail)?;
+    if !dir.is_dir() {
+        return Err(fail(io::Error::from_raw_os_error(libc::ENOTDIR)));
+    }
+    may_create_in(&dir).map_err(fail)?;
+    for name in ["messages.log", "transactions.log"] {
+        check_log(&dir.join(name), report)?;
+    }
+    let lock = dir.join(LOCK_FILE);
+    if let Some(pid) = lock_holder(&lock) {
+        report.warnings.push(format!(
+            "{} is held by another process (PID {pid}): a server started now would exit 9; a restart stops it first",
+            lock.display()
+        ));
+    }
+    Ok(dir)
+}
+
+/// An existing log must be a regular file the server may append to; a torn
+/// last line needs a side file that can take it.
+fn check_log(path: &Path, report: &mut CheckReport) -> Result<(), ServerError> {
+    let fail = |source| LogOpenError::Log {
+        action: "cannot open",
+        path: path.to_owned(),
+        source,
+    };
+    let metadata = match std::fs::metadata(path) {
+        Ok(metadata) => metadata,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(fail(e).into()),
+    };
+    if !metadata.is_file() {
+        return Err(fail(io::Error::other("not a regular file")).into());
+    }
+    access(path, libc::W_OK).map_err(fail)?;
+    if metadata.mode() & 0o004 != 0 && path.ends_with("transactions.log") {
+        report.warnings.push(format!(
+            "{} is readable by everyone (mode {:04o}): it holds peer addresses, names and failed logins",
+            path.display(),
+            metadata.mode() & 0o7777
+        ));
+    }
+    let file = File::open(path).map_err(fail)?;
+    let keep = after_last_newline(&file, metadata.len()).map_err(fail)?;
+    if keep < metadata.len() {
+        let side = side_path(path);
+        let side_ok = match std::fs::metadata(&side) {
+            Ok(m) if m.is_file() => access(&side, libc::W_OK),
+            Ok(m) if m.file_type().is_char_device() => access(&side, libc::W_OK),
+            Ok(_) => Err(io::Error::other("not a regular file")),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        };
+        side_ok.map_err(|source| LogOpenError::SideFile {
+            log: path.to_owned(),
+            side: side.clone(),
+            offset: keep,
+            len: metadata.len() - keep,
+            source,
+        })?;
+        report.lines.push(format!(
+            "would move the {} bytes after the last newline of {} to {} (a record torn by a crash?)",
+            metadata.len() - keep,
+            path.display(),
+            side.display()
+        ));
+    }
+    Ok(())
+}
+
+/// `--pid-file`'s directory lets us create the file.
+fn check_pid_file(path: &Path) -> Result<(), PidFileError> {
+    let fail = |source| PidFileError {
+        path: path.to_owned(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    if path.file_name().is_none() {
+        return Err(fail(io::Error::other("not a file name")));
+    }
+    may_create_in(dir).map_err(fail)
+}
+
+/// Files can be created in `dir` by this process (by its effective ids).
+fn may_create_in(dir: &Path) -> io::Result<()> {
+    if !dir.is_dir() {
+        return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
+    }
+    access(dir, libc::W_OK | libc::X_OK)
+}
+
+/// `faccessat(2)` with the effective ids; a read-only filesystem is EROFS.
+fn access(path: &Path, mode: libc::c_int) -> io::Result<()> {
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: a NUL-terminated path that outlives the call; no other memory.
+    let result = unsafe { libc::faccessat(libc::AT_FDCWD, path.as_ptr(), mode, libc::AT_EACCESS) };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The PID in a lock file that some process holds a `flock` on, found in
+/// `/proc/locks` by its device and inode (nothing is locked or opened for
+/// writing to find out).
+fn lock_holder(lock: &Path) -> Option<String> {
+    let metadata = std::fs::metadata(lock).ok()?;
+    let (major, minor) = (libc::major(metadata.dev()), libc::minor(metadata.dev()));
+    let id = format!("{major:02x}:{minor:02x}:{}", metadata.ino());
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    let held = locks.lines().any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.get(1) == Some(&"FLOCK") && fields.get(5) == Some(&id.as_str())
+    });
+    if !held {
+        return None;
+    }
+    let text = std::fs::read_to_string(lock).unwrap_or_default();
+    Some(match text.trim() {
+        "" => "not yet written".to_owned(),
+        pid => pid.to_owned(),
+    })
+}
