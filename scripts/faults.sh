@@ -5,7 +5,7 @@
 # only, every process bounded in time; about 5 minutes on 2 cores.
 #
 # Usage: scripts/faults.sh [GROUP...]   (groups: crash write_failures
-#        exhaustion hostile auth client; default: all, in that order)
+#        exhaustion hostile auth client tls; default: all, in that order)
 #
 # Environment:
 #   FAULTS_SEED       seed of the random kill moments and fuzz inputs (printed by each run)
@@ -37,7 +37,7 @@ cargo test --release -p msglog-server --test faults --no-run
 
 groups=("$@")
 if [ ${#groups[@]} -eq 0 ]; then
-    groups=(crash write_failures exhaustion hostile auth client)
+    groups=(crash write_failures exhaustion hostile auth client tls)
 fi
 start=$SECONDS
 for group in "${groups[@]}"; do

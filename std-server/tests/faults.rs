@@ -1,11 +1,13 @@
 //! The fault suite of issue 7: crashes, write failures, resource
-//! exhaustion, hostile bytes, authentication attacks and client recovery,
-//! against the real release binaries. Long-running, so every test is
+//! exhaustion, hostile bytes, authentication attacks, client recovery and
+//! TLS under load (issue 13), against the real release binaries. Long-running, so every test is
 //! ignored by a plain `cargo test`; run them with `scripts/faults.sh`, which
 //! builds the binaries and runs
 //! `cargo test --release -p msglog-server --test faults -- --ignored --test-threads=1 --nocapture`.
 //! Each test prints the figures it proves.
 
+#[path = "common/certs.rs"]
+mod certs;
 mod common;
 
 mod faults {
@@ -18,5 +20,6 @@ mod faults {
     mod crash;
     mod exhaustion;
     mod hostile;
+    mod tls;
     mod write_failures;
 }

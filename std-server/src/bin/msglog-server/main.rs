@@ -7,6 +7,7 @@ mod check;
 mod cli;
 mod hash_password;
 mod stderr_log;
+mod tls_args;
 mod users;
 
 use std::process::ExitCode;
@@ -49,8 +50,9 @@ fn main() -> ExitCode {
 /// Exit codes (see `--help`): 1 runtime error, 3 cannot listen, 4 cannot
 /// open the logs, 5 bad users file, 7 stdout failed, 8 a torn last line
 /// cannot be saved in its side file, 9 another server holds the log
-/// directory, 10 the PID file cannot be written. (2 is a bad command line,
-/// 6 a failed `hash-password`; `users` adds 10, 11 and 12.)
+/// directory, 10 the PID file cannot be written, 13 the TLS files cannot be
+/// loaded. (2 is a bad command line, 6 a failed `hash-password`; `users`
+/// adds 10, 11 and 12.)
 pub fn exit_code(error: &ServerError) -> u8 {
     match error {
         ServerError::Listen(_) | ServerError::Metrics(_) | ServerError::Activation(_) => 3,
@@ -62,6 +64,7 @@ pub fn exit_code(error: &ServerError) -> u8 {
         ServerError::Lock(_) => 4,
         ServerError::Users(_) => 5,
         ServerError::Stdout(_) => 7,
+        ServerError::Tls(_) => 13,
         _ => 1,
     }
 }
