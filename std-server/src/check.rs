@@ -8,8 +8,9 @@
 //! permission to bind it); `--metrics` likewise; the log directory (that
 //! it is a directory this process may create files in, or can be
 //! created); the logs (writable regular files, and where a torn last line
-//! would go); `--pid-file`'s directory; the NATS sink's server URLs and
-//! secret files (without connecting). Not failed on: a running server
+//! would go); `--pid-file`'s directory; the TLS certificate, key and client
+//! CA (loaded as the server loads them) and `--tls-port`; the NATS sink's
+//! server URLs and secret files (without connecting). Not failed on: a running server
 //! holding the port or the directory (a restart stops it first; both are
 //! reported).
 
@@ -20,7 +21,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use crate::config::{Auth, Config, RawConfig, Sink};
+use crate::config::{Auth, Config, RawConfig, Sink, Tls};
 use crate::dir_lock::LOCK_FILE;
 use crate::error::ServerError;
 use crate::listen::{unprivileged_port_start, BindError};
@@ -74,7 +75,14 @@ pub fn check(config: &Config) -> Result<CheckReport, ServerError> {
         }
     };
     let listen = check_listen(config.bind, config.port, &mut report)?;
-    check_tls(config, &mut report)?;
+    check_tls(config.tls.as_ref(), config.bind, &listen, &mut report)?;
+    let main_is_tls = config.tls.as_ref().is_some_and(|tls| tls.port.is_none());
+    if !main_is_tls && !config.bind.is_some_and(|ip| ip.is_loopback()) {
+        report.warnings.push(format!(
+            "passwords and messages would cross the network in clear on {listen} (a plaintext \
+             listener on a non-loopback address); see --tls-cert"
+        ));
+    }
     let dir = check_log_directory(&config.dir, &mut report)?;
     report.lines.push(format!(
         "would listen on {listen} mode=framed workers={} auth={auth} fsync={} max-connections={} \
@@ -153,6 +161,7 @@ fn check_sink(config: &Config, dir: &Path, report: &mut CheckReport) -> Result<(
 pub fn check_raw(config: &RawConfig) -> Result<CheckReport, ServerError> {
     let mut report = CheckReport::default();
     let listen = check_listen(config.bind, config.port, &mut report)?;
+    check_tls(config.tls.as_ref(), config.bind, &listen, &mut report)?;
     report.lines.push(format!(
         "would listen on {listen} mode=raw output=stdout min-rate={} B/s over {:?}{}",
         config.min_rate,
@@ -218,10 +227,36 @@ fn may_bind_privileged() -> bool {
         .is_some_and(|caps| caps & (1 << CAP_NET_BIND_SERVICE) != 0)
 }
 
-/// Certificates: where the TLS settings (issue 13) are checked, by loading
-/// them as the server will at start-up, so that a bad certificate or key
-/// fails `check` with the server's exit code. Nothing to check without TLS.
-fn check_tls(_config: &Config, _report: &mut CheckReport) -> Result<(), ServerError> {
+/// The TLS files, loaded as the server loads them at start-up, so that a
+/// bad certificate, key or client CA fails `check` with the server's exit
+/// code; and `--tls-port`'s address. Nothing to check without TLS.
+fn check_tls(
+    tls: Option<&Tls>,
+    bind: Option<IpAddr>,
+    listen: &str,
+    report: &mut CheckReport,
+) -> Result<(), ServerError> {
+    let Some(tls) = tls else {
+        return Ok(());
+    };
+    crate::tls::load(tls)?;
+    let clients = match (&tls.client_ca, tls.require_cert_name) {
+        (None, _) => String::new(),
+        (Some(ca), false) => format!(", client certificates from {}", ca.display()),
+        (Some(ca), true) => format!(", client certificates from {} proving NAME", ca.display()),
+    };
+    let on = match tls.port {
+        Some(port) => format!(
+            "on {} beside the plaintext port",
+            check_listen(bind, port, report)?
+        ),
+        None => format!("only, on {listen}"),
+    };
+    report.lines.push(format!(
+        "would speak TLS {on} with {} and {}{clients}",
+        tls.cert.display(),
+        tls.key.display()
+    ));
     Ok(())
 }
 

@@ -38,6 +38,7 @@ use crate::services::Services;
 use crate::slab::Slab;
 use crate::timers::Timers;
 use crate::timestamp::Clock;
+use crate::tls::{TlsFailure, TlsLink};
 
 /// Bytes read from a socket at once.
 const READ_BUFFER: usize = 256 * 1024;
@@ -56,6 +57,9 @@ const _: () = assert!(READ_BUFFER > ServerSession::MAX_FRAME);
 /// instant of its live timer entry.
 struct Registered {
     stream: TcpStream,
+    /// On a TLS listener: the connection's TLS state; its plaintext goes
+    /// to `conn` like a plaintext connection's bytes.
+    tls: Option<Box<TlsLink>>,
     conn: Connection,
     /// When this connection's live timer entry is due (see `Timers`).
     timer_at: Option<Instant>,
@@ -275,6 +279,7 @@ impl EventLoop {
             mut stream,
             peer,
             id,
+            tls,
         } = accepted;
         let slot = self.conns.vacant_key();
         if let Err(e) = self.poll.registry().register(
@@ -290,9 +295,27 @@ impl EventLoop {
         if let Err(e) = stream.set_nodelay(true) {
             debug!("connection {id}: cannot set TCP_NODELAY: {e}");
         }
-        let conn = Connection::open(id, slot, peer, &self.services.timeouts, &mut self.iteration);
+        let timeouts = &self.services.timeouts;
+        let (conn, tls) = match tls {
+            None => (
+                Connection::open(id, slot, peer, timeouts, &mut self.iteration),
+                None,
+            ),
+            Some(tls) => (
+                Connection::open_tls(
+                    id,
+                    slot,
+                    peer,
+                    timeouts,
+                    &mut self.iteration,
+                    tls.require_cert_name,
+                ),
+                Some(tls.link),
+            ),
+        };
         let slot = self.conns.insert(Registered {
             stream,
+            tls,
             conn,
             timer_at: None,
             #[cfg(feature = "nats")]
@@ -310,6 +333,7 @@ impl EventLoop {
             return;
         }
         let conn = &mut registered.conn;
+        let tls_waiting = registered.tls.as_ref().is_some_and(|tls| tls.wants_write());
         match conn.phase() {
             Phase::Dead => {}
             Phase::Closing { .. } => {
@@ -321,7 +345,7 @@ impl EventLoop {
             | Phase::Verifying
             | Phase::VerifyDelayed { .. }
             | Phase::Refusing { .. } => {
-                if writable && !conn.unsent().is_empty() {
+                if writable && (!conn.unsent().is_empty() || tls_waiting) {
                     conn.queue(&mut self.iteration);
                 }
                 if readable {
@@ -339,7 +363,9 @@ impl EventLoop {
         let Some(registered) = self.conns.get_mut(slot).filter(|r| !r.parked()) else {
             return;
         };
-        let Registered { stream, conn, .. } = registered;
+        let Registered {
+            stream, conn, tls, ..
+        } = registered;
         let iteration = &mut self.iteration;
         let mut check = PasswordCheck {
             policy: &self.services.policy,
@@ -359,13 +385,34 @@ impl EventLoop {
             let read = if conn.take_resume() {
                 None
             } else {
-                match retry_interrupted(|| stream.read(&mut self.buffer[kept..])) {
+                let room = &mut self.buffer[kept..];
+                let result = match tls.as_deref_mut() {
+                    None => retry_interrupted(|| stream.read(room)),
+                    Some(tls) => {
+                        let result = tls.read(stream, room);
+                        // Before any plaintext: the open line comes first.
+                        if let Some(established) = tls.take_established() {
+                            conn.established(iteration, established);
+                        }
+                        result
+                    }
+                };
+                match result {
                     Ok(0) => {
                         conn.peer_closed(iteration);
                         break;
                     }
                     Ok(n) => Some(n),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    // A TLS close without close_notify ends a session like a TCP close.
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && tls.is_some() => {
+                        conn.peer_closed(iteration);
+                        break;
+                    }
+                    Err(e) if TlsFailure::is(&e) => {
+                        conn.tls_failed(iteration, e);
+                        break;
+                    }
                     Err(e) => {
                         conn.failed(iteration, e);
                         break;
@@ -385,6 +432,10 @@ impl EventLoop {
                 iteration.ready.push(slot);
                 break;
             }
+        }
+        // Handshake records, alerts, tickets: sent with the statuses.
+        if tls.as_ref().is_some_and(|tls| tls.wants_write()) {
+            conn.queue(iteration);
         }
         self.schedule(slot);
     }
@@ -479,9 +530,17 @@ impl EventLoop {
         let Some(registered) = self.conns.get_mut(slot).filter(|r| !r.parked()) else {
             return;
         };
-        let Registered { stream, conn, .. } = registered;
-        let (sent, failure) = flush(stream, conn.unsent());
+        let Registered {
+            stream, conn, tls, ..
+        } = registered;
+        let (sent, failure) = match tls.as_deref_mut() {
+            None => flush(stream, conn.unsent()),
+            Some(tls) => tls.flush(stream, conn.unsent()),
+        };
         if conn.flushed(sent, failure, &mut self.iteration, self.stopping) {
+            if let Some(tls) = tls.as_deref_mut() {
+                tls.close_notify(stream);
+            }
             finish_close(stream, &mut self.buffer);
             conn.closed(&mut self.iteration);
         }
@@ -634,6 +693,7 @@ mod tests {
             stream,
             peer,
             id: 1,
+            tls: None,
         });
         let (mut idle, stream, idle_peer) = pair(&listener);
         let opened = Instant::now();
@@ -641,6 +701,7 @@ mod tests {
             stream,
             peer: idle_peer,
             id: 2,
+            tls: None,
         });
 
         client

@@ -8,12 +8,24 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::Waker;
 
+use crate::tls::TlsLink;
+
 /// A connection accepted for a worker.
 #[derive(Debug)]
 pub(crate) struct Accepted {
     pub stream: TcpStream,
     pub peer: SocketAddr,
     pub id: u64,
+    /// From a TLS listener: its TLS state, not yet handshaken.
+    pub tls: Option<AcceptedTls>,
+}
+
+/// The TLS side of a connection accepted on a TLS listener.
+#[derive(Debug)]
+pub(crate) struct AcceptedTls {
+    pub link: Box<TlsLink>,
+    /// `--tls-require-cert-name`.
+    pub require_cert_name: bool,
 }
 
 /// What the verifier pool did with a password.

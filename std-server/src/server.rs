@@ -19,13 +19,13 @@ use signal_hook_mio::v1_0::Signals;
 
 use crate::auth::{Policy, VerifierPool};
 use crate::backoff::Backoff;
-use crate::config::{Auth, Config, Sink};
+use crate::config::{Auth, Config, Sink, Tls};
 use crate::dir_lock;
 use crate::error::ServerError;
 use crate::event_loop::{EventLoop, WAKER};
 use crate::journal::Journal;
-use crate::listen::{canonical_peer, listen};
-use crate::mailbox::{Accepted, Mailbox};
+use crate::listen::{canonical_peer, listen, Listening};
+use crate::mailbox::{Accepted, AcceptedTls, Mailbox};
 use crate::metrics::MetricsListener;
 use crate::notify::Notifier;
 use crate::operator_log::debug_lines;
@@ -34,6 +34,7 @@ use crate::rate_limit::RateLimit;
 use crate::services::{Services, Stats};
 use crate::text::plural;
 use crate::timestamp::Clock;
+use crate::tls::{self, TlsLink};
 use crate::transaction_log::{connection_fields, push_line, CloseReason, Line};
 use crate::users::Users;
 use crate::verify_queue::CAPACITY;
@@ -49,6 +50,8 @@ const STATS_INTERVAL: Duration = Duration::from_secs(10);
 
 const LISTENER: Token = Token(0);
 const SIGNALS: Token = Token(1);
+/// The TLS listener beside the plaintext one (`--tls-port`).
+const TLS_LISTENER: Token = Token(2);
 
 struct WorkerHandle {
     mailbox: Arc<Mailbox>,
@@ -89,19 +92,28 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
         .register(&mut signals, SIGNALS, Interest::READABLE)
         .map_err(|e| ServerError::io("cannot watch signals", e))?;
 
+    let tls = match &config.tls {
+        Some(files) => Some(TlsListening {
+            server: tls::load(files)?,
+            files: files.clone(),
+        }),
+        None => None,
+    };
+    let main_is_tls = config.tls.as_ref().is_some_and(|t| t.port.is_none());
     let activation = activated.is_some();
     let listening = match activated {
         Some(listening) => listening,
         None => listen(config.bind, config.port, BACKLOG)?,
     };
-    listening
-        .listener
-        .set_nonblocking(true)
-        .map_err(|e| ServerError::io("cannot make the listener non-blocking", e))?;
-    let mut listener = TcpListener::from_std(listening.listener);
-    poll.registry()
-        .register(&mut listener, LISTENER, Interest::READABLE)
-        .map_err(|e| ServerError::io("cannot watch the listener", e))?;
+    let (listener, listening) = watch_listener(&poll, listening, LISTENER)?;
+    let mut tls_listener = match config.tls.as_ref().and_then(|t| t.port) {
+        Some(port) => Some(watch_listener(
+            &poll,
+            listen(config.bind, port, BACKLOG)?,
+            TLS_LISTENER,
+        )?),
+        None => None,
+    };
     let metrics_listener = config
         .metrics
         .map(MetricsListener::bind)
@@ -192,11 +204,18 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
         } else {
             ""
         },
-        if activation {
-            " (socket activation)"
-        } else {
-            ""
-        },
+        format!(
+            "{}{}",
+            match (&config.tls, main_is_tls) {
+                (Some(files), true) => tls_description(files),
+                _ => String::new(),
+            },
+            if activation {
+                " (socket activation)"
+            } else {
+                ""
+            }
+        ),
         workers,
         auth_description,
         if config.fsync { "on" } else { "off" },
@@ -206,6 +225,28 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
             .map_or_else(|| "(not kept)".into(), |path| path.display().to_string()),
         services.journal.transactions_path().display(),
     );
+    if let (Some((_, tls_listening)), Some(files)) = (&tls_listener, &config.tls) {
+        info!(
+            "listening on {} mode=framed{}{} (beside the plaintext port {})",
+            tls_listening.addr,
+            if tls_listening.dual_stack {
+                " (dual-stack)"
+            } else {
+                ""
+            },
+            tls_description(files),
+            listening.addr.port(),
+        );
+    }
+    if !main_is_tls && !listening.addr.ip().is_loopback() {
+        warning!(
+            "passwords and messages cross the network in clear on {} (a plaintext listener on a \
+             non-loopback address): anyone on the path can read them and log in as their users. \
+             Use --tls-cert/--tls-key (with --tls-port to keep this port plaintext for old clients), \
+             or --bind 127.0.0.1.",
+            listening.addr
+        );
+    }
     if matches!(services.policy, Policy::AcceptAny) {
         warning!(
             "no --users file: ANY name with ANY non-empty password is accepted. \
@@ -227,13 +268,19 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
         next_worker: 0,
         next_id: 1,
         max_connections: config.max_connections,
+        tls,
+        main_is_tls,
         spare: File::open("/dev/null").ok(),
         retry_at: None,
         errors: RateLimit::new(Duration::from_secs(1)),
         notifier,
     };
     let started = Instant::now();
-    let served = acceptor.serve(&mut poll, listener, &mut signals, config.grace);
+    let listeners = Listeners {
+        main: Some(listener),
+        tls: tls_listener.take().map(|(listener, _)| listener),
+    };
+    let served = acceptor.serve(&mut poll, listeners, &mut signals, config.grace);
     if let Some(metrics) = metrics {
         metrics.stop();
     }
@@ -263,6 +310,59 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
     acceptor.notifier.status(&summary);
     info!("{summary}");
     Ok(())
+}
+
+/// A bound listener, non-blocking and registered with `poll` under `token`.
+fn watch_listener(
+    poll: &Poll,
+    listening: Listening,
+    token: Token,
+) -> Result<(TcpListener, Bound), ServerError> {
+    listening
+        .listener
+        .set_nonblocking(true)
+        .map_err(|e| ServerError::io("cannot make the listener non-blocking", e))?;
+    let bound = Bound {
+        addr: listening.addr,
+        dual_stack: listening.dual_stack,
+    };
+    let mut listener = TcpListener::from_std(listening.listener);
+    poll.registry()
+        .register(&mut listener, token, Interest::READABLE)
+        .map_err(|e| ServerError::io("cannot watch the listener", e))?;
+    Ok((listener, bound))
+}
+
+/// Where a listener listens, for the start-up lines.
+struct Bound {
+    addr: SocketAddr,
+    dual_stack: bool,
+}
+
+/// ` tls (client certificates required[, NAME from the certificate])` for a start-up line.
+fn tls_description(files: &Tls) -> String {
+    match (&files.client_ca, files.require_cert_name) {
+        (None, _) => " tls".to_owned(),
+        (Some(_), false) => " tls (client certificates required)".to_owned(),
+        (Some(_), true) => {
+            " tls (client certificates required, NAME must be the certificate's)".to_owned()
+        }
+    }
+}
+
+/// The TLS configuration new connections get, and the files it came from
+/// (read again on SIGHUP).
+struct TlsListening {
+    server: Arc<rustls::ServerConfig>,
+    files: Tls,
+}
+
+/// The accepting thread's listeners; each is closed (`None`) when stopping.
+struct Listeners {
+    /// On the server's port: plaintext, or TLS without `--tls-port`.
+    main: Option<TcpListener>,
+    /// On `--tls-port`.
+    tls: Option<TcpListener>,
 }
 
 /// The log directory, created (with its parents, mode 0755 less the
@@ -339,6 +439,9 @@ struct Acceptor {
     next_worker: usize,
     next_id: u64,
     max_connections: usize,
+    tls: Option<TlsListening>,
+    /// The server's port speaks TLS.
+    main_is_tls: bool,
     /// Kept open to be closed when descriptors run out, so one pending
     /// connection can be accepted and closed instead of spinning on EMFILE.
     spare: Option<File>,
@@ -351,12 +454,11 @@ impl Acceptor {
     fn serve(
         &mut self,
         poll: &mut Poll,
-        listener: TcpListener,
+        mut listeners: Listeners,
         signals: &mut Signals,
         grace: Duration,
     ) -> Result<(), ServerError> {
         // Closed when stopping, so that new connections are refused at once.
-        let mut listener = Some(listener);
         let mut events = Events::with_capacity(64);
         let mut stopping = false;
         let mut next_stats = Instant::now() + STATS_INTERVAL;
@@ -378,8 +480,13 @@ impl Acceptor {
             for event in events.iter() {
                 match event.token() {
                     LISTENER => {
-                        if let Some(listener) = &listener {
-                            self.accept_all(listener);
+                        if let Some(listener) = &listeners.main {
+                            self.accept_all(listener, self.main_is_tls);
+                        }
+                    }
+                    TLS_LISTENER => {
+                        if let Some(listener) = &listeners.tls {
+                            self.accept_all(listener, true);
                         }
                     }
                     SIGNALS => {
@@ -389,6 +496,7 @@ impl Acceptor {
                                     self.notifier.reloading();
                                     self.reopen_logs();
                                     self.reload_users();
+                                    self.reload_tls();
                                     self.notifier.ready(&self.status_line());
                                 }
                                 _ if stopping => {
@@ -399,8 +507,10 @@ impl Acceptor {
                                 }
                                 _ => {
                                     stopping = true;
-                                    if let Some(mut listener) = listener.take() {
-                                        let _ = poll.registry().deregister(&mut listener);
+                                    for listener in [&mut listeners.main, &mut listeners.tls] {
+                                        if let Some(mut listener) = listener.take() {
+                                            let _ = poll.registry().deregister(&mut listener);
+                                        }
                                     }
                                     let stopping_line = format!(
                                         "stopping: {} get up to {:.1} s to finish",
@@ -426,8 +536,11 @@ impl Acceptor {
             let now = Instant::now();
             if self.retry_at.is_some_and(|at| at <= now) {
                 self.retry_at = None;
-                if let Some(listener) = &listener {
-                    self.accept_all(listener);
+                if let Some(listener) = &listeners.main {
+                    self.accept_all(listener, self.main_is_tls);
+                }
+                if let Some(listener) = &listeners.tls {
+                    self.accept_all(listener, true);
                 }
             }
             if !stopping && now >= next_stats {
@@ -493,13 +606,13 @@ impl Acceptor {
         Ok(all_done)
     }
 
-    fn accept_all(&mut self, listener: &TcpListener) {
+    fn accept_all(&mut self, listener: &TcpListener, tls: bool) {
         if self.spare.is_none() {
             self.spare = File::open("/dev/null").ok();
         }
         loop {
             match listener.accept() {
-                Ok((stream, peer)) => self.dispatch(stream, peer),
+                Ok((stream, peer)) => self.dispatch(stream, peer, tls),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 // Errors of one pending connection: take the next.
                 Err(e)
@@ -563,7 +676,7 @@ impl Acceptor {
         }
     }
 
-    fn dispatch(&mut self, stream: mio::net::TcpStream, peer: SocketAddr) {
+    fn dispatch(&mut self, stream: mio::net::TcpStream, peer: SocketAddr, tls: bool) {
         let peer = canonical_peer(peer);
         let id = self.next_id;
         self.next_id += 1;
@@ -571,11 +684,29 @@ impl Acceptor {
             self.overload(stream, peer, id);
             return;
         }
+        let tls = match (tls, &self.tls) {
+            (false, _) | (true, None) => None,
+            (true, Some(listening)) => match TlsLink::new(Arc::clone(&listening.server)) {
+                Ok(link) => Some(AcceptedTls {
+                    link: Box::new(link),
+                    require_cert_name: listening.files.require_cert_name,
+                }),
+                Err(e) => {
+                    self.report(&format!("cannot start TLS for connection {id}: {e}"));
+                    return;
+                }
+            },
+        };
         self.services.stats.accepted.fetch_add(1, Ordering::Relaxed);
         self.services.open.fetch_add(1, Ordering::Relaxed);
         let worker = &self.workers[self.next_worker];
         self.next_worker = (self.next_worker + 1) % self.workers.len();
-        worker.mailbox.accept(Accepted { stream, peer, id });
+        worker.mailbox.accept(Accepted {
+            stream,
+            peer,
+            id,
+            tls,
+        });
     }
 
     /// Accept-and-close: log it, drop the socket.
@@ -589,7 +720,7 @@ impl Acceptor {
         let clock = Clock::new();
         let fields = connection_fields(id, peer);
         let mut lines = Vec::with_capacity(160);
-        push_line(&mut lines, clock.text(), &fields, Line::Open);
+        push_line(&mut lines, clock.text(), &fields, Line::Open { tls: None });
         push_line(
             &mut lines,
             clock.text(),
@@ -631,6 +762,31 @@ impl Acceptor {
                 warn_about_policy(&self.services.policy);
             }
             Err(e) => error!("cannot reload the users file: {e} (keeping the users loaded before)"),
+        }
+    }
+
+    /// Re-read the TLS certificate, key and client CA: new connections use
+    /// them; a file that does not load is reported and the old ones stay.
+    fn reload_tls(&mut self) {
+        let Some(listening) = &mut self.tls else {
+            return;
+        };
+        match tls::load(&listening.files) {
+            Ok(server) => {
+                listening.server = server;
+                info!(
+                    "SIGHUP: reloaded the TLS certificate {} and key{}",
+                    listening.files.cert.display(),
+                    if listening.files.client_ca.is_some() {
+                        " and the client CA"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            Err(e) => {
+                error!("cannot reload TLS: {e} (keeping the certificate and key loaded before)")
+            }
         }
     }
 

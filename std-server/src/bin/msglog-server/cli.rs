@@ -22,6 +22,7 @@ pub const MAX_T_COST: u32 = 1000;
 pub const MAX_P_COST: u32 = 64;
 
 use crate::nats_args::{ExportArgs, SinkArgs};
+use crate::tls_args::TlsArgs;
 
 /// The msglog server: appends authenticated clients' messages to
 /// messages.log (framed mode), or copies raw client streams to stdout (--raw).
@@ -63,11 +64,21 @@ Raw mode (--raw): one client at a time. A client's connection is closed
 cleanly only after every byte it sent is written to stdout; it is reset if
 stdout fails (then exit 7), if the client breaks a limit (--raw-min-rate over
 --raw-rate-window, --raw-max-session, --idle-timeout), or on SIGINT/SIGTERM
-before its end of stream.
+before its end of stream. With TLS, the client ends its stream with
+close_notify and the server confirms with its own close_notify before the FIN;
+a TCP close without close_notify is reset.
 
 systemd: READY=1, RELOADING=1 and STOPPING=1 go to $NOTIFY_SOCKET when it is
 set (Type=notify); a listening socket passed by socket activation
 (LISTEN_FDS) is used instead of binding PORT. Units: dist/ in the repository.
+
+TLS (--tls-cert, --tls-key): the port speaks TLS 1.2 and 1.3 only, or, with
+--tls-port, TLS is served on a port of its own beside the plaintext one. In
+transactions.log a TLS connection's event=open line is written once its
+handshake completed, with tls=1.3 (the version) and the client certificate's
+subject; a failed handshake is one event=close reason=tls line. SIGHUP also
+reloads the certificate, key and client CA (a broken file is reported and the
+old ones stay in use).
 
 Exit codes: 0 clean stop (check: the configuration is good; users verify:
 the password is right); 1 runtime error; 2 bad command line; 3 cannot listen
@@ -78,9 +89,10 @@ to stdout (raw mode, hash-password, users list, --generate); 8 a log's
 unfinished last line cannot be saved in its side file (nothing changed);
 9 another server holds the log directory (its PID is named); 10 cannot write
 --pid-file or the users file; 11 users remove/verify: no such user; 12 users
-verify: wrong password; 14 NATS (--sink nats://..., export) cannot be reached,
-refused us, or a NATS secret file cannot be read; 15 the NATS stream does not
-exist or does not capture the subject.
+verify: wrong password; 13 the TLS certificate, key or client CA cannot be
+loaded; 14 NATS (--sink nats://..., export) cannot be reached, refused us, or
+a NATS secret file cannot be read; 15 the NATS stream does not exist or does
+not capture the subject.
 
 With --sink nats://..., a MESSAGE is answered 0x00 only once JetStream
 acknowledged its record (stored with the stream's replication) and its
@@ -291,6 +303,9 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub sink: SinkArgs,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -348,6 +363,7 @@ impl ServeArgs {
             },
             grace: self.grace,
             max_connections: self.max_connections,
+            tls: self.tls.tls(),
             pid_file: self.pid_file.clone(),
             metrics: self.metrics,
             // A bad combination of sink flags is a usage error (`Cli::check`).
@@ -364,6 +380,7 @@ impl ServeArgs {
             min_rate: self.raw_min_rate,
             rate_window: self.raw_rate_window,
             max_session: self.raw_max_session,
+            tls: self.tls.tls(),
         }
     }
 }
@@ -536,6 +553,7 @@ mod tests {
                 },
                 grace: Duration::from_secs(1),
                 max_connections: 7,
+                tls: None,
                 pid_file: None,
                 metrics: None,
                 sink: msglog_server::Sink::File,
