@@ -249,6 +249,7 @@ impl Iteration {
     /// records, held connections) into `spare`, which is returned; this
     /// iteration goes on with `spare`'s empty buffers. For a sink that
     /// commits later: the commit is finished on the returned iteration.
+    #[cfg(feature = "nats")]
     pub(crate) fn defer(&mut self, mut spare: Iteration) -> Iteration {
         spare.number = self.number;
         spare.now = self.now;
