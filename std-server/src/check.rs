@@ -9,7 +9,8 @@
 //! it is a directory this process may create files in, or can be
 //! created); the logs (writable regular files, and where a torn last line
 //! would go); `--pid-file`'s directory; the TLS certificate, key and client
-//! CA (loaded as the server loads them) and `--tls-port`. Not failed on: a running server
+//! CA (loaded as the server loads them) and `--tls-port`; the NATS sink's
+//! server URLs and secret files (without connecting). Not failed on: a running server
 //! holding the port or the directory (a restart stops it first; both are
 //! reported).
 
@@ -20,7 +21,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use crate::config::{Auth, Config, RawConfig, Tls};
+use crate::config::{Auth, Config, RawConfig, Sink, Tls};
 use crate::dir_lock::LOCK_FILE;
 use crate::error::ServerError;
 use crate::listen::{unprivileged_port_start, BindError};
@@ -93,11 +94,7 @@ pub fn check(config: &Config) -> Result<CheckReport, ServerError> {
         config.timeouts.idle,
         config.grace,
     ));
-    report.lines.push(format!(
-        "would write {} and {}",
-        dir.join("messages.log").display(),
-        dir.join("transactions.log").display()
-    ));
+    check_sink(config, &dir, &mut report)?;
     if let Some(addr) = config.metrics {
         check_address(addr, &mut report).map_err(ServerError::Metrics)?;
         report
@@ -111,6 +108,53 @@ pub fn check(config: &Config) -> Result<CheckReport, ServerError> {
             .push(format!("would write its PID to {}", path.display()));
     }
     Ok(report)
+}
+
+/// Where the records would go. The NATS sink is checked without
+/// connecting (the server starts, and answers 0xFF, while NATS cannot be
+/// reached): the URLs and the secret files.
+fn check_sink(config: &Config, dir: &Path, report: &mut CheckReport) -> Result<(), ServerError> {
+    let messages = dir.join("messages.log");
+    let transactions = dir.join("transactions.log");
+    match &config.sink {
+        Sink::File => report.lines.push(format!(
+            "would write {} and {}",
+            messages.display(),
+            transactions.display()
+        )),
+        #[cfg(feature = "nats")]
+        Sink::Nats(sink) => {
+            crate::nats::check_offline(&sink.connection)?;
+            report.lines.push(format!(
+                "would publish records to NATS stream {} (subject {}{}) at {} as front end {}, \
+                 answering 0x00 after JetStream's acknowledgement and 0xFF after {:?} without one",
+                sink.stream,
+                sink.subject,
+                sink.create_replicas.map_or_else(String::new, |r| format!(
+                    ", created with {r} replicas if missing"
+                )),
+                sink.connection.servers.join(","),
+                sink.front_end,
+                sink.ack_timeout,
+            ));
+            report.warnings.push(
+                "check does not connect to NATS: whether it answers and the stream exists is known when the server starts"
+                    .into(),
+            );
+            if sink.keep_messages_log {
+                report.lines.push(format!(
+                    "would write {} (a copy) and {}",
+                    messages.display(),
+                    transactions.display()
+                ));
+            } else {
+                report
+                    .lines
+                    .push(format!("would write {}", transactions.display()));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Check a raw server's configuration: its address.

@@ -37,6 +37,22 @@ pub struct Config {
     pub pid_file: Option<PathBuf>,
     /// Serve Prometheus metrics on `http://ADDR/metrics`.
     pub metrics: Option<SocketAddr>,
+    /// Where acknowledged records go: `messages.log` in `dir`, or a NATS
+    /// JetStream stream (feature `nats`).
+    pub sink: Sink,
+}
+
+/// Where a framed server commits its records. `transactions.log` stays in
+/// [`Config::dir`] whatever the sink.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Sink {
+    /// `messages.log` in [`Config::dir`].
+    #[default]
+    File,
+    /// A NATS JetStream stream.
+    #[cfg(feature = "nats")]
+    Nats(Box<crate::nats::NatsSink>),
 }
 
 impl Default for Config {
@@ -56,6 +72,7 @@ impl Default for Config {
             tls: None,
             pid_file: None,
             metrics: None,
+            sink: Sink::File,
         }
     }
 }

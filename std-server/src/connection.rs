@@ -19,14 +19,13 @@ use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use msglog_core::{
-    peek_header, write_record, Action, Decoded, FrameError, Outcome, Reject, Status, Tag,
-    Transaction,
+    peek_header, Action, Decoded, FrameError, Outcome, Reject, Status, Tag, Transaction,
 };
 
 use crate::capacity::ServerSession;
 use crate::config::Timeouts;
 use crate::instant::SessionInstant;
-use crate::iteration::{Entry, EntryKind, Iteration, NameField};
+use crate::iteration::{Entry, EntryKind, HeldMark, Iteration, NameField};
 use crate::mailbox::Decision;
 use crate::tls::Established;
 use crate::transaction_log::{connection_fields, CloseReason, Line, TlsFields};
@@ -91,22 +90,6 @@ pub(crate) trait Verifier {
     fn verify(&mut self, request: VerifyRequest<'_>) -> Verification;
 }
 
-/// Where this iteration's first 0x00 of the connection is (its status byte
-/// and its log entry), so a failed commit can take it back with everything
-/// that followed it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct HeldMark {
-    status: usize,
-    entry: usize,
-}
-
-impl HeldMark {
-    /// The index of its entry in the iteration.
-    pub(crate) fn entry(&self) -> usize {
-        self.entry
-    }
-}
-
 /// A TLS connection's state as far as the protocol is concerned (the
 /// records themselves are the event loop's `TlsLink`'s).
 #[derive(Debug)]
@@ -153,6 +136,8 @@ pub(crate) struct Connection {
     held: Option<HeldMark>,
     /// The 0x00 of this iteration's first record, if any.
     batch: Option<HeldMark>,
+    /// MESSAGEs accepted so far (a record's sequence number on its connection).
+    messages: u64,
     /// Log entries of iteration `.0` not to be written (answered after a failed write).
     cut: Option<(u64, Range<usize>)>,
     close_reason: Option<CloseReason>,
@@ -199,6 +184,7 @@ impl Connection {
             password: None,
             held: None,
             batch: None,
+            messages: 0,
             cut: None,
             close_reason: None,
             close_error: None,
@@ -705,16 +691,16 @@ impl Connection {
                     }
                 }
                 Action::Log { name, message } => {
+                    let mark = HeldMark {
+                        status: self.out.len(),
+                        entry: iteration.entries.len(),
+                    };
                     if self.batch.is_none() {
-                        self.batch = Some(HeldMark {
-                            status: self.out.len(),
-                            entry: iteration.entries.len(),
-                        });
+                        self.batch = Some(mark);
                         iteration.batch_slots.push(self.slot);
                     }
-                    // Writing to a Vec cannot fail.
-                    let _ = write_record(&mut iteration.batch, name, message);
-                    iteration.batch_records += 1;
+                    self.messages += 1;
+                    iteration.push_record(self.slot, self.id, self.messages, mark, name, message);
                     // Held back until the batch is written (see `commit`).
                     self.push_status(iteration, Status::Accepted);
                     iteration.entries.push(Entry {

@@ -47,6 +47,11 @@ pub enum ServerError {
     /// The users file cannot be read or is invalid.
     #[error(transparent)]
     Users(#[from] UsersError),
+    /// The NATS sink cannot start: a secret file is unreadable, or the
+    /// stream is missing or cannot take the records.
+    #[cfg(feature = "nats")]
+    #[error(transparent)]
+    Nats(#[from] crate::nats::NatsError),
     /// The TLS certificate, key or client CA cannot be loaded.
     #[error(transparent)]
     Tls(#[from] TlsError),

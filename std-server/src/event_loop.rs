@@ -10,6 +10,11 @@
 //!
 //! Log lines go out before answers: a client that saw its statuses or EOF,
 //! then connects again, finds its earlier lines first.
+//!
+//! With the NATS sink (feature `nats`), an iteration with records is
+//! committed later instead (`nats::StreamCommits`): its connections are
+//! parked until the publisher's outcomes arrive by mail, and each step
+//! below passes a parked connection by.
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
@@ -58,6 +63,32 @@ struct Registered {
     conn: Connection,
     /// When this connection's live timer entry is due (see `Timers`).
     timer_at: Option<Instant>,
+    /// Its commit is with the NATS publisher: nothing of it may change.
+    #[cfg(feature = "nats")]
+    parked: bool,
+}
+
+impl Registered {
+    #[cfg(feature = "nats")]
+    fn parked(&self) -> bool {
+        self.parked
+    }
+
+    #[cfg(not(feature = "nats"))]
+    fn parked(&self) -> bool {
+        false
+    }
+}
+
+#[cfg(feature = "nats")]
+impl crate::nats::Parking for Registered {
+    fn parked(&self) -> bool {
+        self.parked
+    }
+
+    fn set_parked(&mut self, parked: bool) {
+        self.parked = parked;
+    }
 }
 
 impl AsRef<Connection> for Registered {
@@ -87,6 +118,9 @@ pub(crate) struct EventLoop {
     write_errors: RateLimit,
     /// This loop's share of the latency histogram (`latency`).
     latency: Arc<Latency>,
+    /// The NATS sink's commits, when records go to a stream.
+    #[cfg(feature = "nats")]
+    stream: Option<crate::nats::StreamCommits>,
 }
 
 impl EventLoop {
@@ -110,7 +144,25 @@ impl EventLoop {
             clock: Clock::new(),
             write_errors: RateLimit::new(Duration::from_secs(5)),
             latency,
+            #[cfg(feature = "nats")]
+            stream: None,
         }
+    }
+
+    /// Commit records to the NATS stream through `publisher` instead of
+    /// `messages.log` (which gets a copy if `keep_messages_log`).
+    #[cfg(feature = "nats")]
+    pub(crate) fn commit_to_stream(
+        &mut self,
+        publisher: crate::nats::PublishHandle,
+        keep_messages_log: bool,
+    ) {
+        self.iteration.raw = true;
+        self.stream = Some(crate::nats::StreamCommits::new(
+            publisher,
+            Arc::clone(&self.mailbox),
+            keep_messages_log,
+        ));
     }
 
     /// Serve until asked to stop and every connection has ended.
@@ -153,6 +205,10 @@ impl EventLoop {
             self.expire_timers();
             if let Some(deadline) = self.stopping {
                 self.stop_connections(deadline);
+            }
+            #[cfg(feature = "nats")]
+            if let Some(stream) = &mut self.stream {
+                stream.defer(&mut self.iteration, &mut self.conns, &self.clock);
             }
             let mut committer = Committer {
                 logs: &self.services.journal,
@@ -199,6 +255,10 @@ impl EventLoop {
         }
         for verdict in inbox.verdicts.drain(..) {
             self.on_verdict(verdict);
+        }
+        #[cfg(feature = "nats")]
+        for stored in inbox.stored.drain(..) {
+            self.on_stored(stored);
         }
         if let Some(deadline) = inbox.stop.take() {
             if self.stopping.is_none() {
@@ -258,6 +318,8 @@ impl EventLoop {
             tls,
             conn,
             timer_at: None,
+            #[cfg(feature = "nats")]
+            parked: false,
         });
         self.schedule(slot);
     }
@@ -266,6 +328,10 @@ impl EventLoop {
         let Some(registered) = self.conns.get_mut(slot) else {
             return;
         };
+        if registered.parked() {
+            // Read and sent when unparked.
+            return;
+        }
         let conn = &mut registered.conn;
         let tls_waiting = registered.tls.as_ref().is_some_and(|tls| tls.wants_write());
         match conn.phase() {
@@ -294,12 +360,12 @@ impl EventLoop {
     /// Read from a connection and handle what arrived, as far as its state,
     /// its unsent statuses and this iteration's budget allow.
     fn pump(&mut self, slot: usize, short_read_drains: bool) {
-        let Some(Registered {
-            stream, conn, tls, ..
-        }) = self.conns.get_mut(slot)
-        else {
+        let Some(registered) = self.conns.get_mut(slot).filter(|r| !r.parked()) else {
             return;
         };
+        let Registered {
+            stream, conn, tls, ..
+        } = registered;
         let iteration = &mut self.iteration;
         let mut check = PasswordCheck {
             policy: &self.services.policy,
@@ -385,6 +451,16 @@ impl EventLoop {
             .get_mut(slot)
             .filter(|registered| registered.conn.id() == connection)
         {
+            #[cfg(feature = "nats")]
+            Some(registered) if registered.parked => {
+                if let Some(stream) = &mut self.stream {
+                    stream.hold_verdict(Verdict {
+                        slot,
+                        connection,
+                        decision,
+                    });
+                }
+            }
             Some(registered) => {
                 registered.conn.decided(decision, &mut self.iteration);
                 self.schedule(slot);
@@ -404,6 +480,10 @@ impl EventLoop {
                 continue;
             }
             registered.timer_at = None;
+            if registered.parked() {
+                // Scheduled again when unparked.
+                continue;
+            }
             match registered.conn.deadline() {
                 None => {}
                 Some(deadline) if deadline > now => self.schedule(slot),
@@ -425,7 +505,9 @@ impl EventLoop {
     fn stop_connections(&mut self, deadline: Instant) {
         let over = self.iteration.now >= deadline;
         for (_, registered) in self.conns.iter_mut() {
-            registered.conn.stop(&mut self.iteration, over);
+            if !registered.parked() {
+                registered.conn.stop(&mut self.iteration, over);
+            }
         }
     }
 
@@ -433,24 +515,7 @@ impl EventLoop {
     fn send_statuses(&mut self) {
         let queued = std::mem::take(&mut self.iteration.queued);
         for &slot in &queued {
-            let Some(Registered {
-                stream, conn, tls, ..
-            }) = self.conns.get_mut(slot)
-            else {
-                continue;
-            };
-            let (sent, failure) = match tls.as_deref_mut() {
-                None => flush(stream, conn.unsent()),
-                Some(tls) => tls.flush(stream, conn.unsent()),
-            };
-            if conn.flushed(sent, failure, &mut self.iteration, self.stopping) {
-                if let Some(tls) = tls.as_deref_mut() {
-                    tls.close_notify(stream);
-                }
-                finish_close(stream, &mut self.buffer);
-                conn.closed(&mut self.iteration);
-            }
-            self.schedule(slot);
+            self.send_to(slot);
         }
         let mut queued = queued;
         queued.clear();
@@ -459,15 +524,73 @@ impl EventLoop {
         self.iteration.queued = queued;
     }
 
+    /// Send a connection's status bytes (unless it is parked: then they are
+    /// sent when it is unparked); finish closing it.
+    fn send_to(&mut self, slot: usize) {
+        let Some(registered) = self.conns.get_mut(slot).filter(|r| !r.parked()) else {
+            return;
+        };
+        let Registered {
+            stream, conn, tls, ..
+        } = registered;
+        let (sent, failure) = match tls.as_deref_mut() {
+            None => flush(stream, conn.unsent()),
+            Some(tls) => tls.flush(stream, conn.unsent()),
+        };
+        if conn.flushed(sent, failure, &mut self.iteration, self.stopping) {
+            if let Some(tls) = tls.as_deref_mut() {
+                tls.close_notify(stream);
+            }
+            finish_close(stream, &mut self.buffer);
+            conn.closed(&mut self.iteration);
+        }
+        self.schedule(slot);
+    }
+
     fn remove_dead(&mut self) {
         for slot in self.iteration.dead.drain(..) {
             if let Some(registered) = self.conns.get(slot) {
-                if registered.conn.phase() != Phase::Dead {
+                // A parked connection's slot is named by its deferred commit.
+                if registered.conn.phase() != Phase::Dead || registered.parked() {
                     continue;
                 }
             }
             if self.conns.remove(slot).is_some() {
                 self.services.open.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Finish a commit the NATS publisher settled, and go on with the
+    /// connections it held: read what arrived meanwhile, send their
+    /// statuses, time them, and hand them the verdicts held for them.
+    #[cfg(feature = "nats")]
+    fn on_stored(&mut self, stored: crate::nats::Stored) {
+        let Some(stream) = &mut self.stream else {
+            return;
+        };
+        let unparked = stream.finish(
+            stored,
+            &mut self.conns,
+            &self.services.journal,
+            &self.services.stats,
+        );
+        for slot in unparked {
+            let Some(registered) = self.conns.get_mut(slot) else {
+                continue;
+            };
+            if registered.conn.phase() == Phase::Dead {
+                self.iteration.dead.push(slot);
+                continue;
+            }
+            // Its statuses now, before what it sent meanwhile is read (and
+            // perhaps parked again behind another commit).
+            self.send_to(slot);
+            self.iteration.ready.push(slot);
+            if let Some(stream) = &mut self.stream {
+                for verdict in stream.take_verdicts(slot) {
+                    self.on_verdict(verdict);
+                }
             }
         }
     }
@@ -555,6 +678,8 @@ mod tests {
             open: AtomicUsize::new(2),
             stats: Stats::default(),
             latencies: Mutex::default(),
+            #[cfg(feature = "nats")]
+            nats: None,
         });
         let poll = Poll::new().unwrap();
         let waker = Waker::new(poll.registry(), WAKER).unwrap();

@@ -19,7 +19,7 @@ use signal_hook_mio::v1_0::Signals;
 
 use crate::auth::{Policy, VerifierPool};
 use crate::backoff::Backoff;
-use crate::config::{Auth, Config, Tls};
+use crate::config::{Auth, Config, Sink, Tls};
 use crate::dir_lock;
 use crate::error::ServerError;
 use crate::event_loop::{EventLoop, WAKER};
@@ -123,7 +123,17 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
     let dir = open_log_directory(&config.dir)?;
     // Before anything in the directory is opened or repaired; held until we return.
     let _dir_lock = dir_lock::lock(&dir)?;
-    let journal = Journal::open(&dir, config.fsync)?;
+    let keep_messages_log = match &config.sink {
+        Sink::File => true,
+        #[cfg(feature = "nats")]
+        Sink::Nats(sink) => sink.keep_messages_log,
+    };
+    let journal = Journal::open_with(&dir, config.fsync, keep_messages_log)?;
+    #[cfg(feature = "nats")]
+    let stream = match &config.sink {
+        Sink::Nats(sink) => Some((crate::nats::Publisher::start(sink)?, sink)),
+        Sink::File => None,
+    };
 
     let auth_description = policy.describe();
     let services = Arc::new(Services {
@@ -134,6 +144,10 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
         open: AtomicUsize::new(0),
         stats: Stats::default(),
         latencies: Mutex::default(),
+        #[cfg(feature = "nats")]
+        nats: stream
+            .as_ref()
+            .map(|(started, _)| started.publisher.shared_stats()),
     });
 
     // Before the event loops start, so that a failure leaves no thread behind.
@@ -150,7 +164,13 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
         let waker = Waker::new(worker_poll.registry(), WAKER)
             .map_err(|e| ServerError::io("cannot create a waker", e))?;
         let mailbox = Arc::new(Mailbox::new(waker));
-        let event_loop = EventLoop::new(worker_poll, Arc::clone(&services), Arc::clone(&mailbox));
+        #[allow(unused_mut)]
+        let mut event_loop =
+            EventLoop::new(worker_poll, Arc::clone(&services), Arc::clone(&mailbox));
+        #[cfg(feature = "nats")]
+        if let Some((started, sink)) = &stream {
+            event_loop.commit_to_stream(started.publisher.handle(), sink.keep_messages_log);
+        }
         let thread = std::thread::Builder::new()
             .name(format!("worker-{index}"))
             .spawn(move || event_loop.run())
@@ -161,8 +181,23 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
         });
     }
 
+    #[allow(unused_mut)]
+    let mut sink_description = String::new();
+    #[cfg(feature = "nats")]
+    if let Some((started, sink)) = &stream {
+        sink_description = format!(
+            " sink={} stream={} ({}) subject={} front-end={}",
+            sink.connection.servers.join(","),
+            sink.stream,
+            started
+                .replicas
+                .map_or_else(|| "not reached yet".to_owned(), |r| format!("{r} replicas")),
+            sink.subject,
+            started.publisher.front_end,
+        );
+    }
     info!(
-        "listening on {} mode=framed{}{} workers={} auth={} fsync={} messages={} transactions={}",
+        "listening on {} mode=framed{}{} workers={} auth={} fsync={}{sink_description} messages={} transactions={}",
         listening.addr,
         if listening.dual_stack {
             " (dual-stack)"
@@ -184,7 +219,10 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
         workers,
         auth_description,
         if config.fsync { "on" } else { "off" },
-        services.journal.messages_path().display(),
+        services
+            .journal
+            .messages_path()
+            .map_or_else(|| "(not kept)".into(), |path| path.display().to_string()),
         services.journal.transactions_path().display(),
     );
     if let (Some((_, tls_listening)), Some(files)) = (&tls_listener, &config.tls) {
@@ -254,7 +292,21 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
     for (path, e) in services.journal.sync() {
         error!("{}: final sync failed: {e}", path.display());
     }
-    let summary = summary(&services, started.elapsed());
+    #[allow(unused_mut)]
+    let mut summary = summary(&services, started.elapsed());
+    #[cfg(feature = "nats")]
+    if let Some((started, _)) = stream {
+        let stats = started.publisher.stats();
+        let get = crate::nats::PublishStats::get;
+        summary.push_str(&format!(
+            "; NATS: {} records stored ({} found stored by an earlier attempt), {} retried attempts, {} not stored",
+            get(&stats.stored),
+            get(&stats.duplicates),
+            get(&stats.retries),
+            get(&stats.failed),
+        ));
+        started.publisher.stop();
+    }
     acceptor.notifier.status(&summary);
     info!("{summary}");
     Ok(())

@@ -1,6 +1,7 @@
 //! The fault suite of issue 7: crashes, write failures, resource
-//! exhaustion, hostile bytes, authentication attacks, client recovery and
-//! TLS under load (issue 13), against the real release binaries. Long-running, so every test is
+//! exhaustion, hostile bytes, authentication attacks, client recovery,
+//! TLS under load (issue 13) and, group `nats`, the NATS sink of issue 18
+//! losing nodes and itself, against the real release binaries. Long-running, so every test is
 //! ignored by a plain `cargo test`; run them with `scripts/faults.sh`, which
 //! builds the binaries and runs
 //! `cargo test --release -p msglog-server --test faults -- --ignored --test-threads=1 --nocapture`.
@@ -9,6 +10,8 @@
 #[path = "common/certs.rs"]
 mod certs;
 mod common;
+#[path = "nats/harness.rs"]
+mod nats_harness;
 
 mod faults {
     pub mod harness;
@@ -20,6 +23,7 @@ mod faults {
     mod crash;
     mod exhaustion;
     mod hostile;
+    mod nats;
     mod tls;
     mod write_failures;
 }

@@ -21,6 +21,7 @@ pub const MAX_M_COST: u32 = 4 * 1024 * 1024;
 pub const MAX_T_COST: u32 = 1000;
 pub const MAX_P_COST: u32 = 64;
 
+use crate::nats_args::{ExportArgs, SinkArgs};
 use crate::tls_args::TlsArgs;
 
 /// The msglog server: appends authenticated clients' messages to
@@ -89,7 +90,13 @@ unfinished last line cannot be saved in its side file (nothing changed);
 9 another server holds the log directory (its PID is named); 10 cannot write
 --pid-file or the users file; 11 users remove/verify: no such user; 12 users
 verify: wrong password; 13 the TLS certificate, key or client CA cannot be
-loaded.";
+loaded; 14 NATS (--sink nats://..., export) cannot be reached, refused us, or
+a NATS secret file cannot be read; 15 the NATS stream does not exist or does
+not capture the subject.
+
+With --sink nats://..., a MESSAGE is answered 0x00 only once JetStream
+acknowledged its record (stored with the stream's replication) and its
+transactions.log line is written; see `export` to read a stream back.";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -102,6 +109,10 @@ pub enum Command {
     /// every flag, the users file, the log directory; print what the server
     /// would do; exit 0, or with the code the server would exit with.
     Check(Box<ServeArgs>),
+    /// Write a NATS stream's records as messages.log lines (`[name]: message`,
+    /// escaped as the server escapes them), from a sequence or a time, to
+    /// stdout or --output; --follow keeps reading.
+    Export(Box<ExportArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -291,6 +302,9 @@ pub struct ServeArgs {
     pub quiet: bool,
 
     #[command(flatten)]
+    pub sink: SinkArgs,
+
+    #[command(flatten)]
     pub tls: TlsArgs,
 }
 
@@ -313,12 +327,17 @@ impl Cli {
             })) => Some(cost),
             _ => None,
         };
-        match cost.map(CostArgs::check) {
-            Some(Err(message)) => {
-                Err(Cli::command().error(clap::error::ErrorKind::ValueValidation, message))
-            }
-            _ => Ok(()),
+        let invalid =
+            |message| Cli::command().error(clap::error::ErrorKind::ValueValidation, message);
+        if let Some(Err(message)) = cost.map(CostArgs::check) {
+            return Err(invalid(message));
         }
+        // The sink's flags, for the server and for `check` alike.
+        let serve: &ServeArgs = match &self.command {
+            Some(Command::Check(args)) => args,
+            _ => &self.serve,
+        };
+        serve.sink.sink().map(drop).map_err(invalid)
     }
 }
 
@@ -347,6 +366,8 @@ impl ServeArgs {
             tls: self.tls.tls(),
             pid_file: self.pid_file.clone(),
             metrics: self.metrics,
+            // A bad combination of sink flags is a usage error (`Cli::check`).
+            sink: self.sink.sink().unwrap_or_default(),
         }
     }
 
@@ -535,6 +556,7 @@ mod tests {
                 tls: None,
                 pid_file: None,
                 metrics: None,
+                sink: msglog_server::Sink::File,
             }
         );
         let cli = Cli::try_parse_from(["msglog-server", "--auth", "legacy-parity"]).unwrap();
