@@ -24,6 +24,10 @@ pub struct Options {
     pub io_timeout: Option<Duration>,
     /// Transactions in flight per connection (at least 1).
     pub window: usize,
+    /// Speak TLS (feature `tls`): every connection made with these options
+    /// does the TLS handshake after connecting; `None`: plaintext.
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::TlsConnector>,
 }
 
 impl Options {
@@ -32,6 +36,8 @@ impl Options {
         connect_timeout: Some(Duration::from_secs(10)),
         io_timeout: Some(Duration::from_secs(30)),
         window: 64,
+        #[cfg(feature = "tls")]
+        tls: None,
     };
 }
 

@@ -8,8 +8,8 @@ use msglog_core::{valid_name, Transaction};
 
 use crate::connect::connect;
 use crate::pipeline::Pipeline;
-use crate::transport::{peek, read_ready, Peeked};
-use crate::{Credentials, Error, Options};
+use crate::transport::Peeked;
+use crate::{Credentials, Error, Options, Transport};
 
 /// How a connection with nothing in flight stands; see [`Connection::idle_state`].
 #[derive(Debug)]
@@ -66,16 +66,48 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Open a TCP connection to `server` (not yet authenticated), trying its
-    /// addresses as [`connect`](crate::connect) does.
+    /// Open a TCP connection to `server` (not yet authenticated), trying each
+    /// of its addresses with the options' connect timeout; with
+    /// [`Options::tls`] (feature `tls`), then the TLS handshake.
+    ///
+    /// Over TLS, the server's certificate is checked for the
+    /// [`TlsConnector`](crate::TlsConnector)'s server name, else for the IP
+    /// address connected to ([`ConnectionTable`](crate::ConnectionTable)
+    /// uses the host of its server string).
     pub fn connect<A: ToSocketAddrs>(server: A, options: &Options) -> Result<Self, Error> {
+        Connection::connect_to(server, None, options)
+    }
+
+    /// [`connect`](Self::connect), with the host name of `server` when known.
+    pub(crate) fn connect_to<A: ToSocketAddrs>(
+        server: A,
+        host: Option<&str>,
+        options: &Options,
+    ) -> Result<Self, Error> {
         let stream = connect(server, options)?;
         // Each write carries whole transactions already; send it at once.
         stream.set_nodelay(true).map_err(Error::Io)?;
-        let peer = stream.peer_addr().map_err(Error::Io)?;
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &options.tls {
+            let stream = tls.handshake(stream, host)?;
+            return Connection::over(stream, options);
+        }
+        let _ = host;
+        Connection::over(stream, options)
+    }
+
+    /// A session (not yet authenticated) over a transport of the caller's:
+    /// a connected `TcpStream`, a [`TlsStream`](crate::TlsStream), or any
+    /// other [`Transport`]. Its reads are bounded by [`Options::io_timeout`]
+    /// through [`Transport::set_read_timeout`]; writes by whatever the
+    /// transport does (a `TcpStream` from [`connect`](crate::connect) has a
+    /// write timeout).
+    pub fn over<T: Transport + 'static>(transport: T, options: &Options) -> Result<Self, Error> {
+        let peer = transport.peer_addr().map_err(Error::Io)?;
         let timeout = options.io_timeout.filter(|t| !t.is_zero());
+        transport.set_read_timeout(timeout).map_err(Error::Io)?;
         Ok(Connection {
-            pipeline: Pipeline::new(stream, options.window, timeout, timeout),
+            pipeline: Pipeline::new(Box::new(transport), options.window, timeout, timeout),
             peer,
         })
     }
@@ -235,11 +267,11 @@ impl Connection {
     /// open, nothing is in flight, and the server has neither closed it nor
     /// sent anything unasked (a server answers an idle timeout with 0xFF and
     /// closes; that byte must not be mistaken for the status of a new message).
-    pub fn is_usable(&self) -> bool {
+    pub fn is_usable(&mut self) -> bool {
         self.is_open()
             && self.in_flight() == 0
             && self.pipeline.buffered() == 0
-            && !read_ready(self.pipeline.stream())
+            && matches!(self.pipeline.peek(), Peeked::Nothing)
     }
 
     /// With nothing in flight, whether the server has ended the session,
@@ -254,7 +286,7 @@ impl Connection {
         let state = if self.pipeline.buffered() > 0 {
             IdleState::Goodbye
         } else {
-            match peek(self.pipeline.stream()) {
+            match self.pipeline.peek() {
                 Peeked::Nothing => return IdleState::Open,
                 Peeked::Byte(_) => IdleState::Goodbye,
                 Peeked::Closed(e) => IdleState::Gone(e),
@@ -267,8 +299,8 @@ impl Connection {
 }
 
 impl Connection {
-    /// The socket, for `platform`'s `AsFd` (Unix) or `AsSocket` (Windows).
-    pub(crate) fn stream(&self) -> &std::net::TcpStream {
+    /// The transport, for `platform`'s `AsFd` (Unix) or `AsSocket` (Windows).
+    pub(crate) fn stream(&self) -> &crate::transport::BoxedTransport {
         self.pipeline.stream()
     }
 }
@@ -323,6 +355,7 @@ mod tests {
             connect_timeout: Some(Duration::from_secs(10)),
             io_timeout: Some(io_timeout),
             window: 4,
+            ..Options::default()
         }
     }
 

@@ -639,6 +639,7 @@ mod tests {
             connect_timeout: Some(DEADLINE),
             io_timeout: Some(DEADLINE),
             window: 16,
+            ..Options::default()
         };
         Delivery::new(server.addr, Credentials::new("u", "p"), options, retry)
     }

@@ -93,15 +93,35 @@ pub enum Error {
     /// The session has ended (closed, rejected, or failed before).
     #[error("the session has ended")]
     SessionEnded,
+    /// TLS failed: the server's certificate was not accepted (unknown
+    /// issuer, name mismatch, expired, ...), the server refused this
+    /// client's certificate, or the server does not speak TLS.
+    #[cfg(feature = "tls")]
+    #[error("TLS: {0}")]
+    Tls(#[source] crate::TlsFailure),
 }
 
 impl Error {
     /// An I/O error from a socket: timeouts become [`Error::Timeout`].
     pub(crate) fn from_io(error: io::Error) -> Self {
+        #[cfg(feature = "tls")]
+        if let Some(failure) = crate::tls::TlsFailure::in_io(&error) {
+            return Error::Tls(failure);
+        }
         match error.kind() {
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Error::Timeout,
             _ => Error::Io(error),
         }
+    }
+
+    /// Whether `error` is a TLS failure (an alert from the server, a bad record).
+    pub(crate) fn is_tls(error: &io::Error) -> bool {
+        #[cfg(feature = "tls")]
+        if crate::tls::TlsFailure::in_io(error).is_some() {
+            return true;
+        }
+        let _ = error;
+        false
     }
 
     /// Whether the connection was lost (closed, reset, broken pipe) rather

@@ -7,13 +7,15 @@
 //! answer is overdue) is the no_std core's
 //! [`ClientSession`](msglog_core::ClientSession) and
 //! [`stream_copy`](msglog_core::stream_copy); this crate drives them over
-//! TCP sockets with timeouts, coalesces the frames that are ready into as
-//! few writes as the window allows (never splitting a frame across two:
-//! the original server requires it), reads statuses in bulk, and turns
-//! their errors into [`Error`]. Its dependencies are the core,
-//! `msglog-std` (only its I/O helpers), `embedded-io`, `socket2`, `libc`
-//! (on Unix) and `thiserror`; the `msglog-client` and `msglog-bench` programs are
-//! packages of their own.
+//! a [`Transport`] (a TCP socket with timeouts, TLS, or the caller's own
+//! stream), coalesces the frames that are ready into as few writes as the
+//! window allows (never splitting a frame across two: the original server
+//! requires it), reads statuses in bulk, and turns their errors into
+//! [`Error`]. Its dependencies are the core, `msglog-std` (only its I/O
+//! helpers), `embedded-io`, `socket2`, `libc` (on Unix) and `thiserror`, and with
+//! the `tls` feature (on by default) `rustls` (ring provider) and
+//! `rustls-native-certs`; the `msglog-client` and `msglog-bench` programs
+//! are packages of their own.
 //!
 //! | module | owns |
 //! |---|---|
@@ -25,7 +27,8 @@
 //! | `table` | connections to many servers: [`ConnectionTable`], [`Endpoint`] |
 //! | `raw` | the raw stream mode: [`send_raw`], [`RAW_BUFFER`] |
 //! | `platform` | what differs between Unix and Windows: a peek that does not wait, the socket as `AsFd` or `AsSocket` (crate-private) |
-//! | `transport` | what the drivers need of a socket: peeking, the receive timeout as the session's deadline (crate-private) |
+//! | `transport` | [`Transport`], what a connection runs over (TCP, TLS, a caller's own stream), and what the drivers need of it: peeking, the receive timeout as the session's deadline |
+//! | `tls` | TLS (feature `tls`, on by default): [`TlsConnector`], [`TlsStream`], [`TlsFailure`] |
 //! | `error` | [`Error`]; [`Stage`] (from the core) names the transaction an error is about |
 //!
 //! One acknowledged session:
@@ -70,6 +73,8 @@ mod pipeline;
 mod platform;
 mod raw;
 mod table;
+#[cfg(feature = "tls")]
+mod tls;
 mod transport;
 
 pub use connect::{connect, Options, ATTEMPT_DELAY};
@@ -79,6 +84,9 @@ pub use delivery::{Delivery, DeliveryStats, RetryPolicy};
 pub use error::Error;
 pub use raw::{send_raw, RAW_BUFFER};
 pub use table::{ConnectionTable, Endpoint};
+#[cfg(feature = "tls")]
+pub use tls::{TlsConnector, TlsFailure, TlsFiles, TlsSetupError, TlsStream};
+pub use transport::Transport;
 
 /// Re-exported from the core: which transaction an error is about.
 pub use msglog_core::Stage;

@@ -1,4 +1,4 @@
-//! The coalescing driver of one framed session over a TCP socket: frames
+//! The coalescing driver of one framed session over a [`Transport`]: frames
 //! submitted to the core's [`ClientSession`] wait in one buffer and go out
 //! together, in as few writes as the window allows; statuses are read in
 //! bulk. Which transaction a status answers is the session's to say.
@@ -10,13 +10,12 @@
 //! [`WRITE_BATCH`] bytes of whole frames, or one larger frame alone.
 
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use msglog_core::{decode, ClientEnd, ClientSession, Decoded, Limits, SubmitError, Transaction};
 use msglog_std::retry_interrupted;
 
-use crate::transport::{peek, Peeked, ReadDeadline};
+use crate::transport::{BoxedTransport, Peeked, ReadDeadline};
 use crate::Error;
 
 /// Bytes of whole frames gathered into one write: what loopback carries
@@ -26,10 +25,10 @@ pub(crate) const WRITE_BATCH: usize = 64 * 1024;
 /// Status bytes read at once.
 const INBOX: usize = 4096;
 
-/// One framed session on a socket, coalescing its writes.
+/// One framed session on a transport, coalescing its writes.
 #[derive(Debug)]
 pub(crate) struct Pipeline {
-    stream: TcpStream,
+    stream: BoxedTransport,
     /// The protocol; its clock is nanoseconds since `epoch`.
     session: ClientSession<u64>,
     epoch: Instant,
@@ -50,7 +49,7 @@ impl Pipeline {
     /// a status awaited longer than `timeout` ends it. The socket's receive
     /// timeout is `read_timeout` now.
     pub(crate) fn new(
-        stream: TcpStream,
+        stream: BoxedTransport,
         window: usize,
         timeout: Option<Duration>,
         read_timeout: Option<Duration>,
@@ -75,9 +74,15 @@ impl Pipeline {
         &self.session
     }
 
-    /// The socket.
-    pub(crate) fn stream(&self) -> &TcpStream {
+    /// The transport.
+    pub(crate) fn stream(&self) -> &BoxedTransport {
         &self.stream
+    }
+
+    /// Without waiting: what the server has sent (over TLS this reads
+    /// records, hence `&mut`).
+    pub(crate) fn peek(&mut self) -> Peeked {
+        Peeked::from_result(self.stream.peek_byte())
     }
 
     /// The session's clock: nanoseconds since the pipeline began.
@@ -194,7 +199,7 @@ impl Pipeline {
                 return Err(Error::SessionEnded);
             }
             if self.inbox_start == self.inbox_end {
-                match peek(&self.stream) {
+                match self.peek() {
                     Peeked::Nothing => break,
                     // The read returns at once, with the byte or the end.
                     Peeked::Byte(_) | Peeked::Closed(_) => {}
@@ -235,7 +240,7 @@ impl Pipeline {
         loop {
             let deadline = self.session.poll_timeout();
             let left = deadline.map(|at| Duration::from_nanos(at.saturating_sub(self.now())));
-            if let Err(e) = self.deadline.bound(&self.stream, left) {
+            if let Err(e) = self.deadline.bound(&*self.stream, left) {
                 return self.transport_failed(e);
             }
             let read = retry_interrupted(|| self.stream.read(&mut self.inbox));
@@ -281,8 +286,9 @@ fn timed_out(error: &io::Error) -> bool {
     )
 }
 
-/// Write all of `bytes`; on failure, the error and how many bytes went out.
-fn write_all(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), (io::Error, usize)> {
+/// Write all of `bytes` and flush (a TLS stream may hold records back);
+/// on failure, the error and how many bytes went out.
+fn write_all(stream: &mut BoxedTransport, bytes: &[u8]) -> Result<(), (io::Error, usize)> {
     let mut sent = 0;
     while let Some(rest) = bytes.get(sent..).filter(|rest| !rest.is_empty()) {
         match retry_interrupted(|| stream.write(rest)) {
@@ -291,7 +297,13 @@ fn write_all(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), (io::Error, usi
             Err(e) => return Err((e, sent)),
         }
     }
-    Ok(())
+    loop {
+        match stream.flush() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err((e, sent)),
+            Ok(()) => return Ok(()),
+        }
+    }
 }
 
 /// How many of the whole frames in `frames` end after its first `sent` bytes.

@@ -34,7 +34,7 @@ pub(crate) fn peek_now(stream: &TcpStream, buffer: &mut [MaybeUninit<u8>]) -> io
 #[cfg(unix)]
 impl std::os::fd::AsFd for Connection {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.stream().as_fd()
+        self.stream().as_ref().as_fd()
     }
 }
 
@@ -44,6 +44,6 @@ impl std::os::fd::AsFd for Connection {
 #[cfg(windows)]
 impl std::os::windows::io::AsSocket for Connection {
     fn as_socket(&self) -> std::os::windows::io::BorrowedSocket<'_> {
-        self.stream().as_socket()
+        self.stream().as_ref().as_socket()
     }
 }

@@ -125,7 +125,7 @@ impl ConnectionTable {
     ) -> Result<&mut Connection, Error> {
         let stale = self
             .connections
-            .get(&endpoint)
+            .get_mut(&endpoint)
             .is_some_and(|connection| !connection.is_usable());
         if stale {
             // Closed by the server (or failed): nothing to send CLOSE on.
@@ -134,8 +134,11 @@ impl ConnectionTable {
         match self.connections.entry(endpoint) {
             Entry::Occupied(entry) => Ok(entry.into_mut()),
             Entry::Vacant(entry) => {
-                let connection =
-                    Connection::open(entry.key().server.as_str(), credentials, &self.options)?;
+                let server = entry.key().server.as_str();
+                // The host of `host:port` or `[v6]:port`, for TLS's server name.
+                let host = server.rsplit_once(':').map(|(host, _)| host);
+                let mut connection = Connection::connect_to(server, host, &self.options)?;
+                connection.authenticate(credentials.user(), credentials.password())?;
                 Ok(entry.insert(connection))
             }
         }

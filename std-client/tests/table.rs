@@ -17,6 +17,7 @@ fn options() -> Options {
         connect_timeout: Some(Duration::from_secs(5)),
         io_timeout: Some(Duration::from_secs(10)),
         window: 8,
+        ..Options::default()
     }
 }
 

@@ -8,7 +8,9 @@
 //! permission to bind it); `--metrics` likewise; the log directory (that
 //! it is a directory this process may create files in, or can be
 //! created); the logs (writable regular files, and where a torn last line
-//! would go); `--pid-file`'s directory. Not failed on: a running server
+//! would go); `--pid-file`'s directory; the TLS certificate, key and client
+//! CA (loaded as the server loads them) and `--tls-port`; the NATS sink's
+//! server URLs and secret files (without connecting). Not failed on: a running server
 //! holding the port or the directory (a restart stops it first; both are
 //! reported).
 
@@ -17,7 +19,7 @@ use std::io;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 
-use crate::config::{Auth, Config, RawConfig};
+use crate::config::{Auth, Config, RawConfig, Sink, Tls};
 use crate::dir_lock::LOCK_FILE;
 use crate::error::ServerError;
 use crate::listen::{unprivileged_port_start, BindError};
@@ -72,7 +74,14 @@ pub fn check(config: &Config) -> Result<CheckReport, ServerError> {
         }
     };
     let listen = check_listen(config.bind, config.port, &mut report)?;
-    check_tls(config, &mut report)?;
+    check_tls(config.tls.as_ref(), config.bind, &listen, &mut report)?;
+    let main_is_tls = config.tls.as_ref().is_some_and(|tls| tls.port.is_none());
+    if !main_is_tls && !config.bind.is_some_and(|ip| ip.is_loopback()) {
+        report.warnings.push(format!(
+            "passwords and messages would cross the network in clear on {listen} (a plaintext \
+             listener on a non-loopback address); see --tls-cert"
+        ));
+    }
     let dir = check_log_directory(&config.dir, &mut report)?;
     report.lines.push(format!(
         "would listen on {listen} mode=framed workers={} auth={auth} fsync={} max-connections={} \
@@ -84,11 +93,7 @@ pub fn check(config: &Config) -> Result<CheckReport, ServerError> {
         config.timeouts.idle,
         config.grace,
     ));
-    report.lines.push(format!(
-        "would write {} and {}",
-        dir.join("messages.log").display(),
-        dir.join("transactions.log").display()
-    ));
+    check_sink(config, &dir, &mut report)?;
     if let Some(addr) = config.metrics {
         check_address(addr, &mut report).map_err(ServerError::Metrics)?;
         report
@@ -104,10 +109,58 @@ pub fn check(config: &Config) -> Result<CheckReport, ServerError> {
     Ok(report)
 }
 
+/// Where the records would go. The NATS sink is checked without
+/// connecting (the server starts, and answers 0xFF, while NATS cannot be
+/// reached): the URLs and the secret files.
+fn check_sink(config: &Config, dir: &Path, report: &mut CheckReport) -> Result<(), ServerError> {
+    let messages = dir.join("messages.log");
+    let transactions = dir.join("transactions.log");
+    match &config.sink {
+        Sink::File => report.lines.push(format!(
+            "would write {} and {}",
+            messages.display(),
+            transactions.display()
+        )),
+        #[cfg(feature = "nats")]
+        Sink::Nats(sink) => {
+            crate::nats::check_offline(&sink.connection)?;
+            report.lines.push(format!(
+                "would publish records to NATS stream {} (subject {}{}) at {} as front end {}, \
+                 answering 0x00 after JetStream's acknowledgement and 0xFF after {:?} without one",
+                sink.stream,
+                sink.subject,
+                sink.create_replicas.map_or_else(String::new, |r| format!(
+                    ", created with {r} replicas if missing"
+                )),
+                sink.connection.servers.join(","),
+                sink.front_end,
+                sink.ack_timeout,
+            ));
+            report.warnings.push(
+                "check does not connect to NATS: whether it answers and the stream exists is known when the server starts"
+                    .into(),
+            );
+            if sink.keep_messages_log {
+                report.lines.push(format!(
+                    "would write {} (a copy) and {}",
+                    messages.display(),
+                    transactions.display()
+                ));
+            } else {
+                report
+                    .lines
+                    .push(format!("would write {}", transactions.display()));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Check a raw server's configuration: its address.
 pub fn check_raw(config: &RawConfig) -> Result<CheckReport, ServerError> {
     let mut report = CheckReport::default();
     let listen = check_listen(config.bind, config.port, &mut report)?;
+    check_tls(config.tls.as_ref(), config.bind, &listen, &mut report)?;
     report.lines.push(format!(
         "would listen on {listen} mode=raw output=stdout min-rate={} B/s over {:?}{}",
         config.min_rate,
@@ -162,10 +215,36 @@ fn check_address(addr: SocketAddr, report: &mut CheckReport) -> Result<(), BindE
 
 use crate::platform::may_bind_privileged;
 
-/// Certificates: where the TLS settings (issue 13) are checked, by loading
-/// them as the server will at start-up, so that a bad certificate or key
-/// fails `check` with the server's exit code. Nothing to check without TLS.
-fn check_tls(_config: &Config, _report: &mut CheckReport) -> Result<(), ServerError> {
+/// The TLS files, loaded as the server loads them at start-up, so that a
+/// bad certificate, key or client CA fails `check` with the server's exit
+/// code; and `--tls-port`'s address. Nothing to check without TLS.
+fn check_tls(
+    tls: Option<&Tls>,
+    bind: Option<IpAddr>,
+    listen: &str,
+    report: &mut CheckReport,
+) -> Result<(), ServerError> {
+    let Some(tls) = tls else {
+        return Ok(());
+    };
+    crate::tls::load(tls)?;
+    let clients = match (&tls.client_ca, tls.require_cert_name) {
+        (None, _) => String::new(),
+        (Some(ca), false) => format!(", client certificates from {}", ca.display()),
+        (Some(ca), true) => format!(", client certificates from {} proving NAME", ca.display()),
+    };
+    let on = match tls.port {
+        Some(port) => format!(
+            "on {} beside the plaintext port",
+            check_listen(bind, port, report)?
+        ),
+        None => format!("only, on {listen}"),
+    };
+    report.lines.push(format!(
+        "would speak TLS {on} with {} and {}{clients}",
+        tls.cert.display(),
+        tls.key.display()
+    ));
     Ok(())
 }
 

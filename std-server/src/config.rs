@@ -30,10 +30,29 @@ pub struct Config {
     pub grace: Duration,
     /// Connections served at once; more are accepted and closed at once.
     pub max_connections: usize,
+    /// TLS: on `port` itself, or on a port of its own beside the plaintext
+    /// `port` (see [`Tls::port`]); `None`: plaintext only.
+    pub tls: Option<Tls>,
     /// Write the server's PID here once it serves; removed at a clean stop.
     pub pid_file: Option<PathBuf>,
     /// Serve Prometheus metrics on `http://ADDR/metrics`.
     pub metrics: Option<SocketAddr>,
+    /// Where acknowledged records go: `messages.log` in `dir`, or a NATS
+    /// JetStream stream (feature `nats`).
+    pub sink: Sink,
+}
+
+/// Where a framed server commits its records. `transactions.log` stays in
+/// [`Config::dir`] whatever the sink.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Sink {
+    /// `messages.log` in [`Config::dir`].
+    #[default]
+    File,
+    /// A NATS JetStream stream.
+    #[cfg(feature = "nats")]
+    Nats(Box<crate::nats::NatsSink>),
 }
 
 impl Default for Config {
@@ -50,8 +69,44 @@ impl Default for Config {
             timeouts: Timeouts::default(),
             grace: Duration::from_secs(10),
             max_connections: 10_000,
+            tls: None,
             pid_file: None,
             metrics: None,
+            sink: Sink::File,
+        }
+    }
+}
+
+/// TLS for a listener (README.md, "TLS"): rustls, TLS 1.2 and 1.3, session
+/// tickets; the files are read again on SIGHUP (framed mode).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    /// PEM certificate chain: the server's certificate first, then the
+    /// intermediates.
+    pub cert: PathBuf,
+    /// PEM private key (RSA, ECDSA or Ed25519; PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// Require a client certificate chained to a CA of this PEM file.
+    pub client_ca: Option<PathBuf>,
+    /// With `client_ca`: a session's NAME must be one the client
+    /// certificate proves (a DNS or URI subject alternative name, or the
+    /// subject's CN, exactly); another NAME is refused like a wrong password.
+    pub require_cert_name: bool,
+    /// Serve TLS on this port beside the plaintext [`Config::port`]
+    /// (framed mode only); `None`: `port` itself speaks TLS, and only TLS.
+    pub port: Option<u16>,
+}
+
+impl Tls {
+    /// TLS on the server's port with this certificate chain and key, no
+    /// client certificates.
+    pub fn new(cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Tls {
+        Tls {
+            cert: cert.into(),
+            key: key.into(),
+            client_ca: None,
+            require_cert_name: false,
+            port: None,
         }
     }
 }
@@ -90,7 +145,7 @@ impl Default for Timeouts {
 
 /// Raw mode's settings: every byte of each client, one client after
 /// another, to stdout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawConfig {
     /// As [`Config::bind`].
     pub bind: Option<IpAddr>,
@@ -106,6 +161,9 @@ pub struct RawConfig {
     pub rate_window: Duration,
     /// Longest a client may be served, whatever its rate; `None`: no limit.
     pub max_session: Option<Duration>,
+    /// TLS on `port` (its [`Tls::port`] must be `None`; the TLS handshake
+    /// is held to the limits above like the stream).
+    pub tls: Option<Tls>,
 }
 
 impl Default for RawConfig {
@@ -119,6 +177,7 @@ impl Default for RawConfig {
             min_rate: 1024,
             rate_window: Duration::from_secs(30),
             max_session: None,
+            tls: None,
         }
     }
 }

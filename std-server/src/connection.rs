@@ -19,16 +19,16 @@ use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use msglog_core::{
-    peek_header, write_record, Action, Decoded, FrameError, Outcome, Reject, Status, Tag,
-    Transaction,
+    peek_header, Action, Decoded, FrameError, Outcome, Reject, Status, Tag, Transaction,
 };
 
 use crate::capacity::ServerSession;
 use crate::config::Timeouts;
 use crate::instant::SessionInstant;
-use crate::iteration::{Entry, EntryKind, Iteration, NameField};
+use crate::iteration::{Entry, EntryKind, HeldMark, Iteration, NameField};
 use crate::mailbox::Decision;
-use crate::transaction_log::{connection_fields, CloseReason, Line};
+use crate::tls::Established;
+use crate::transaction_log::{connection_fields, CloseReason, Line, TlsFields};
 
 /// Unsent status bytes at which a connection is no longer read from.
 const MAX_UNSENT: usize = 64 * 1024;
@@ -90,20 +90,17 @@ pub(crate) trait Verifier {
     fn verify(&mut self, request: VerifyRequest<'_>) -> Verification;
 }
 
-/// Where this iteration's first 0x00 of the connection is (its status byte
-/// and its log entry), so a failed commit can take it back with everything
-/// that followed it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct HeldMark {
-    status: usize,
-    entry: usize,
-}
-
-impl HeldMark {
-    /// The index of its entry in the iteration.
-    pub(crate) fn entry(&self) -> usize {
-        self.entry
-    }
+/// A TLS connection's state as far as the protocol is concerned (the
+/// records themselves are the event loop's `TlsLink`'s).
+#[derive(Debug)]
+struct TlsState {
+    /// While the handshake runs: when it must have finished (the frame
+    /// timeout from the accept).
+    handshake_deadline: Option<Instant>,
+    /// What the handshake established, once it has.
+    established: Option<Established>,
+    /// NAME must be one the client certificate proves.
+    require_cert_name: bool,
 }
 
 /// What a transaction's line says besides its outcome.
@@ -139,10 +136,14 @@ pub(crate) struct Connection {
     held: Option<HeldMark>,
     /// The 0x00 of this iteration's first record, if any.
     batch: Option<HeldMark>,
+    /// MESSAGEs accepted so far (a record's sequence number on its connection).
+    messages: u64,
     /// Log entries of iteration `.0` not to be written (answered after a failed write).
     cut: Option<(u64, Range<usize>)>,
     close_reason: Option<CloseReason>,
     close_error: Option<Box<str>>,
+    /// On a TLS listener.
+    tls: Option<Box<TlsState>>,
 }
 
 impl Connection {
@@ -159,10 +160,16 @@ impl Connection {
             slot,
             kind: EntryKind::Open,
         });
+        let mut conn = Connection::unlogged(id, slot, peer, timeouts);
+        conn.session.start(iteration.now.into());
+        conn
+    }
+
+    /// A connection with nothing logged and its session's clock not started.
+    fn unlogged(id: u64, slot: usize, peer: SocketAddr, timeouts: &Timeouts) -> Self {
         let mut session = ServerSession::new();
         session.set_frame_timeout(Some(timeouts.frame));
         session.set_idle_timeout(Some(timeouts.idle));
-        session.start(iteration.now.into());
         Connection {
             id,
             slot,
@@ -177,10 +184,64 @@ impl Connection {
             password: None,
             held: None,
             batch: None,
+            messages: 0,
             cut: None,
             close_reason: None,
             close_error: None,
+            tls: None,
         }
+    }
+
+    /// A new connection of a TLS listener in `slot`: nothing is logged until
+    /// its handshake completes ([`established`](Self::established)), which
+    /// must happen within the frame timeout.
+    pub(crate) fn open_tls(
+        id: u64,
+        slot: usize,
+        peer: SocketAddr,
+        timeouts: &Timeouts,
+        iteration: &mut Iteration,
+        require_cert_name: bool,
+    ) -> Self {
+        // The open line and the session's clock wait for the handshake.
+        let mut conn = Connection::unlogged(id, slot, peer, timeouts);
+        conn.tls = Some(Box::new(TlsState {
+            handshake_deadline: Some(iteration.now + timeouts.frame),
+            established: None,
+            require_cert_name,
+        }));
+        conn
+    }
+
+    /// Whether a TLS handshake is still running.
+    pub(crate) fn handshaking(&self) -> bool {
+        self.tls
+            .as_ref()
+            .is_some_and(|tls| tls.handshake_deadline.is_some())
+    }
+
+    /// The TLS handshake completed: the open line is logged with what it
+    /// established, and the idle timeout runs from now.
+    pub(crate) fn established(&mut self, iteration: &mut Iteration, established: Established) {
+        let Some(tls) = self.tls.as_mut() else {
+            return;
+        };
+        tls.handshake_deadline = None;
+        tls.established = Some(established);
+        self.session.start(iteration.now.into());
+        if self.phase == Phase::Open {
+            iteration.entries.push(Entry {
+                slot: self.slot,
+                kind: EntryKind::Open,
+            });
+        }
+    }
+
+    /// TLS failed (a bad handshake or record, an alert): logged as one
+    /// `event=close reason=tls` line, then closed.
+    pub(crate) fn tls_failed(&mut self, iteration: &mut Iteration, error: impl std::fmt::Display) {
+        iteration.counts.rejected += 1;
+        self.end(iteration, CloseReason::Tls, Some(error.to_string().into()));
     }
 
     pub(crate) fn id(&self) -> u64 {
@@ -213,6 +274,9 @@ impl Connection {
     /// idle timeouts asked for.
     pub(crate) fn deadline(&self) -> Option<Instant> {
         match self.phase {
+            Phase::Open if self.handshaking() => {
+                self.tls.as_ref().and_then(|tls| tls.handshake_deadline)
+            }
             Phase::Open => self.session.poll_timeout().map(Instant::from),
             Phase::Verifying | Phase::Dead => None,
             Phase::VerifyDelayed { at } | Phase::Refusing { at } => Some(at),
@@ -265,12 +329,21 @@ impl Connection {
 
     /// The peer closed its side (end of stream).
     pub(crate) fn peer_closed(&mut self, iteration: &mut Iteration) {
+        if self.handshaking() {
+            return self.tls_failed(
+                iteration,
+                "the client closed the connection during the TLS handshake",
+            );
+        }
         let partial = self.leftover.len();
         self.begin_close(iteration, CloseReason::Eof { partial }, None);
     }
 
     /// The socket failed.
     pub(crate) fn failed(&mut self, iteration: &mut Iteration, error: io::Error) {
+        if self.handshaking() {
+            return self.tls_failed(iteration, format_args!("during the TLS handshake: {error}"));
+        }
         self.begin_close(iteration, CloseReason::Error, Some(error));
     }
 
@@ -306,6 +379,14 @@ impl Connection {
     /// Its deadline passed.
     pub(crate) fn expire(&mut self, iteration: &mut Iteration, verifier: &mut impl Verifier) {
         match self.phase {
+            Phase::Open if self.handshaking() => {
+                iteration.counts.timeouts += 1;
+                self.end(
+                    iteration,
+                    CloseReason::Tls,
+                    Some("the TLS handshake did not finish within the frame timeout".into()),
+                );
+            }
             Phase::Open => {
                 // The session's deadline passed: it acts on it as of then.
                 let timed_out = self.session.poll_timeout();
@@ -515,7 +596,16 @@ impl Connection {
             }
         }
         Some(match kind {
-            EntryKind::Open => Line::Open,
+            EntryKind::Open => Line::Open {
+                tls: self
+                    .tls
+                    .as_ref()
+                    .and_then(|tls| tls.established.as_ref())
+                    .map(|established| TlsFields {
+                        version: established.version,
+                        subject: established.subject.as_deref(),
+                    }),
+            },
             EntryKind::Transaction {
                 tag,
                 len,
@@ -578,27 +668,39 @@ impl Connection {
             let payload = transaction.payload();
             match self.session.receive(transaction) {
                 Action::Reply(outcome) => {
+                    let unproven = outcome == Outcome::Named && !self.certificate_proves_name();
+                    let outcome = if unproven {
+                        self.session.fail(Reject::AuthenticationFailed)
+                    } else {
+                        outcome
+                    };
                     let name = match outcome {
                         Outcome::Named => NameField::Session,
-                        Outcome::Rejected(Reject::InvalidName) => {
+                        Outcome::Rejected(Reject::InvalidName | Reject::AuthenticationFailed)
+                            if unproven || outcome == Outcome::Rejected(Reject::InvalidName) =>
+                        {
                             iteration.names.push(payload.into());
                             NameField::Refused(iteration.names.len() - 1)
                         }
                         _ => NameField::None,
                     };
                     self.reply(iteration, About { name, ..about }, outcome);
+                    if unproven {
+                        self.close_error =
+                            Some("the client certificate does not prove this NAME".into());
+                    }
                 }
                 Action::Log { name, message } => {
+                    let mark = HeldMark {
+                        status: self.out.len(),
+                        entry: iteration.entries.len(),
+                    };
                     if self.batch.is_none() {
-                        self.batch = Some(HeldMark {
-                            status: self.out.len(),
-                            entry: iteration.entries.len(),
-                        });
+                        self.batch = Some(mark);
                         iteration.batch_slots.push(self.slot);
                     }
-                    // Writing to a Vec cannot fail.
-                    let _ = write_record(&mut iteration.batch, name, message);
-                    iteration.batch_records += 1;
+                    self.messages += 1;
+                    iteration.push_record(self.slot, self.id, self.messages, mark, name, message);
                     // Held back until the batch is written (see `commit`).
                     self.push_status(iteration, Status::Accepted);
                     iteration.entries.push(Entry {
@@ -734,6 +836,12 @@ impl Connection {
         reason: CloseReason,
         error: Option<io::Error>,
     ) {
+        let text = error.map(|e| e.to_string().into_boxed_str());
+        self.end(iteration, reason, text);
+    }
+
+    /// [`begin_close`](Self::begin_close) with the error as text.
+    fn end(&mut self, iteration: &mut Iteration, reason: CloseReason, error: Option<Box<str>>) {
         if matches!(self.phase, Phase::Closing { .. } | Phase::Dead) {
             return;
         }
@@ -742,7 +850,7 @@ impl Connection {
         }
         self.phase = Phase::Closing { linger_until: None };
         self.close_reason = Some(reason);
-        self.close_error = error.map(|e| e.to_string().into_boxed_str());
+        self.close_error = error;
         self.drop_password();
         self.leftover = Vec::new();
         iteration.entries.push(Entry {
@@ -750,6 +858,18 @@ impl Connection {
             kind: EntryKind::Close,
         });
         self.queue(iteration);
+    }
+
+    /// Whether the NAME just accepted may be used: always, unless
+    /// `--tls-require-cert-name` asks that the client certificate prove it.
+    fn certificate_proves_name(&self) -> bool {
+        let Some(tls) = self.tls.as_ref().filter(|tls| tls.require_cert_name) else {
+            return true;
+        };
+        let name = self.session.name().unwrap_or_default();
+        tls.established
+            .as_ref()
+            .is_some_and(|established| established.names.iter().any(|n| **n == *name))
     }
 
     /// Forget a held password, overwriting it first.

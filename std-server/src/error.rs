@@ -10,6 +10,7 @@ use crate::dir_lock::LockError;
 use crate::listen::BindError;
 use crate::log_file::LogOpenError;
 use crate::pid_file::PidFileError;
+use crate::tls::TlsError;
 use crate::users::UsersError;
 
 /// Why `msglog_server::run` or `run_raw` returned an error.
@@ -46,6 +47,14 @@ pub enum ServerError {
     /// The users file cannot be read or is invalid.
     #[error(transparent)]
     Users(#[from] UsersError),
+    /// The NATS sink cannot start: a secret file is unreadable, or the
+    /// stream is missing or cannot take the records.
+    #[cfg(feature = "nats")]
+    #[error(transparent)]
+    Nats(#[from] crate::nats::NatsError),
+    /// The TLS certificate, key or client CA cannot be loaded.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// Raw mode cannot write to stdout.
     #[error("writing to stdout failed: {0}")]
     Stdout(io::Error),

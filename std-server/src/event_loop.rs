@@ -10,6 +10,11 @@
 //!
 //! Log lines go out before answers: a client that saw its statuses or EOF,
 //! then connects again, finds its earlier lines first.
+//!
+//! With the NATS sink (feature `nats`), an iteration with records is
+//! committed later instead (`nats::StreamCommits`): its connections are
+//! parked until the publisher's outcomes arrive by mail, and each step
+//! below passes a parked connection by.
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
@@ -34,6 +39,7 @@ use crate::services::Services;
 use crate::slab::Slab;
 use crate::timers::Timers;
 use crate::timestamp::Clock;
+use crate::tls::{TlsFailure, TlsLink};
 
 /// Bytes read from a socket at once.
 const READ_BUFFER: usize = 256 * 1024;
@@ -52,9 +58,38 @@ const _: () = assert!(READ_BUFFER > ServerSession::MAX_FRAME);
 /// instant of its live timer entry.
 struct Registered {
     stream: TcpStream,
+    /// On a TLS listener: the connection's TLS state; its plaintext goes
+    /// to `conn` like a plaintext connection's bytes.
+    tls: Option<Box<TlsLink>>,
     conn: Connection,
     /// When this connection's live timer entry is due (see `Timers`).
     timer_at: Option<Instant>,
+    /// Its commit is with the NATS publisher: nothing of it may change.
+    #[cfg(feature = "nats")]
+    parked: bool,
+}
+
+impl Registered {
+    #[cfg(feature = "nats")]
+    fn parked(&self) -> bool {
+        self.parked
+    }
+
+    #[cfg(not(feature = "nats"))]
+    fn parked(&self) -> bool {
+        false
+    }
+}
+
+#[cfg(feature = "nats")]
+impl crate::nats::Parking for Registered {
+    fn parked(&self) -> bool {
+        self.parked
+    }
+
+    fn set_parked(&mut self, parked: bool) {
+        self.parked = parked;
+    }
 }
 
 impl AsRef<Connection> for Registered {
@@ -84,6 +119,9 @@ pub(crate) struct EventLoop {
     write_errors: RateLimit,
     /// This loop's share of the latency histogram (`latency`).
     latency: Arc<Latency>,
+    /// The NATS sink's commits, when records go to a stream.
+    #[cfg(feature = "nats")]
+    stream: Option<crate::nats::StreamCommits>,
 }
 
 impl EventLoop {
@@ -107,7 +145,25 @@ impl EventLoop {
             clock: Clock::new(),
             write_errors: RateLimit::new(Duration::from_secs(5)),
             latency,
+            #[cfg(feature = "nats")]
+            stream: None,
         }
+    }
+
+    /// Commit records to the NATS stream through `publisher` instead of
+    /// `messages.log` (which gets a copy if `keep_messages_log`).
+    #[cfg(feature = "nats")]
+    pub(crate) fn commit_to_stream(
+        &mut self,
+        publisher: crate::nats::PublishHandle,
+        keep_messages_log: bool,
+    ) {
+        self.iteration.raw = true;
+        self.stream = Some(crate::nats::StreamCommits::new(
+            publisher,
+            Arc::clone(&self.mailbox),
+            keep_messages_log,
+        ));
     }
 
     /// Serve until asked to stop and every connection has ended.
@@ -150,6 +206,10 @@ impl EventLoop {
             self.expire_timers();
             if let Some(deadline) = self.stopping {
                 self.stop_connections(deadline);
+            }
+            #[cfg(feature = "nats")]
+            if let Some(stream) = &mut self.stream {
+                stream.defer(&mut self.iteration, &mut self.conns, &self.clock);
             }
             let mut committer = Committer {
                 logs: &self.services.journal,
@@ -197,6 +257,10 @@ impl EventLoop {
         for verdict in inbox.verdicts.drain(..) {
             self.on_verdict(verdict);
         }
+        #[cfg(feature = "nats")]
+        for stored in inbox.stored.drain(..) {
+            self.on_stored(stored);
+        }
         if let Some(deadline) = inbox.stop.take() {
             if self.stopping.is_none() {
                 // Handle what has already arrived before closing at a transaction boundary.
@@ -216,6 +280,7 @@ impl EventLoop {
             mut stream,
             peer,
             id,
+            tls,
         } = accepted;
         let slot = self.conns.vacant_key();
         if let Err(e) = self.poll.registry().register(
@@ -231,11 +296,31 @@ impl EventLoop {
         if let Err(e) = stream.set_nodelay(true) {
             debug!("connection {id}: cannot set TCP_NODELAY: {e}");
         }
-        let conn = Connection::open(id, slot, peer, &self.services.timeouts, &mut self.iteration);
+        let timeouts = &self.services.timeouts;
+        let (conn, tls) = match tls {
+            None => (
+                Connection::open(id, slot, peer, timeouts, &mut self.iteration),
+                None,
+            ),
+            Some(tls) => (
+                Connection::open_tls(
+                    id,
+                    slot,
+                    peer,
+                    timeouts,
+                    &mut self.iteration,
+                    tls.require_cert_name,
+                ),
+                Some(tls.link),
+            ),
+        };
         let slot = self.conns.insert(Registered {
             stream,
+            tls,
             conn,
             timer_at: None,
+            #[cfg(feature = "nats")]
+            parked: false,
         });
         self.schedule(slot);
     }
@@ -244,7 +329,12 @@ impl EventLoop {
         let Some(registered) = self.conns.get_mut(slot) else {
             return;
         };
+        if registered.parked() {
+            // Read and sent when unparked.
+            return;
+        }
         let conn = &mut registered.conn;
+        let tls_waiting = registered.tls.as_ref().is_some_and(|tls| tls.wants_write());
         match conn.phase() {
             Phase::Dead => {}
             Phase::Closing { .. } => {
@@ -256,7 +346,7 @@ impl EventLoop {
             | Phase::Verifying
             | Phase::VerifyDelayed { .. }
             | Phase::Refusing { .. } => {
-                if writable && !conn.unsent().is_empty() {
+                if writable && (!conn.unsent().is_empty() || tls_waiting) {
                     conn.queue(&mut self.iteration);
                 }
                 if readable {
@@ -272,9 +362,12 @@ impl EventLoop {
     /// Read from a connection and handle what arrived, as far as its state,
     /// its unsent statuses and this iteration's budget allow.
     fn pump(&mut self, slot: usize, short_read_drains: bool) {
-        let Some(Registered { stream, conn, .. }) = self.conns.get_mut(slot) else {
+        let Some(registered) = self.conns.get_mut(slot).filter(|r| !r.parked()) else {
             return;
         };
+        let Registered {
+            stream, conn, tls, ..
+        } = registered;
         let iteration = &mut self.iteration;
         let mut check = PasswordCheck {
             policy: &self.services.policy,
@@ -294,13 +387,34 @@ impl EventLoop {
             let read = if conn.take_resume() {
                 None
             } else {
-                match retry_interrupted(|| stream.read(&mut self.buffer[kept..])) {
+                let room = &mut self.buffer[kept..];
+                let result = match tls.as_deref_mut() {
+                    None => retry_interrupted(|| stream.read(room)),
+                    Some(tls) => {
+                        let result = tls.read(stream, room);
+                        // Before any plaintext: the open line comes first.
+                        if let Some(established) = tls.take_established() {
+                            conn.established(iteration, established);
+                        }
+                        result
+                    }
+                };
+                match result {
                     Ok(0) => {
                         conn.peer_closed(iteration);
                         break;
                     }
                     Ok(n) => Some(n),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    // A TLS close without close_notify ends a session like a TCP close.
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && tls.is_some() => {
+                        conn.peer_closed(iteration);
+                        break;
+                    }
+                    Err(e) if TlsFailure::is(&e) => {
+                        conn.tls_failed(iteration, e);
+                        break;
+                    }
                     Err(e) => {
                         conn.failed(iteration, e);
                         break;
@@ -321,6 +435,10 @@ impl EventLoop {
                 break;
             }
         }
+        // Handshake records, alerts, tickets: sent with the statuses.
+        if tls.as_ref().is_some_and(|tls| tls.wants_write()) {
+            conn.queue(iteration);
+        }
         self.schedule(slot);
     }
 
@@ -335,6 +453,16 @@ impl EventLoop {
             .get_mut(slot)
             .filter(|registered| registered.conn.id() == connection)
         {
+            #[cfg(feature = "nats")]
+            Some(registered) if registered.parked => {
+                if let Some(stream) = &mut self.stream {
+                    stream.hold_verdict(Verdict {
+                        slot,
+                        connection,
+                        decision,
+                    });
+                }
+            }
             Some(registered) => {
                 registered.conn.decided(decision, &mut self.iteration);
                 self.schedule(slot);
@@ -354,6 +482,10 @@ impl EventLoop {
                 continue;
             }
             registered.timer_at = None;
+            if registered.parked() {
+                // Scheduled again when unparked.
+                continue;
+            }
             match registered.conn.deadline() {
                 None => {}
                 Some(deadline) if deadline > now => self.schedule(slot),
@@ -375,7 +507,9 @@ impl EventLoop {
     fn stop_connections(&mut self, deadline: Instant) {
         let over = self.iteration.now >= deadline;
         for (_, registered) in self.conns.iter_mut() {
-            registered.conn.stop(&mut self.iteration, over);
+            if !registered.parked() {
+                registered.conn.stop(&mut self.iteration, over);
+            }
         }
     }
 
@@ -383,15 +517,7 @@ impl EventLoop {
     fn send_statuses(&mut self) {
         let queued = std::mem::take(&mut self.iteration.queued);
         for &slot in &queued {
-            let Some(Registered { stream, conn, .. }) = self.conns.get_mut(slot) else {
-                continue;
-            };
-            let (sent, failure) = flush(stream, conn.unsent());
-            if conn.flushed(sent, failure, &mut self.iteration, self.stopping) {
-                finish_close(stream, &mut self.buffer);
-                conn.closed(&mut self.iteration);
-            }
-            self.schedule(slot);
+            self.send_to(slot);
         }
         let mut queued = queued;
         queued.clear();
@@ -400,15 +526,73 @@ impl EventLoop {
         self.iteration.queued = queued;
     }
 
+    /// Send a connection's status bytes (unless it is parked: then they are
+    /// sent when it is unparked); finish closing it.
+    fn send_to(&mut self, slot: usize) {
+        let Some(registered) = self.conns.get_mut(slot).filter(|r| !r.parked()) else {
+            return;
+        };
+        let Registered {
+            stream, conn, tls, ..
+        } = registered;
+        let (sent, failure) = match tls.as_deref_mut() {
+            None => flush(stream, conn.unsent()),
+            Some(tls) => tls.flush(stream, conn.unsent()),
+        };
+        if conn.flushed(sent, failure, &mut self.iteration, self.stopping) {
+            if let Some(tls) = tls.as_deref_mut() {
+                tls.close_notify(stream);
+            }
+            finish_close(stream, &mut self.buffer);
+            conn.closed(&mut self.iteration);
+        }
+        self.schedule(slot);
+    }
+
     fn remove_dead(&mut self) {
         for slot in self.iteration.dead.drain(..) {
             if let Some(registered) = self.conns.get(slot) {
-                if registered.conn.phase() != Phase::Dead {
+                // A parked connection's slot is named by its deferred commit.
+                if registered.conn.phase() != Phase::Dead || registered.parked() {
                     continue;
                 }
             }
             if self.conns.remove(slot).is_some() {
                 self.services.open.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Finish a commit the NATS publisher settled, and go on with the
+    /// connections it held: read what arrived meanwhile, send their
+    /// statuses, time them, and hand them the verdicts held for them.
+    #[cfg(feature = "nats")]
+    fn on_stored(&mut self, stored: crate::nats::Stored) {
+        let Some(stream) = &mut self.stream else {
+            return;
+        };
+        let unparked = stream.finish(
+            stored,
+            &mut self.conns,
+            &self.services.journal,
+            &self.services.stats,
+        );
+        for slot in unparked {
+            let Some(registered) = self.conns.get_mut(slot) else {
+                continue;
+            };
+            if registered.conn.phase() == Phase::Dead {
+                self.iteration.dead.push(slot);
+                continue;
+            }
+            // Its statuses now, before what it sent meanwhile is read (and
+            // perhaps parked again behind another commit).
+            self.send_to(slot);
+            self.iteration.ready.push(slot);
+            if let Some(stream) = &mut self.stream {
+                for verdict in stream.take_verdicts(slot) {
+                    self.on_verdict(verdict);
+                }
             }
         }
     }
@@ -496,6 +680,8 @@ mod tests {
             open: AtomicUsize::new(2),
             stats: Stats::default(),
             latencies: Mutex::default(),
+            #[cfg(feature = "nats")]
+            nats: None,
         });
         let poll = Poll::new().unwrap();
         let waker = Waker::new(poll.registry(), WAKER).unwrap();
@@ -509,6 +695,7 @@ mod tests {
             stream,
             peer,
             id: 1,
+            tls: None,
         });
         let (mut idle, stream, idle_peer) = pair(&listener);
         let opened = Instant::now();
@@ -516,6 +703,7 @@ mod tests {
             stream,
             peer: idle_peer,
             id: 2,
+            tls: None,
         });
 
         client

@@ -6,13 +6,48 @@
 //! The per-connection state (`connection`) fills it, the commit (`commit`)
 //! writes and empties it; its buffers are kept from one iteration to the
 //! next, so a busy loop allocates nothing per transaction.
+//!
+//! Records are kept in one of two forms: escaped, as `messages.log` lines
+//! (the file sink), or raw, the message bytes as received with where each
+//! came from (a sink that stores them elsewhere: the NATS stream). A sink
+//! that commits later takes the iteration's commit away whole (`defer`).
 
+use std::ops::Range;
 use std::time::Instant;
 
-use msglog_core::{Reject, Tag};
+use msglog_core::{write_record, Reject, Tag};
 
 /// Records of one iteration; past this, connections wait for the next one.
 pub(crate) const MAX_BATCH: usize = 1024 * 1024;
+
+/// Where a connection's 0x00 is in an iteration: its status byte (among the
+/// connection's unsent ones) and its log entry, so that a failed commit can
+/// take it back with everything that followed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HeldMark {
+    pub(crate) status: usize,
+    pub(crate) entry: usize,
+}
+
+impl HeldMark {
+    /// The index of its entry in the iteration.
+    pub(crate) fn entry(&self) -> usize {
+        self.entry
+    }
+}
+
+/// A MESSAGE kept raw (see [`Iteration::push_record`]): its bytes and its
+/// name in [`Iteration::batch`], and its 0x00.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RawRecord {
+    pub(crate) slot: usize,
+    pub(crate) connection: u64,
+    /// The connection's count of MESSAGEs, this one included.
+    pub(crate) sequence: u64,
+    pub(crate) mark: HeldMark,
+    pub(crate) name: Range<usize>,
+    pub(crate) payload: Range<usize>,
+}
 
 /// A transaction-log entry of this iteration, formatted after the commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,8 +156,12 @@ pub(crate) struct Iteration {
     pub(crate) number: u64,
     /// When this iteration started (after `poll` returned).
     pub(crate) now: Instant,
-    /// The records of this iteration's MESSAGEs.
+    /// The records of this iteration's MESSAGEs: escaped `messages.log`
+    /// lines, or (with `raw`) names and message bytes as received.
     pub(crate) batch: Vec<u8>,
+    /// Keep records raw, described by `raw_records`.
+    pub(crate) raw: bool,
+    pub(crate) raw_records: Vec<RawRecord>,
     pub(crate) batch_records: u64,
     /// Connections with records in `batch`.
     pub(crate) batch_slots: Vec<usize>,
@@ -148,6 +187,8 @@ impl Iteration {
             number: 0,
             now,
             batch: Vec::new(),
+            raw: false,
+            raw_records: Vec::new(),
             batch_records: 0,
             batch_slots: Vec::new(),
             held: Vec::new(),
@@ -167,12 +208,74 @@ impl Iteration {
         self.now = now;
     }
 
+    /// Add a MESSAGE's record, whose 0x00 is `mark`, to the batch.
+    pub(crate) fn push_record(
+        &mut self,
+        slot: usize,
+        connection: u64,
+        sequence: u64,
+        mark: HeldMark,
+        name: &str,
+        message: &[u8],
+    ) {
+        self.batch_records += 1;
+        if !self.raw {
+            // Writing to a Vec cannot fail.
+            let _ = write_record(&mut self.batch, name, message);
+            return;
+        }
+        // A connection's records follow each other: its name is kept once.
+        let name = match self.raw_records.last() {
+            Some(last) if last.connection == connection => last.name.clone(),
+            _ => {
+                let start = self.batch.len();
+                self.batch.extend_from_slice(name.as_bytes());
+                start..self.batch.len()
+            }
+        };
+        let start = self.batch.len();
+        self.batch.extend_from_slice(message);
+        self.raw_records.push(RawRecord {
+            slot,
+            connection,
+            sequence,
+            mark,
+            name,
+            payload: start..self.batch.len(),
+        });
+    }
+
+    /// Take this iteration's commit (its number and time, entries, names,
+    /// records, held connections) into `spare`, which is returned; this
+    /// iteration goes on with `spare`'s empty buffers. For a sink that
+    /// commits later: the commit is finished on the returned iteration.
+    #[cfg(feature = "nats")]
+    pub(crate) fn defer(&mut self, mut spare: Iteration) -> Iteration {
+        spare.number = self.number;
+        spare.now = self.now;
+        spare.raw = self.raw;
+        std::mem::swap(&mut self.batch, &mut spare.batch);
+        std::mem::swap(&mut self.raw_records, &mut spare.raw_records);
+        std::mem::swap(&mut self.batch_slots, &mut spare.batch_slots);
+        std::mem::swap(&mut self.held, &mut spare.held);
+        std::mem::swap(&mut self.entries, &mut spare.entries);
+        std::mem::swap(&mut self.names, &mut spare.names);
+        std::mem::swap(&mut self.text, &mut spare.text);
+        spare.batch_records = std::mem::take(&mut self.batch_records);
+        // Nothing of it is left to do here: the caller keeps what is.
+        spare.queued.clear();
+        spare.ready.clear();
+        spare.dead.clear();
+        spare
+    }
+
     /// Forget the committed entries and records (`held`: the emptied list of
     /// held connections, given back); keep the buffers unless huge.
     pub(crate) fn forget_committed(&mut self, mut held: Vec<usize>) {
         self.entries.clear();
         self.names.clear();
         self.batch.clear();
+        self.raw_records.clear();
         self.batch_records = 0;
         self.batch_slots.clear();
         held.clear();

@@ -57,7 +57,8 @@ pub(crate) struct Journal {
 
 #[derive(Debug)]
 struct Writer {
-    messages: Arc<File>,
+    /// `None` when records go elsewhere (the NATS sink without a local copy).
+    messages: Option<Arc<File>>,
     transactions: Arc<File>,
     /// Commits so far: the sequence number of the last one.
     commits: u64,
@@ -151,17 +152,32 @@ fn undo(file: &File, written: u64, path: &Path) {
 impl Journal {
     /// Open (or create) both logs in `dir`, repairing a torn last line of
     /// each. The caller holds the directory's lock.
+    #[cfg(test)]
     pub(crate) fn open(dir: &Path, fsync: bool) -> Result<Journal, LogOpenError> {
+        Journal::open_with(dir, fsync, true)
+    }
+
+    /// As [`open`](Self::open); without `messages`, `messages.log` is
+    /// neither opened nor created, and commits carry no records.
+    pub(crate) fn open_with(
+        dir: &Path,
+        fsync: bool,
+        messages: bool,
+    ) -> Result<Journal, LogOpenError> {
         let messages_path = dir.join("messages.log");
         let transactions_path = dir.join("transactions.log");
-        let messages = open_log(&messages_path, MESSAGES_MODE)?;
+        let messages = if messages {
+            Some(Arc::new(open_log(&messages_path, MESSAGES_MODE)?))
+        } else {
+            None
+        };
         let transactions = open_log(&transactions_path, TRANSACTIONS_MODE)?;
         Ok(Journal {
             messages_path,
             transactions_path,
             fsync,
             writer: Mutex::new(Writer {
-                messages: Arc::new(messages),
+                messages,
                 transactions: Arc::new(transactions),
                 commits: 0,
                 records: 0,
@@ -173,8 +189,13 @@ impl Journal {
         })
     }
 
-    pub(crate) fn messages_path(&self) -> &Path {
-        &self.messages_path
+    /// `messages.log`, if this journal writes it.
+    pub(crate) fn messages_path(&self) -> Option<&Path> {
+        let writer = lock(&self.writer);
+        writer
+            .messages
+            .as_ref()
+            .map(|_| self.messages_path.as_path())
     }
 
     pub(crate) fn transactions_path(&self) -> &Path {
@@ -198,8 +219,16 @@ impl Journal {
     ) -> Result<(), CommitError> {
         let (sequence, failures_before) = {
             let mut writer = lock(&self.writer);
-            if let Err((source, partial)) = write_counting(&writer.messages, records) {
-                undo(&writer.messages, partial, &self.messages_path);
+            let messages = writer.messages.clone();
+            let written = match &messages {
+                Some(messages) => write_counting(messages, records).map_err(|(source, partial)| {
+                    undo(messages, partial, &self.messages_path);
+                    source
+                }),
+                None if records.is_empty() => Ok(()),
+                None => Err(io::Error::other("messages.log is not kept")),
+            };
+            if let Err(source) = written {
                 return Err(CommitError::Records {
                     path: self.messages_path.clone(),
                     source,
@@ -207,7 +236,9 @@ impl Journal {
             }
             if let Err((source, partial)) = write_counting(&writer.transactions, lines) {
                 undo(&writer.transactions, partial, &self.transactions_path);
-                undo(&writer.messages, records.len() as u64, &self.messages_path);
+                if let Some(messages) = &messages {
+                    undo(messages, records.len() as u64, &self.messages_path);
+                }
                 return Err(CommitError::Lines {
                     path: self.transactions_path.clone(),
                     source,
@@ -277,16 +308,17 @@ impl Journal {
                 (
                     writer.commits,
                     writer.records,
-                    Arc::clone(&writer.messages),
+                    writer.messages.clone(),
                     Arc::clone(&writer.transactions),
                 )
             };
             // messages.log only if records were written since the last sync.
             let started = Instant::now();
-            let result = if records > records_before {
-                messages.sync_data().map_err(|e| (&self.messages_path, e))
-            } else {
-                Ok(())
+            let result = match messages {
+                Some(messages) if records > records_before => {
+                    messages.sync_data().map_err(|e| (&self.messages_path, e))
+                }
+                _ => Ok(()),
             }
             .and_then(|()| {
                 transactions
@@ -325,9 +357,14 @@ impl Journal {
     /// being written where they are).
     pub(crate) fn reopen<'a>(&'a self) -> Vec<(&'a Path, io::Error)> {
         let mut failed = Vec::new();
-        let messages = open_append(&self.messages_path, MESSAGES_MODE)
-            .map_err(|e| failed.push((self.messages_path.as_path(), e)))
-            .ok();
+        let kept = lock(&self.writer).messages.is_some();
+        let messages = kept
+            .then(|| {
+                open_append(&self.messages_path, MESSAGES_MODE)
+                    .map_err(|e| failed.push((self.messages_path.as_path(), e)))
+                    .ok()
+            })
+            .flatten();
         let transactions = open_append(&self.transactions_path, TRANSACTIONS_MODE)
             .map_err(|e| failed.push((self.transactions_path.as_path(), e)))
             .ok();
@@ -342,7 +379,9 @@ impl Journal {
             }
         };
         let writer = &mut *writer;
-        switch(&mut writer.messages, messages, &self.messages_path);
+        if let Some(old) = &mut writer.messages {
+            switch(old, messages, &self.messages_path);
+        }
         switch(
             &mut writer.transactions,
             transactions,
@@ -355,13 +394,10 @@ impl Journal {
     pub(crate) fn sync(&self) -> Vec<(&Path, io::Error)> {
         let (messages, transactions) = {
             let writer = lock(&self.writer);
-            (
-                Arc::clone(&writer.messages),
-                Arc::clone(&writer.transactions),
-            )
+            (writer.messages.clone(), Arc::clone(&writer.transactions))
         };
         let mut failed = Vec::new();
-        if let Err(e) = messages.sync_data() {
+        if let Some(Err(e)) = messages.map(|m| m.sync_data()) {
             failed.push((self.messages_path.as_path(), e));
         }
         if let Err(e) = transactions.sync_data() {
@@ -407,7 +443,7 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        let text = std::fs::read_to_string(journal.messages_path()).unwrap();
+        let text = std::fs::read_to_string(journal.messages_path().unwrap()).unwrap();
         assert_eq!(text.lines().count(), 200);
         let lines = std::fs::read_to_string(journal.transactions_path()).unwrap();
         assert_eq!(lines.lines().count(), 200);
@@ -464,7 +500,7 @@ mod tests {
             "{error}"
         );
         assert_eq!(
-            std::fs::read(journal.messages_path()).unwrap(),
+            std::fs::read(journal.messages_path().unwrap()).unwrap(),
             b"[a]: 1\r\n"
         );
         assert_eq!(
@@ -484,7 +520,7 @@ mod tests {
         assert!(journal.reopen().is_empty());
         journal.commit(b"[a]: 2\r\n", 1, b"two\n", false).unwrap();
         assert_eq!(
-            std::fs::read(journal.messages_path()).unwrap(),
+            std::fs::read(journal.messages_path().unwrap()).unwrap(),
             b"[a]: 2\r\n"
         );
         assert_eq!(

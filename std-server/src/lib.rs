@@ -22,7 +22,10 @@
 //! The API: [`run`] with a [`Config`] (framed mode), [`run_raw`] with a
 //! [`RawConfig`], their typed [`ServerError`], [`check`] and [`check_raw`]
 //! (a configuration checked as a start would check it), [`NewUser`] for
-//! users-file lines and [`UsersFile`] to edit a users file. What the server tells its operator goes through the [`log`]
+//! users-file lines and [`UsersFile`] to edit a users file. With the `nats`
+//! feature (on with the default `cli` feature), [`Sink::Nats`] commits
+//! records to a NATS JetStream stream and [`nats::export`] reads one back
+//! as `messages.log`. What the server tells its operator goes through the [`log`]
 //! facade (targets `msglog_server::*`): `Error` and `Warn` lines always
 //! matter, `Info` is the start-up line and the summary, `Debug` statistics
 //! and `Trace` details. Everything else is internal.
@@ -35,16 +38,16 @@
 //!
 //! | module | owns | uses |
 //! |---|---|---|
-//! | `config` | the public [`Config`], [`RawConfig`], [`Timeouts`], [`Auth`] | - |
-//! | `error` | the public [`ServerError`] | `activation`, `dir_lock`, `listen`, `log_file`, `pid_file`, `users` (their errors) |
-//! | `server` | start-up, the accepting thread, signals, SIGHUP, the graceful stop and the summary | `activation`, `auth`, `backoff`, `config`, `dir_lock`, `error`, `event_loop`, `journal`, `listen`, `mailbox`, `metrics`, `pid_file`, `platform`, `rate_limit`, `services`, `timestamp`, `transaction_log`, `users`, `verify_queue` |
-//! | `check` | [`check`]: a configuration checked without serving or writing | `config`, `dir_lock`, `error`, `listen`, `log_file`, `pid_file`, `users` |
+//! | `config` | the public [`Config`], [`RawConfig`], [`Timeouts`], [`Auth`], [`Tls`], [`Sink`] | - |
+//! | `error` | the public [`ServerError`] | `activation`, `dir_lock`, `listen`, `log_file`, `nats`, `pid_file`, `tls`, `users` (their errors) |
+//! | `server` | start-up, the accepting threads' listeners (plaintext, TLS), signals, SIGHUP, the graceful stop and the summary | `activation`, `auth`, `backoff`, `config`, `dir_lock`, `error`, `event_loop`, `journal`, `listen`, `mailbox`, `metrics`, `nats`, `pid_file`, `platform`, `rate_limit`, `services`, `timestamp`, `tls`, `transaction_log`, `users`, `verify_queue` |
+//! | `check` | [`check`]: a configuration checked without serving or writing | `config`, `dir_lock`, `error`, `listen`, `log_file`, `nats`, `pid_file`, `tls`, `users` |
 //! | `activation`, `notify`, `pid_file` | a socket passed by systemd; the notify protocol (Unix only); `--pid-file` | `listen`, `platform` |
 //! | `platform` | everything that differs between Unix and Windows: stop and reload requests (signals; console events and a named event), the notifier (a no-op on Windows), file modes, positioned reads, socket options, error codes | `notify` (Unix) |
 //! | `metrics` | `--metrics`: the HTTP endpoint and the Prometheus exposition | `auth`, `iteration`, `journal`, `latency`, `listen`, `services`, `verify_queue` |
 //! | `latency` | each event loop's histogram of a message's last byte to its status | - |
-//! | `event_loop` | one event-loop thread: readiness, reads and writes, timers, mail | `auth`, `capacity`, `commit`, `connection`, `iteration`, `latency`, `mailbox`, `rate_limit`, `services`, `slab`, `timers`, `timestamp` |
-//! | `connection` | one connection without its socket: bytes and verdicts in; status bytes, log entries and records out; its one deadline (the session's frame and idle timeouts, the back-off, the linger) | `capacity`, `config`, `instant`, `iteration`, `mailbox`, `transaction_log` |
+//! | `event_loop` | one event-loop thread: readiness, reads and writes (through `tls` on a TLS listener), timers, mail | `auth`, `capacity`, `commit`, `connection`, `iteration`, `latency`, `mailbox`, `nats`, `rate_limit`, `services`, `slab`, `timers`, `timestamp`, `tls` |
+//! | `connection` | one connection without its socket: bytes and verdicts in; status bytes, log entries and records out; its one deadline (the TLS handshake's, the session's frame and idle timeouts, the back-off, the linger) | `capacity`, `config`, `instant`, `iteration`, `mailbox`, `tls`, `transaction_log` |
 //! | `iteration` | what one iteration produces before its commit, and its counts (the metrics' labels) | - |
 //! | `commit` | an iteration's records and lines written together, and the take-back of its 0x00s when that fails | `connection`, `iteration`, `journal`, `rate_limit`, `slab`, `transaction_log` |
 //! | `capacity` | the session type, from which every size derives | `instant` |
@@ -57,9 +60,11 @@
 //! | `journal` | both logs as one: commits, group commit, reopening | `log_file`, `rate_limit` |
 //! | `log_file` | what both logs do with their files: append, take back, move a torn tail aside | `timestamp` |
 //! | `transaction_log`, `text`, `timestamp` | the audit line format and its pieces | `text` |
-//! | `mailbox`, `timers`, `slab` | an event loop's inbox, its deadlines, its connection table | - |
+//! | `mailbox`, `timers`, `slab` | an event loop's inbox, its deadlines, its connection table | `nats::outcome` (what the publisher mails), `tls` (a new connection's state) |
 //! | `listen`, `dir_lock`, `rate_limit` | the listening socket; one server per log directory; rate-limited errors | `platform` |
-//! | `raw` | raw stream mode | `error`, `listen` |
+//! | `raw` | raw stream mode | `error`, `listen`, `tls` |
+//! | `tls` | the TLS files ([`TlsError`]) and one connection's TLS state, over rustls | `config` |
+//! | `nats` (feature `nats`) | the NATS JetStream sink and `export`; its own table is in its documentation (its `outcome` is a leaf) | `commit`, `connection`, `iteration`, `journal`, `mailbox`, `rate_limit`, `services`, `slab`, `timestamp` |
 //! | `operator_log` | the macros of the operator's lines (used everywhere) | - |
 #![warn(missing_docs, unreachable_pub)]
 
@@ -85,6 +90,8 @@ mod listen;
 mod log_file;
 mod mailbox;
 mod metrics;
+#[cfg(feature = "nats")]
+pub mod nats;
 #[cfg(unix)]
 mod notify;
 mod pid_file;
@@ -97,6 +104,7 @@ mod slab;
 mod text;
 mod timers;
 mod timestamp;
+mod tls;
 mod transaction_log;
 mod users;
 mod users_file;
@@ -104,12 +112,13 @@ mod verify_queue;
 
 pub use activation::ActivationError;
 pub use check::{check, check_raw, CheckReport};
-pub use config::{Auth, Config, RawConfig, Timeouts};
+pub use config::{Auth, Config, RawConfig, Sink, Timeouts, Tls};
 pub use dir_lock::LockError;
 pub use error::ServerError;
 pub use listen::BindError;
 pub use log_file::LogOpenError;
 pub use pid_file::PidFileError;
+pub use tls::TlsError;
 pub use users::{HashCost, LineProblem, NameError, NewUser, NewUserError, UsersError};
 pub use users_file::{UserChange, UsersFile, UsersFileError};
 
@@ -142,6 +151,7 @@ pub fn run_raw(config: RawConfig) -> Result<(), ServerError> {
     raw::run(
         config.bind,
         config.port,
+        config.tls.as_ref(),
         raw::Limits {
             min_rate: config.min_rate,
             window: config.rate_window,

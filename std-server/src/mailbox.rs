@@ -8,12 +8,24 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::Waker;
 
+use crate::tls::TlsLink;
+
 /// A connection accepted for a worker.
 #[derive(Debug)]
 pub(crate) struct Accepted {
     pub stream: TcpStream,
     pub peer: SocketAddr,
     pub id: u64,
+    /// From a TLS listener: its TLS state, not yet handshaken.
+    pub tls: Option<AcceptedTls>,
+}
+
+/// The TLS side of a connection accepted on a TLS listener.
+#[derive(Debug)]
+pub(crate) struct AcceptedTls {
+    pub link: Box<TlsLink>,
+    /// `--tls-require-cert-name`.
+    pub require_cert_name: bool,
 }
 
 /// What the verifier pool did with a password.
@@ -68,12 +80,19 @@ impl std::fmt::Debug for Decision {
 pub(crate) struct Inbox {
     pub accepted: Vec<Accepted>,
     pub verdicts: Vec<Verdict>,
+    /// Commits the NATS publisher has settled.
+    #[cfg(feature = "nats")]
+    pub stored: Vec<crate::nats::Stored>,
     /// Stop: finish in-progress transactions until this deadline, then exit.
     pub stop: Option<Instant>,
 }
 
 impl Inbox {
     fn is_empty(&self) -> bool {
+        #[cfg(feature = "nats")]
+        if !self.stored.is_empty() {
+            return false;
+        }
         self.accepted.is_empty() && self.verdicts.is_empty() && self.stop.is_none()
     }
 }
@@ -114,6 +133,12 @@ impl Mailbox {
 
     pub(crate) fn verdict(&self, verdict: Verdict) {
         self.deliver(|inbox| inbox.verdicts.push(verdict));
+    }
+
+    /// The outcome of a commit handed to the NATS publisher.
+    #[cfg(feature = "nats")]
+    pub(crate) fn stored(&self, stored: crate::nats::Stored) {
+        self.deliver(|inbox| inbox.stored.push(stored));
     }
 
     /// Ask the worker to stop by `deadline` (an earlier deadline replaces a later one).

@@ -385,7 +385,7 @@ impl Collector for ServerMetrics {
         counter(
             e,
             "msglog_messages_logged",
-            "Records written to messages.log (each answered 0x00).",
+            "Records stored (in messages.log, or with --sink nats://... in the NATS stream) and answered 0x00.",
             Stats::get(&stats.messages),
         )?;
         counter(
@@ -523,8 +523,51 @@ impl Collector for ServerMetrics {
             &latency.buckets,
             latency.sum_seconds,
         )?;
+        #[cfg(feature = "nats")]
+        if let Some(sink) = &services.nats {
+            nats_metrics(e, sink)?;
+        }
         process_metrics(e, self.started)
     }
+}
+
+/// The NATS sink's publisher: what JetStream acknowledged and what not.
+#[cfg(feature = "nats")]
+fn nats_metrics(
+    e: &mut DescriptorEncoder<'_>,
+    stats: &crate::nats::PublishStats,
+) -> Result<(), std::fmt::Error> {
+    use crate::nats::PublishStats;
+    counter(
+        e,
+        "msglog_nats_records_published",
+        "Records handed to the NATS publisher and settled: acknowledged by JetStream or given up on.",
+        PublishStats::get(&stats.stored) + PublishStats::get(&stats.failed),
+    )?;
+    counter(
+        e,
+        "msglog_nats_records_acknowledged",
+        "Records JetStream acknowledged (stored with the stream's replication).",
+        PublishStats::get(&stats.stored),
+    )?;
+    counter(
+        e,
+        "msglog_nats_records_duplicate",
+        "Of those, acknowledged as duplicates of an earlier attempt (Nats-Msg-Id seen).",
+        PublishStats::get(&stats.duplicates),
+    )?;
+    counter(
+        e,
+        "msglog_nats_records_refused",
+        "Records not acknowledged within --nats-ack-timeout or refused by JetStream (their MESSAGE answered 0xFF).",
+        PublishStats::get(&stats.failed),
+    )?;
+    counter(
+        e,
+        "msglog_nats_publish_retries",
+        "Publish attempts after a record's first.",
+        PublishStats::get(&stats.retries),
+    )
 }
 
 /// The usual `process_*` metrics, from `/proc/self`.

@@ -56,6 +56,31 @@ mod imp {
     /// What the operator's lines call a reload request.
     pub(crate) const RELOAD: &str = "SIGHUP";
 
+    /// This host's name, if it has one.
+    pub(crate) fn host_name() -> Option<String> {
+        let mut buffer = [0u8; 256];
+        // SAFETY: gethostname writes at most `len` bytes into the buffer we own.
+        let ok = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) } == 0;
+        let end = buffer.iter().position(|&b| b == 0).unwrap_or(buffer.len());
+        let name = String::from_utf8_lossy(&buffer[..end]).into_owned();
+        (ok && !name.is_empty()).then_some(name)
+    }
+
+    /// Resolves once SIGINT or SIGTERM arrives (`export --follow`'s stop),
+    /// on the tokio runtime it is polled on.
+    #[cfg(feature = "nats")]
+    pub(crate) fn stop_signal() -> io::Result<impl std::future::Future<Output = ()>> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        })
+    }
+
     /// The absolute path of an existing directory, links resolved.
     pub(crate) fn canonical_dir(dir: &Path) -> io::Result<std::path::PathBuf> {
         dir.canonicalize()
@@ -364,6 +389,29 @@ mod imp {
     };
 
     use super::{OnRequest, Request};
+
+    /// This host's name, if it has one.
+    pub(crate) fn host_name() -> Option<String> {
+        std::env::var("COMPUTERNAME")
+            .ok()
+            .filter(|name| !name.is_empty())
+    }
+
+    /// Resolves once Ctrl-C, Ctrl-Break or a console close arrives
+    /// (`export --follow`'s stop), on the tokio runtime it is polled on.
+    #[cfg(feature = "nats")]
+    pub(crate) fn stop_signal() -> io::Result<impl std::future::Future<Output = ()>> {
+        let mut interrupt = tokio::signal::windows::ctrl_c()?;
+        let mut brk = tokio::signal::windows::ctrl_break()?;
+        let mut close = tokio::signal::windows::ctrl_close()?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = brk.recv() => {}
+                _ = close.recv() => {}
+            }
+        })
+    }
 
     /// Where a reload of the server logging to `dir` is asked for on Windows:
     /// an event named after the directory (FNV-1a of its canonical path,

@@ -8,6 +8,12 @@
 //! stdout failed, a limit of [`pace`] dropped the client, or the server is
 //! stopping mid-stream.
 //!
+//! With TLS (`--tls-cert`), the client ends its stream with close_notify;
+//! the server confirms every byte with its own close_notify, then FIN, and
+//! resets the connection whenever it does not (PROTOCOL.md, "Raw stream
+//! mode"). A stream that ends in a TCP close without close_notify may have
+//! been cut short by someone on the path: it is reset, not confirmed.
+//!
 //! One `mio::Poll` waits for the listener, the current client and a waker
 //! the signal thread uses on SIGINT/SIGTERM; stdout is written with plain
 //! blocking writes.
@@ -29,13 +35,17 @@ use socket2::SockRef;
 
 pub(crate) use self::pace::Limits;
 use self::pace::{Breach, Pace};
+use crate::config::Tls;
 use crate::error::ServerError;
 use crate::listen::{canonical_peer, listen};
 use crate::platform::{stdout_file, Notifier, OnRequest, Requests};
 use crate::text::plural;
+use crate::tls::{self, Staging, TlsFailure, TlsLink};
 
 /// Copy buffer: large reads and writes are what make raw mode fast.
 const BUFFER: usize = 1024 * 1024;
+/// TLS: ciphertext read from the socket at once.
+const STAGING: usize = 256 * 1024;
 /// The exercise asks for at least 10.
 const BACKLOG: i32 = 128;
 
@@ -44,11 +54,17 @@ const CLIENT: Token = Token(1);
 const WAKER: Token = Token(2);
 
 /// Serve raw clients until SIGINT/SIGTERM.
-pub(crate) fn run(bind: Option<IpAddr>, port: u16, limits: Limits) -> Result<(), ServerError> {
+pub(crate) fn run(
+    bind: Option<IpAddr>,
+    port: u16,
+    tls: Option<&Tls>,
+    limits: Limits,
+) -> Result<(), ServerError> {
     // Before any thread starts: the socket systemd passed, if any.
     let activated = crate::activation::take()?;
     let activation = activated.is_some();
     let notifier = Arc::new(Notifier::from_env());
+    let tls_config = tls.map(tls::load).transpose()?;
     let listening = match activated {
         Some(listening) => listening,
         None => listen(bind, port, BACKLOG)?,
@@ -96,11 +112,21 @@ pub(crate) fn run(bind: Option<IpAddr>, port: u16, limits: Limits) -> Result<(),
         } else {
             ""
         },
-        if activation {
-            " (socket activation)"
-        } else {
-            ""
-        }
+        format!(
+            "{}{}",
+            match tls {
+                Some(Tls {
+                    client_ca: Some(_), ..
+                }) => " tls (client certificates required)",
+                Some(_) => " tls",
+                None => "",
+            },
+            if activation {
+                " (socket activation)"
+            } else {
+                ""
+            }
+        )
     );
     notifier.ready(&format!(
         "serving raw clients on {} to stdout",
@@ -110,9 +136,22 @@ pub(crate) fn run(bind: Option<IpAddr>, port: u16, limits: Limits) -> Result<(),
     let mut total = 0u64;
     while let Some((stream, peer)) = accept(&mut listener, &mut poll, &mut events, &stop) {
         clients += 1;
+        let peer = canonical_peer(peer);
+        let tls = match &tls_config {
+            None => None,
+            Some(config) => match TlsLink::new(Arc::clone(config)) {
+                Ok(link) => Some(Box::new(link)),
+                Err(e) => {
+                    error!("client {peer}: cannot start TLS: {e}");
+                    continue;
+                }
+            },
+        };
         let mut client = Client {
             stream,
-            peer: canonical_peer(peer),
+            staging: tls.as_ref().map(|_| Staging::new(STAGING)),
+            tls,
+            peer,
             started: Instant::now(),
         };
         let result = client.serve(
@@ -201,6 +240,9 @@ enum Cut {
     Breach(Breach),
     /// The server is stopping.
     Stopping,
+    /// TLS failed: a bad handshake or record, or a close without
+    /// close_notify (the stream may have been cut short).
+    Tls(String),
 }
 
 impl fmt::Display for Cut {
@@ -209,6 +251,7 @@ impl fmt::Display for Cut {
             Cut::Io(e) => write!(f, "{e}"),
             Cut::Breach(breach) => write!(f, "{breach}"),
             Cut::Stopping => f.write_str("the server is stopping"),
+            Cut::Tls(text) => write!(f, "TLS: {text}"),
         }
     }
 }
@@ -221,6 +264,7 @@ impl embedded_io::Error for Cut {
             Cut::Io(e) => embedded_io::Error::kind(e),
             Cut::Breach(_) => embedded_io::ErrorKind::TimedOut,
             Cut::Stopping => embedded_io::ErrorKind::Interrupted,
+            Cut::Tls(_) => embedded_io::ErrorKind::InvalidData,
         }
     }
 }
@@ -228,6 +272,10 @@ impl embedded_io::Error for Cut {
 /// The client being served.
 struct Client {
     stream: TcpStream,
+    /// On a TLS listener.
+    tls: Option<Box<TlsLink>>,
+    /// TLS: ciphertext read ahead of rustls.
+    staging: Option<Staging>,
     peer: SocketAddr,
     started: Instant,
 }
@@ -245,10 +293,12 @@ impl Client {
         output: &mut Stdout,
         buffer: &mut [u8],
     ) -> Outcome {
-        if let Err(e) = poll
-            .registry()
-            .register(&mut self.stream, CLIENT, Interest::READABLE)
-        {
+        let interest = match self.tls {
+            // The handshake writes too.
+            Some(_) => Interest::READABLE | Interest::WRITABLE,
+            None => Interest::READABLE,
+        };
+        if let Err(e) = poll.registry().register(&mut self.stream, CLIENT, interest) {
             return Err(CopyError::Read {
                 error: Cut::Io(e),
                 copied: 0,
@@ -261,7 +311,18 @@ impl Client {
             stop,
             pace: Pace::new(limits),
         };
-        stream_copy(&mut reader, output, buffer)
+        let copied = stream_copy(&mut reader, output, buffer);
+        match copied {
+            // TLS: the server's close_notify confirms, before its FIN.
+            Ok(bytes) if reader.client.tls.is_some() => match reader.close_notify() {
+                Ok(()) => Ok(bytes),
+                Err(error) => Err(CopyError::Read {
+                    error,
+                    copied: bytes,
+                }),
+            },
+            other => other,
+        }
     }
 
     /// Close the connection cleanly if every byte was written, else reset
@@ -333,6 +394,74 @@ impl embedded_io::ErrorType for Reader<'_> {
     type Error = Cut;
 }
 
+impl Reader<'_> {
+    /// One read from the client: its socket, or its TLS (decrypting as
+    /// much as has arrived and `buf` holds, and writing what the handshake
+    /// needs written).
+    fn read_once(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Client {
+            stream,
+            tls,
+            staging,
+            peer,
+            ..
+        } = &mut *self.client;
+        let (Some(tls), Some(staging)) = (tls, staging) else {
+            return stream.read(buf);
+        };
+        if let (_, Some(e)) = tls.flush(stream, &[]) {
+            return Err(e);
+        }
+        let read = tls.read_staged(stream, buf, staging);
+        if let Some(established) = tls.take_established() {
+            match established.subject {
+                Some(subject) => verbose!(
+                    "client {peer}: TLS {} established, client certificate {subject}",
+                    established.version
+                ),
+                None => verbose!("client {peer}: TLS {} established", established.version),
+            }
+        }
+        if let Err(e) = &read {
+            if e.kind() == io::ErrorKind::WouldBlock {
+                // The handshake may have more to say.
+                if let (_, Some(e)) = tls.flush(stream, &[]) {
+                    return Err(e);
+                }
+            }
+        }
+        read
+    }
+
+    /// Send close_notify after the whole stream was written, waiting (as
+    /// for the stream, within the limits) until the socket took it.
+    fn close_notify(&mut self) -> Result<(), Cut> {
+        let Client { stream, tls, .. } = &mut *self.client;
+        let Some(tls) = tls else {
+            return Ok(());
+        };
+        tls.close_notify(stream);
+        loop {
+            let Client { stream, tls, .. } = &mut *self.client;
+            let Some(tls) = tls else {
+                return Ok(());
+            };
+            if let (_, Some(e)) = tls.flush(stream, &[]) {
+                return Err(Cut::Io(e));
+            }
+            if tls.is_flushed() {
+                return Ok(());
+            }
+            if self.stop.requested() {
+                return Err(Cut::Stopping);
+            }
+            let waiting = Instant::now();
+            wait(self.poll, self.events, Some(self.pace.next_check()));
+            self.pace.waited(waiting.elapsed()).map_err(Cut::Breach)?;
+        }
+    }
+}
+
 impl embedded_io::Read for Reader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, Cut> {
         loop {
@@ -342,13 +471,20 @@ impl embedded_io::Read for Reader<'_> {
             self.pace
                 .served_for(self.client.started.elapsed())
                 .map_err(Cut::Breach)?;
-            match self.client.stream.read(buf) {
+            match self.read_once(buf) {
                 Ok(n) => {
                     self.pace.received(n);
                     return Ok(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && self.client.tls.is_some() => {
+                    return Err(Cut::Tls(
+                        "the client closed the connection without close_notify: its stream may have been cut short"
+                            .into(),
+                    ))
+                }
+                Err(e) if TlsFailure::is(&e) => return Err(Cut::Tls(e.to_string())),
                 Err(e) => return Err(Cut::Io(e)),
             }
             let waiting = Instant::now();

@@ -16,13 +16,13 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::auth::{Policy, VerifierPool};
 use crate::backoff::Backoff;
-use crate::config::{Auth, Config};
+use crate::config::{Auth, Config, Sink, Tls};
 use crate::dir_lock;
 use crate::error::ServerError;
 use crate::event_loop::{EventLoop, WAKER};
 use crate::journal::Journal;
-use crate::listen::{canonical_peer, listen};
-use crate::mailbox::{Accepted, Mailbox};
+use crate::listen::{canonical_peer, listen, Listening};
+use crate::mailbox::{Accepted, AcceptedTls, Mailbox};
 use crate::metrics::MetricsListener;
 use crate::operator_log::debug_lines;
 use crate::pid_file::PidFile;
@@ -31,6 +31,7 @@ use crate::rate_limit::RateLimit;
 use crate::services::{Services, Stats};
 use crate::text::plural;
 use crate::timestamp::Clock;
+use crate::tls::{self, TlsLink};
 use crate::transaction_log::{connection_fields, push_line, CloseReason, Line};
 use crate::users::Users;
 use crate::verify_queue::CAPACITY;
@@ -46,6 +47,8 @@ const STATS_INTERVAL: Duration = Duration::from_secs(10);
 
 const LISTENER: Token = Token(0);
 const REQUESTS: Token = Token(1);
+/// The TLS listener beside the plaintext one (`--tls-port`).
+const TLS_LISTENER: Token = Token(2);
 
 /// Stop and reload requests, queued by the platform's thread for the
 /// accepting thread, which its waker wakes.
@@ -116,19 +119,28 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
         Arc::new(move |request| requested.push(request))
     };
 
+    let tls = match &config.tls {
+        Some(files) => Some(TlsListening {
+            server: tls::load(files)?,
+            files: files.clone(),
+        }),
+        None => None,
+    };
+    let main_is_tls = config.tls.as_ref().is_some_and(|t| t.port.is_none());
     let activation = activated.is_some();
     let listening = match activated {
         Some(listening) => listening,
         None => listen(config.bind, config.port, BACKLOG)?,
     };
-    listening
-        .listener
-        .set_nonblocking(true)
-        .map_err(|e| ServerError::io("cannot make the listener non-blocking", e))?;
-    let mut listener = TcpListener::from_std(listening.listener);
-    poll.registry()
-        .register(&mut listener, LISTENER, Interest::READABLE)
-        .map_err(|e| ServerError::io("cannot watch the listener", e))?;
+    let (listener, listening) = watch_listener(&poll, listening, LISTENER)?;
+    let mut tls_listener = match config.tls.as_ref().and_then(|t| t.port) {
+        Some(port) => Some(watch_listener(
+            &poll,
+            listen(config.bind, port, BACKLOG)?,
+            TLS_LISTENER,
+        )?),
+        None => None,
+    };
     let metrics_listener = config
         .metrics
         .map(MetricsListener::bind)
@@ -141,7 +153,17 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
         .map_err(|e| ServerError::io("cannot install signal handlers", e))?;
     // Before anything in the directory is opened or repaired; held until we return.
     let _dir_lock = dir_lock::lock(&dir)?;
-    let journal = Journal::open(&dir, config.fsync)?;
+    let keep_messages_log = match &config.sink {
+        Sink::File => true,
+        #[cfg(feature = "nats")]
+        Sink::Nats(sink) => sink.keep_messages_log,
+    };
+    let journal = Journal::open_with(&dir, config.fsync, keep_messages_log)?;
+    #[cfg(feature = "nats")]
+    let stream = match &config.sink {
+        Sink::Nats(sink) => Some((crate::nats::Publisher::start(sink)?, sink)),
+        Sink::File => None,
+    };
 
     let auth_description = policy.describe();
     let services = Arc::new(Services {
@@ -152,6 +174,10 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
         open: AtomicUsize::new(0),
         stats: Stats::default(),
         latencies: Mutex::default(),
+        #[cfg(feature = "nats")]
+        nats: stream
+            .as_ref()
+            .map(|(started, _)| started.publisher.shared_stats()),
     });
 
     // Before the event loops start, so that a failure leaves no thread behind.
@@ -168,7 +194,13 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
         let waker = Waker::new(worker_poll.registry(), WAKER)
             .map_err(|e| ServerError::io("cannot create a waker", e))?;
         let mailbox = Arc::new(Mailbox::new(waker));
-        let event_loop = EventLoop::new(worker_poll, Arc::clone(&services), Arc::clone(&mailbox));
+        #[allow(unused_mut)]
+        let mut event_loop =
+            EventLoop::new(worker_poll, Arc::clone(&services), Arc::clone(&mailbox));
+        #[cfg(feature = "nats")]
+        if let Some((started, sink)) = &stream {
+            event_loop.commit_to_stream(started.publisher.handle(), sink.keep_messages_log);
+        }
         let thread = std::thread::Builder::new()
             .name(format!("worker-{index}"))
             .spawn(move || event_loop.run())
@@ -179,25 +211,72 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
         });
     }
 
+    #[allow(unused_mut)]
+    let mut sink_description = String::new();
+    #[cfg(feature = "nats")]
+    if let Some((started, sink)) = &stream {
+        sink_description = format!(
+            " sink={} stream={} ({}) subject={} front-end={}",
+            sink.connection.servers.join(","),
+            sink.stream,
+            started
+                .replicas
+                .map_or_else(|| "not reached yet".to_owned(), |r| format!("{r} replicas")),
+            sink.subject,
+            started.publisher.front_end,
+        );
+    }
     info!(
-        "listening on {} mode=framed{}{} workers={} auth={} fsync={} messages={} transactions={}",
+        "listening on {} mode=framed{}{} workers={} auth={} fsync={}{sink_description} messages={} transactions={}",
         listening.addr,
         if listening.dual_stack {
             " (dual-stack)"
         } else {
             ""
         },
-        if activation {
-            " (socket activation)"
-        } else {
-            ""
-        },
+        format!(
+            "{}{}",
+            match (&config.tls, main_is_tls) {
+                (Some(files), true) => tls_description(files),
+                _ => String::new(),
+            },
+            if activation {
+                " (socket activation)"
+            } else {
+                ""
+            }
+        ),
         workers,
         auth_description,
         if config.fsync { "on" } else { "off" },
-        services.journal.messages_path().display(),
+        services
+            .journal
+            .messages_path()
+            .map_or_else(|| "(not kept)".into(), |path| path.display().to_string()),
         services.journal.transactions_path().display(),
     );
+    if let (Some((_, tls_listening)), Some(files)) = (&tls_listener, &config.tls) {
+        info!(
+            "listening on {} mode=framed{}{} (beside the plaintext port {})",
+            tls_listening.addr,
+            if tls_listening.dual_stack {
+                " (dual-stack)"
+            } else {
+                ""
+            },
+            tls_description(files),
+            listening.addr.port(),
+        );
+    }
+    if !main_is_tls && !listening.addr.ip().is_loopback() {
+        warning!(
+            "passwords and messages cross the network in clear on {} (a plaintext listener on a \
+             non-loopback address): anyone on the path can read them and log in as their users. \
+             Use --tls-cert/--tls-key (with --tls-port to keep this port plaintext for old clients), \
+             or --bind 127.0.0.1.",
+            listening.addr
+        );
+    }
     if matches!(services.policy, Policy::AcceptAny) {
         warning!(
             "no --users file: ANY name with ANY non-empty password is accepted. \
@@ -219,13 +298,19 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
         next_worker: 0,
         next_id: 1,
         max_connections: config.max_connections,
+        tls,
+        main_is_tls,
         spare: File::open(NULL_DEVICE).ok(),
         retry_at: None,
         errors: RateLimit::new(Duration::from_secs(1)),
         notifier,
     };
     let started = Instant::now();
-    let served = acceptor.serve(&mut poll, listener, &requested, config.grace);
+    let listeners = Listeners {
+        main: Some(listener),
+        tls: tls_listener.take().map(|(listener, _)| listener),
+    };
+    let served = acceptor.serve(&mut poll, listeners, &requested, config.grace);
     if let Some(metrics) = metrics {
         metrics.stop();
     }
@@ -237,10 +322,77 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
     for (path, e) in services.journal.sync() {
         error!("{}: final sync failed: {e}", path.display());
     }
-    let summary = summary(&services, started.elapsed());
+    #[allow(unused_mut)]
+    let mut summary = summary(&services, started.elapsed());
+    #[cfg(feature = "nats")]
+    if let Some((started, _)) = stream {
+        let stats = started.publisher.stats();
+        let get = crate::nats::PublishStats::get;
+        summary.push_str(&format!(
+            "; NATS: {} records stored ({} found stored by an earlier attempt), {} retried attempts, {} not stored",
+            get(&stats.stored),
+            get(&stats.duplicates),
+            get(&stats.retries),
+            get(&stats.failed),
+        ));
+        started.publisher.stop();
+    }
     acceptor.notifier.status(&summary);
     info!("{summary}");
     Ok(())
+}
+
+/// A bound listener, non-blocking and registered with `poll` under `token`.
+fn watch_listener(
+    poll: &Poll,
+    listening: Listening,
+    token: Token,
+) -> Result<(TcpListener, Bound), ServerError> {
+    listening
+        .listener
+        .set_nonblocking(true)
+        .map_err(|e| ServerError::io("cannot make the listener non-blocking", e))?;
+    let bound = Bound {
+        addr: listening.addr,
+        dual_stack: listening.dual_stack,
+    };
+    let mut listener = TcpListener::from_std(listening.listener);
+    poll.registry()
+        .register(&mut listener, token, Interest::READABLE)
+        .map_err(|e| ServerError::io("cannot watch the listener", e))?;
+    Ok((listener, bound))
+}
+
+/// Where a listener listens, for the start-up lines.
+struct Bound {
+    addr: SocketAddr,
+    dual_stack: bool,
+}
+
+/// ` tls (client certificates required[, NAME from the certificate])` for a start-up line.
+fn tls_description(files: &Tls) -> String {
+    match (&files.client_ca, files.require_cert_name) {
+        (None, _) => " tls".to_owned(),
+        (Some(_), false) => " tls (client certificates required)".to_owned(),
+        (Some(_), true) => {
+            " tls (client certificates required, NAME must be the certificate's)".to_owned()
+        }
+    }
+}
+
+/// The TLS configuration new connections get, and the files it came from
+/// (read again on SIGHUP).
+struct TlsListening {
+    server: Arc<rustls::ServerConfig>,
+    files: Tls,
+}
+
+/// The accepting thread's listeners; each is closed (`None`) when stopping.
+struct Listeners {
+    /// On the server's port: plaintext, or TLS without `--tls-port`.
+    main: Option<TcpListener>,
+    /// On `--tls-port`.
+    tls: Option<TcpListener>,
 }
 
 /// The log directory, created (with its parents, mode 0755 less the
@@ -313,6 +465,9 @@ struct Acceptor {
     next_worker: usize,
     next_id: u64,
     max_connections: usize,
+    tls: Option<TlsListening>,
+    /// The server's port speaks TLS.
+    main_is_tls: bool,
     /// Kept open to be closed when descriptors run out, so one pending
     /// connection can be accepted and closed instead of spinning on EMFILE.
     spare: Option<File>,
@@ -325,12 +480,11 @@ impl Acceptor {
     fn serve(
         &mut self,
         poll: &mut Poll,
-        listener: TcpListener,
+        mut listeners: Listeners,
         requested: &RequestQueue,
         grace: Duration,
     ) -> Result<(), ServerError> {
         // Closed when stopping, so that new connections are refused at once.
-        let mut listener = Some(listener);
         let mut events = Events::with_capacity(64);
         let mut stopping = false;
         let mut next_stats = Instant::now() + STATS_INTERVAL;
@@ -352,8 +506,13 @@ impl Acceptor {
             for event in events.iter() {
                 match event.token() {
                     LISTENER => {
-                        if let Some(listener) = &listener {
-                            self.accept_all(listener);
+                        if let Some(listener) = &listeners.main {
+                            self.accept_all(listener, self.main_is_tls);
+                        }
+                    }
+                    TLS_LISTENER => {
+                        if let Some(listener) = &listeners.tls {
+                            self.accept_all(listener, true);
                         }
                     }
                     REQUESTS => {
@@ -363,6 +522,7 @@ impl Acceptor {
                                     self.notifier.reloading();
                                     self.reopen_logs();
                                     self.reload_users();
+                                    self.reload_tls();
                                     self.notifier.ready(&self.status_line());
                                 }
                                 _ if stopping => {
@@ -373,8 +533,10 @@ impl Acceptor {
                                 }
                                 _ => {
                                     stopping = true;
-                                    if let Some(mut listener) = listener.take() {
-                                        let _ = poll.registry().deregister(&mut listener);
+                                    for listener in [&mut listeners.main, &mut listeners.tls] {
+                                        if let Some(mut listener) = listener.take() {
+                                            let _ = poll.registry().deregister(&mut listener);
+                                        }
                                     }
                                     let stopping_line = format!(
                                         "stopping: {} get up to {:.1} s to finish",
@@ -400,8 +562,11 @@ impl Acceptor {
             let now = Instant::now();
             if self.retry_at.is_some_and(|at| at <= now) {
                 self.retry_at = None;
-                if let Some(listener) = &listener {
-                    self.accept_all(listener);
+                if let Some(listener) = &listeners.main {
+                    self.accept_all(listener, self.main_is_tls);
+                }
+                if let Some(listener) = &listeners.tls {
+                    self.accept_all(listener, true);
                 }
             }
             if !stopping && now >= next_stats {
@@ -467,13 +632,13 @@ impl Acceptor {
         Ok(all_done)
     }
 
-    fn accept_all(&mut self, listener: &TcpListener) {
+    fn accept_all(&mut self, listener: &TcpListener, tls: bool) {
         if self.spare.is_none() {
             self.spare = File::open(NULL_DEVICE).ok();
         }
         loop {
             match listener.accept() {
-                Ok((stream, peer)) => self.dispatch(stream, peer),
+                Ok((stream, peer)) => self.dispatch(stream, peer, tls),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 // Errors of one pending connection: take the next.
                 Err(e)
@@ -532,7 +697,7 @@ impl Acceptor {
         }
     }
 
-    fn dispatch(&mut self, stream: mio::net::TcpStream, peer: SocketAddr) {
+    fn dispatch(&mut self, stream: mio::net::TcpStream, peer: SocketAddr, tls: bool) {
         let peer = canonical_peer(peer);
         let id = self.next_id;
         self.next_id += 1;
@@ -540,11 +705,29 @@ impl Acceptor {
             self.overload(stream, peer, id);
             return;
         }
+        let tls = match (tls, &self.tls) {
+            (false, _) | (true, None) => None,
+            (true, Some(listening)) => match TlsLink::new(Arc::clone(&listening.server)) {
+                Ok(link) => Some(AcceptedTls {
+                    link: Box::new(link),
+                    require_cert_name: listening.files.require_cert_name,
+                }),
+                Err(e) => {
+                    self.report(&format!("cannot start TLS for connection {id}: {e}"));
+                    return;
+                }
+            },
+        };
         self.services.stats.accepted.fetch_add(1, Ordering::Relaxed);
         self.services.open.fetch_add(1, Ordering::Relaxed);
         let worker = &self.workers[self.next_worker];
         self.next_worker = (self.next_worker + 1) % self.workers.len();
-        worker.mailbox.accept(Accepted { stream, peer, id });
+        worker.mailbox.accept(Accepted {
+            stream,
+            peer,
+            id,
+            tls,
+        });
     }
 
     /// Accept-and-close: log it, drop the socket.
@@ -558,7 +741,7 @@ impl Acceptor {
         let clock = Clock::new();
         let fields = connection_fields(id, peer);
         let mut lines = Vec::with_capacity(160);
-        push_line(&mut lines, clock.text(), &fields, Line::Open);
+        push_line(&mut lines, clock.text(), &fields, Line::Open { tls: None });
         push_line(
             &mut lines,
             clock.text(),
@@ -600,6 +783,31 @@ impl Acceptor {
                 warn_about_policy(&self.services.policy);
             }
             Err(e) => error!("cannot reload the users file: {e} (keeping the users loaded before)"),
+        }
+    }
+
+    /// Re-read the TLS certificate, key and client CA: new connections use
+    /// them; a file that does not load is reported and the old ones stay.
+    fn reload_tls(&mut self) {
+        let Some(listening) = &mut self.tls else {
+            return;
+        };
+        match tls::load(&listening.files) {
+            Ok(server) => {
+                listening.server = server;
+                info!(
+                    "{RELOAD}: reloaded the TLS certificate {} and key{}",
+                    listening.files.cert.display(),
+                    if listening.files.client_ca.is_some() {
+                        " and the client CA"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            Err(e) => {
+                error!("cannot reload TLS: {e} (keeping the certificate and key loaded before)")
+            }
         }
     }
 

@@ -25,6 +25,9 @@ pub(crate) struct Services {
     pub(crate) stats: Stats,
     /// Each event loop's latency histogram, merged when metrics are read.
     pub(crate) latencies: Mutex<Vec<Arc<Latency>>>,
+    /// The NATS sink's publisher counters, with that sink.
+    #[cfg(feature = "nats")]
+    pub(crate) nats: Option<Arc<crate::nats::PublishStats>>,
 }
 
 /// Counters for the summary and `-v`.

@@ -25,6 +25,9 @@ pub(crate) enum CloseReason {
     Shutdown,
     /// Over `--max-connections` (or out of file descriptors): closed at once.
     Overload,
+    /// The TLS handshake failed or did not finish in time, or a TLS record
+    /// was bad (the text is logged as `error="..."`).
+    Tls,
 }
 
 impl CloseReason {
@@ -37,6 +40,7 @@ impl CloseReason {
             CloseReason::Error => "error",
             CloseReason::Shutdown => "shutdown",
             CloseReason::Overload => "overload",
+            CloseReason::Tls => "tls",
         }
     }
 }
@@ -44,7 +48,9 @@ impl CloseReason {
 /// One line's content after the timestamp and connection fields.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Line<'a> {
-    Open,
+    /// The connection is served: at accept, or on a TLS listener once the
+    /// handshake completed.
+    Open { tls: Option<TlsFields<'a>> },
     Transaction {
         /// The tag byte as received (an unknown one is shown as `0xNN`).
         tag: u8,
@@ -63,6 +69,15 @@ pub(crate) enum Line<'a> {
     },
 }
 
+/// What the open line of a TLS connection adds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TlsFields<'a> {
+    /// `1.2` or `1.3`.
+    pub(crate) version: &'a str,
+    /// The client certificate's subject.
+    pub(crate) subject: Option<&'a str>,
+}
+
 /// The `conn=ID peer=ADDR` fields of a connection, formatted once.
 pub(crate) fn connection_fields(id: u64, peer: std::net::SocketAddr) -> Box<[u8]> {
     let mut out = Vec::with_capacity(48);
@@ -79,7 +94,17 @@ pub(crate) fn push_line(out: &mut Vec<u8>, timestamp: &[u8], connection: &[u8], 
     out.push(b' ');
     out.extend_from_slice(connection);
     match line {
-        Line::Open => out.extend_from_slice(b" event=open"),
+        Line::Open { tls } => {
+            out.extend_from_slice(b" event=open");
+            if let Some(tls) = tls {
+                out.extend_from_slice(b" tls=");
+                out.extend_from_slice(tls.version.as_bytes());
+                if let Some(subject) = tls.subject {
+                    out.extend_from_slice(b" subject=");
+                    push_quoted(out, subject.as_bytes());
+                }
+            }
+        }
         Line::Transaction {
             tag,
             len,
@@ -141,8 +166,24 @@ mod tests {
     #[test]
     fn protocol_md_examples() {
         assert_eq!(
-            line(Line::Open),
+            line(Line::Open { tls: None }),
             "2026-11-23T09:01:21.123Z conn=17 peer=127.0.0.1:50312 event=open\n"
+        );
+        assert_eq!(
+            line(Line::Open {
+                tls: Some(TlsFields {
+                    version: "1.3",
+                    subject: Some("CN=device-7, O=Acme \"labs\"")
+                })
+            }),
+            "2026-11-23T09:01:21.123Z conn=17 peer=127.0.0.1:50312 event=open tls=1.3 subject=\"CN=device-7, O=Acme \\\"labs\\\"\"\n"
+        );
+        assert_eq!(
+            line(Line::Close {
+                reason: CloseReason::Tls,
+                error: Some("received fatal alert: UnknownCA")
+            }),
+            "2026-11-23T09:01:21.123Z conn=17 peer=127.0.0.1:50312 event=close reason=tls error=\"received fatal alert: UnknownCA\"\n"
         );
         assert_eq!(
             line(Line::Transaction {

@@ -21,7 +21,8 @@ pub const DEFAULT_RAW_BYTES: u64 = 1 << 30;
         msglog-bench -c 50 -n 100000 -s 64 -w 16      # 5,000,000 messages in all\n  \
         msglog-bench -c 10000 -w 16 --duration 10s --json\n  \
         msglog-bench -c 1 -w 64 -q --histogram run.hgrm --plot run.svg\n  \
-        msglog-bench --raw --bytes 1G -p 6000\n\n\
+        msglog-bench --raw --bytes 1G -p 6000\n  \
+        msglog-bench --tls --ca ca.pem --host localhost -c 1000 -n 1\n\n\
         Before the run, one connection checks the address and (framed mode) the\n\
         login: a closed port or a refused login ends the benchmark at once.\n\n\
         The password: --password-file FILE (its content without a trailing line\n\
@@ -112,6 +113,8 @@ pub struct Args {
     #[arg(long, default_value_t = 256, value_parser = parse_connections)]
     pub connect_batch: usize,
 
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
     /// Write shell completions or the man page to stdout and exit.
     #[arg(long, value_enum, value_name = "KIND", exclusive = true)]
     pub generate: Option<msglog_std::Generate>,

@@ -19,11 +19,13 @@ pub enum FailureKind {
     Timeout,
     /// The event loop itself failed.
     EventLoop,
+    /// TLS failed (handshake, certificate, a bad record).
+    Tls,
 }
 
 impl FailureKind {
     /// Every kind, in report order.
-    pub const ALL: [FailureKind; 8] = [
+    pub const ALL: [FailureKind; 9] = [
         FailureKind::Connect,
         FailureKind::Rejected,
         FailureKind::InvalidStatus,
@@ -32,6 +34,7 @@ impl FailureKind {
         FailureKind::Reset,
         FailureKind::Timeout,
         FailureKind::EventLoop,
+        FailureKind::Tls,
     ];
 
     /// Short machine-readable name.
@@ -45,6 +48,7 @@ impl FailureKind {
             FailureKind::Reset => "reset",
             FailureKind::Timeout => "timeout",
             FailureKind::EventLoop => "event_loop",
+            FailureKind::Tls => "tls",
         }
     }
 

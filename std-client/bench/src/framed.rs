@@ -17,7 +17,7 @@
 //! block (the session sees each message when a write begins it); the send
 //! timestamps live in one preallocated ring per connection.
 
-use std::io::{ErrorKind, Read};
+use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
@@ -31,6 +31,7 @@ use msglog_std::retry_interrupted;
 use crate::failure::{FailureCounts, FailureKind};
 use crate::socket::{connected, write, SHORT_IO_IS_FINAL};
 use crate::threads::{run_all, threads_used, SetupError};
+use crate::tls;
 
 /// When a connection stops sending messages.
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +65,8 @@ pub struct Plan {
     pub stall_timeout: Duration,
     /// Connections being opened or authenticated at once, over all threads.
     pub connect_batch: usize,
+    /// Over TLS.
+    pub tls: Option<tls::Settings>,
 }
 
 impl Plan {
@@ -90,6 +93,8 @@ pub struct RunTotals {
     pub failures: FailureCounts,
     /// Connections that authenticated and took part in the message phase.
     pub authenticated: usize,
+    /// TLS handshakes that resumed a session (the others were full).
+    pub resumed: usize,
     /// Time to open and authenticate every connection.
     pub connect_elapsed: Duration,
     /// The message phase: from the first message to the last connection closed.
@@ -129,6 +134,7 @@ fn merge(plan: &Plan, results: Vec<ThreadTotals>) -> Result<RunTotals, SetupErro
     let mut latency_us = new_histogram()?;
     let mut failures = FailureCounts::default();
     let (mut sent, mut acknowledged, mut lost_in_flight, mut authenticated) = (0, 0, 0, 0);
+    let mut resumed = 0;
     let mut login_start: Option<Instant> = None;
     let mut login_end: Option<Instant> = None;
     let mut start: Option<Instant> = None;
@@ -142,6 +148,7 @@ fn merge(plan: &Plan, results: Vec<ThreadTotals>) -> Result<RunTotals, SetupErro
         acknowledged += result.acknowledged;
         lost_in_flight += result.lost_in_flight;
         authenticated += result.authenticated;
+        resumed += result.resumed;
         login_start = Some(login_start.map_or(result.login_start, |t| t.min(result.login_start)));
         login_end = Some(login_end.map_or(result.login_end, |t| t.max(result.login_end)));
         start = Some(start.map_or(result.start, |t| t.min(result.start)));
@@ -163,6 +170,7 @@ fn merge(plan: &Plan, results: Vec<ThreadTotals>) -> Result<RunTotals, SetupErro
         },
         failures,
         authenticated,
+        resumed,
         connect_elapsed: span(login_start, login_end),
         elapsed: span(start, end),
     })
@@ -181,6 +189,7 @@ struct ThreadTotals {
     acknowledged: u64,
     lost_in_flight: u64,
     authenticated: usize,
+    resumed: usize,
     failures: FailureCounts,
     login_start: Instant,
     login_end: Instant,
@@ -229,6 +238,8 @@ impl From<ClientEnd> for FailureKind {
 #[derive(Debug)]
 struct Conn {
     stream: Option<TcpStream>,
+    /// `--tls`: the session the socket's bytes go through.
+    tls: Option<Box<tls::Link>>,
     socket: SocketState,
     /// The protocol; its clock is nanoseconds since [`Buffers::epoch`].
     session: ClientSession,
@@ -239,6 +250,8 @@ struct Conn {
     /// Bytes written of the last message submitted, when a short write tore
     /// it (0: every message submitted is written whole).
     partial: usize,
+    /// Its TLS handshake resumed a session.
+    resumed: bool,
 }
 
 impl Conn {
@@ -247,11 +260,13 @@ impl Conn {
     fn new(window: usize) -> Conn {
         Conn {
             stream: None,
+            tls: None,
             socket: SocketState::Idle,
             session: ClientSession::new(window.max(2)),
             prelude_written: 0,
             target: None,
             partial: 0,
+            resumed: false,
         }
     }
 
@@ -311,7 +326,9 @@ impl Conn {
     fn receive(&mut self, index: usize, buf: &mut Buffers) -> Result<(), FailureKind> {
         loop {
             let stream = self.stream.as_mut().ok_or(FailureKind::Reset)?;
-            let end = match retry_interrupted(|| stream.read(&mut buf.inbox)) {
+            let end = match retry_interrupted(|| {
+                tls::read(stream, self.tls.as_deref_mut(), &mut buf.inbox)
+            }) {
                 Ok(0) => self.session.handle_eof(),
                 Ok(n) => {
                     let now = buf.now_ns();
@@ -328,6 +345,9 @@ impl Conn {
                     continue;
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::InvalidData && self.tls.is_some() => {
+                    return Err(FailureKind::Tls)
+                }
                 Err(_) => self.session.handle_error(),
             };
             return self.on_end(end);
@@ -378,7 +398,7 @@ impl Conn {
             .get(self.prelude_written..)
             .filter(|r| !r.is_empty())
         {
-            match write(&mut self.stream, rest)? {
+            match self.write(rest)? {
                 Some(n) => self.prelude_written += n,
                 None => return Ok(()),
             }
@@ -391,10 +411,7 @@ impl Conn {
             return self.send_messages(index, target, buf);
         }
         let acknowledged = self.session.messages_acknowledged() == target;
-        if acknowledged
-            && !self.session.is_closing()
-            && write(&mut self.stream, &buf.close)?.is_some()
-        {
+        if acknowledged && !self.session.is_closing() && self.write(&buf.close)?.is_some() {
             self.session
                 .submit(&Transaction::Close, buf.now_ns())
                 .map_err(|_| FailureKind::EventLoop)?;
@@ -429,7 +446,7 @@ impl Conn {
                 .get(self.partial..frames * frame_len)
                 .unwrap_or_default();
             let now = buf.now_ns();
-            let Some(written) = write(&mut self.stream, bytes)? else {
+            let Some(written) = self.write(bytes)? else {
                 return Ok(());
             };
             let total = self.partial + written;
@@ -455,6 +472,19 @@ impl Conn {
             if SHORT_IO_IS_FINAL && written < bytes.len() {
                 // The socket buffer is full; a writable edge will follow.
                 return Ok(());
+            }
+        }
+    }
+}
+
+impl Conn {
+    /// Write to the socket, through TLS with `--tls`; `Ok(None)` when it would block.
+    fn write(&mut self, bytes: &[u8]) -> Result<Option<usize>, FailureKind> {
+        match self.tls.as_deref_mut() {
+            None => write(&mut self.stream, bytes),
+            Some(link) => {
+                let stream = self.stream.as_mut().ok_or(FailureKind::Reset)?;
+                link.write(stream, bytes)
             }
         }
     }
@@ -577,6 +607,7 @@ struct Worker {
     live: usize,
     failures: FailureCounts,
     lost_in_flight: u64,
+    tls: Option<tls::Settings>,
 }
 
 impl Worker {
@@ -596,6 +627,7 @@ impl Worker {
             live: 0,
             failures: FailureCounts::default(),
             lost_in_flight: 0,
+            tls: plan.tls.clone(),
         })
     }
 
@@ -623,9 +655,11 @@ impl Worker {
         let end = Instant::now();
 
         let (mut sent, mut acknowledged) = (0, 0);
+        let mut resumed = 0;
         for conn in &self.conns {
             sent += conn.sent();
             acknowledged += conn.session.messages_acknowledged();
+            resumed += usize::from(conn.resumed);
         }
         ThreadTotals {
             latency_us: self.buf.latency_us,
@@ -633,6 +667,7 @@ impl Worker {
             acknowledged,
             lost_in_flight: self.lost_in_flight,
             authenticated,
+            resumed,
             failures: self.failures,
             login_start,
             login_end,
@@ -715,6 +750,7 @@ impl Worker {
         match conn.pump(index, readable, &mut self.buf) {
             Ok(Step::Continue) => {}
             Ok(Step::LoggedIn) => {
+                conn.resumed = conn.tls.as_ref().is_some_and(|link| link.resumed());
                 self.opening -= 1;
                 self.to_login -= 1;
                 self.ready += 1;
@@ -741,9 +777,20 @@ impl Worker {
             let Some(conn) = self.conns.get_mut(index) else {
                 break;
             };
+            let link = match &self.tls {
+                Some(settings) => match tls::Link::new(settings) {
+                    Ok(link) => Some(Box::new(link)),
+                    Err(failure) => {
+                        self.fail(index, failure);
+                        continue;
+                    }
+                },
+                None => None,
+            };
             match opened {
                 Ok(stream) => {
                     conn.stream = Some(stream);
+                    conn.tls = link;
                     conn.socket = SocketState::Connecting;
                     self.opening += 1;
                 }

@@ -19,6 +19,7 @@
 //! | `socket` | the non-blocking socket steps both modes share |
 //! | `failure` | how a connection failed (`FailureKind`) and the tally (`FailureCounts`) |
 //! | `render` | a run's human table, one-line summary (`-q`) and JSON object |
+//! | `tls` | `--tls`: a rustls session per connection, the handshake counts |
 //! | `latency` | the latency distribution as `.hgrm` text and as an SVG plot |
 
 #![forbid(unsafe_code)]
@@ -32,6 +33,7 @@ mod raw;
 mod render;
 mod socket;
 mod threads;
+mod tls;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
@@ -96,14 +98,16 @@ fn run(args: &Args) -> Result<bool, String> {
         );
     }
 
+    let tls = args.tls.settings(&args.host)?;
     if args.raw {
-        preflight::connect(addr, args.timeout)?;
+        preflight::connect(addr, args.timeout, tls.as_ref())?;
         let plan = raw::Plan {
             addr,
             connections: args.connections,
             bytes: args.bytes.unwrap_or(args::DEFAULT_RAW_BYTES),
             threads,
             stall_timeout: args.timeout,
+            tls,
         };
         let totals = raw::run(&plan).map_err(|e| e.to_string())?;
         if args.json {
@@ -116,7 +120,7 @@ fn run(args: &Args) -> Result<bool, String> {
         return Ok(totals.is_clean(&plan));
     }
 
-    preflight::login(addr, &args.user, &password, args.timeout)?;
+    preflight::login(addr, &args.user, &password, args.timeout, tls.as_ref())?;
     let plan = framed::Plan {
         addr,
         connections: args.connections,
@@ -131,7 +135,19 @@ fn run(args: &Args) -> Result<bool, String> {
         password,
         stall_timeout: args.timeout,
         connect_batch: args.connect_batch,
+        tls,
     };
+    if args.tls.tls_resume {
+        // Session tickets for the reported run: two per connection.
+        let warm_up = framed::Plan {
+            until: framed::Until::Count(0),
+            ..plan.clone()
+        };
+        let totals = framed::run(&warm_up).map_err(|e| e.to_string())?;
+        if !totals.is_clean() {
+            return Err("the warm-up run for --tls-resume failed".into());
+        }
+    }
     let totals = framed::run(&plan).map_err(|e| e.to_string())?;
     if args.json {
         println!("{}", render::framed_json(&plan, &totals));

@@ -5,7 +5,7 @@
 //! down, and the server has closed the connection, i.e. after the server
 //! read everything and flushed it.
 
-use std::io::{ErrorKind, Read};
+use std::io::ErrorKind;
 use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,7 @@ use msglog_std::retry_interrupted;
 use crate::failure::{FailureCounts, FailureKind};
 use crate::socket::{connected, write};
 use crate::threads::{run_all, threads_used, SetupError};
+use crate::tls;
 
 /// Bytes handed to `write(2)` at most per call, and the size of the generated data.
 pub const CHUNK: usize = 1 << 20;
@@ -33,6 +34,8 @@ pub struct Plan {
     pub threads: usize,
     /// A thread whose connections make no progress for this long fails them.
     pub stall_timeout: Duration,
+    /// Over TLS: the stream ends with close_notify.
+    pub tls: Option<tls::Settings>,
 }
 
 impl Plan {
@@ -101,6 +104,8 @@ pub fn run(plan: &Plan) -> Result<RunTotals, SetupError> {
 enum Phase {
     Connecting,
     Sending,
+    /// TLS: close_notify queued, not yet all written.
+    Closing,
     /// Write side shut down; waiting for the server to close.
     Draining,
     Done,
@@ -108,6 +113,7 @@ enum Phase {
 
 struct Conn {
     stream: Option<TcpStream>,
+    tls: Option<Box<tls::Link>>,
     phase: Phase,
     remaining: u64,
     sent: u64,
@@ -125,6 +131,7 @@ struct Worker {
     addr: SocketAddr,
     conns: Vec<Conn>,
     stall_timeout: Duration,
+    tls: Option<tls::Settings>,
     live: usize,
     completed: usize,
     failures: FailureCounts,
@@ -139,12 +146,14 @@ impl Worker {
                 .into_iter()
                 .map(|remaining| Conn {
                     stream: None,
+                    tls: None,
                     phase: Phase::Connecting,
                     remaining,
                     sent: 0,
                 })
                 .collect(),
             stall_timeout: plan.stall_timeout,
+            tls: plan.tls.clone(),
             live: 0,
             completed: 0,
             failures: FailureCounts::default(),
@@ -161,15 +170,24 @@ impl Worker {
                 )?;
                 Ok(stream)
             });
+            let link = match &self.tls {
+                Some(settings) => tls::Link::new(settings).ok().map(Box::new),
+                None => None,
+            };
             match opened {
-                Ok(stream) => {
+                Ok(stream) if self.tls.is_none() || link.is_some() => {
                     if let Some(conn) = self.conns.get_mut(index) {
                         conn.stream = Some(stream);
+                        conn.tls = link;
                         self.live += 1;
                     }
                 }
-                Err(_) => {
-                    self.failures.add(FailureKind::Connect);
+                failed => {
+                    self.failures.add(if failed.is_ok() {
+                        FailureKind::Tls
+                    } else {
+                        FailureKind::Connect
+                    });
                     if let Some(conn) = self.conns.get_mut(index) {
                         conn.phase = Phase::Done;
                     }
@@ -220,8 +238,28 @@ impl Worker {
             }
             conn.phase = Phase::Sending;
         }
+        // TLS: the handshake's replies (and tickets) must be read while sending.
+        if let (Phase::Sending | Phase::Closing, Some(link), Some(stream)) =
+            (conn.phase, conn.tls.as_deref_mut(), conn.stream.as_mut())
+        {
+            match link.read(stream, sink) {
+                Ok(0) => return Err(FailureKind::Reset),
+                // The raw server sends nothing; whatever comes is ignored.
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == ErrorKind::InvalidData => return Err(FailureKind::Tls),
+                Err(_) => return Err(FailureKind::Reset),
+            }
+        }
         while conn.phase == Phase::Sending {
             if conn.remaining == 0 {
+                if let (Some(link), Some(stream)) = (conn.tls.as_deref_mut(), conn.stream.as_mut())
+                {
+                    conn.phase = Phase::Closing;
+                    if !link.close(stream)? {
+                        return Ok(());
+                    }
+                }
                 let stream = conn.stream.as_ref().ok_or(FailureKind::Reset)?;
                 stream
                     .shutdown(Shutdown::Write)
@@ -234,7 +272,11 @@ impl Worker {
             let len =
                 (data.len() - offset).min(usize::try_from(conn.remaining).unwrap_or(usize::MAX));
             let chunk = data.get(offset..offset + len).unwrap_or_default();
-            match write(&mut conn.stream, chunk)? {
+            let written = match (conn.tls.as_deref_mut(), conn.stream.as_mut()) {
+                (Some(link), Some(stream)) => link.write(stream, chunk)?,
+                _ => write(&mut conn.stream, chunk)?,
+            };
+            match written {
                 Some(n) => {
                     conn.sent += n as u64;
                     conn.remaining -= n as u64;
@@ -242,10 +284,22 @@ impl Worker {
                 None => return Ok(()),
             }
         }
+        if conn.phase == Phase::Closing {
+            let stream = conn.stream.as_mut().ok_or(FailureKind::Reset)?;
+            if let Some(link) = conn.tls.as_deref_mut() {
+                if !link.flush(stream)? {
+                    return Ok(());
+                }
+            }
+            stream
+                .shutdown(Shutdown::Write)
+                .map_err(|_| FailureKind::Reset)?;
+            conn.phase = Phase::Draining;
+        }
         if conn.phase == Phase::Draining {
             let stream = conn.stream.as_mut().ok_or(FailureKind::Reset)?;
             loop {
-                match retry_interrupted(|| stream.read(sink)) {
+                match retry_interrupted(|| tls::read(stream, conn.tls.as_deref_mut(), sink)) {
                     Ok(0) => {
                         conn.phase = Phase::Done;
                         conn.stream = None;

@@ -130,11 +130,39 @@ pub fn framed_table(plan: &framed::Plan, totals: &framed::RunTotals) -> String {
             ),
         ),
     ];
-    let mut text = format!("msglog-bench: framed mode, {}\n", plan.addr);
+    let mut text = format!(
+        "msglog-bench: framed mode{}, {}\n",
+        if plan.tls.is_some() { " over TLS" } else { "" },
+        plan.addr
+    );
     for (label, value) in rows {
         let _ = writeln!(text, "  {label:<15} {value}");
     }
+    if plan.tls.is_some() {
+        let _ = writeln!(
+            text,
+            "  {:<15} {} handshakes ({} resumed, {} full) with the login in {:.3} s: {} handshakes/s",
+            "tls",
+            grouped(totals.authenticated as u64),
+            grouped(totals.resumed as u64),
+            grouped(totals.authenticated.saturating_sub(totals.resumed) as u64),
+            totals.connect_elapsed.as_secs_f64(),
+            grouped(rate(totals.authenticated as u64, totals.connect_elapsed).round() as u64),
+        );
+    }
     text
+}
+
+/// The TLS part of a framed run's JSON (`null` without `--tls`).
+fn tls_json(plan: &framed::Plan, totals: &framed::RunTotals) -> Value {
+    if plan.tls.is_none() {
+        return Value::Null;
+    }
+    json!({
+        "handshakes": totals.authenticated,
+        "resumed": totals.resumed,
+        "handshakes_per_s": rate(totals.authenticated as u64, totals.connect_elapsed),
+    })
 }
 
 /// The framed run as one line, as `redis-benchmark -q` reports:
@@ -217,13 +245,18 @@ pub fn framed_json(plan: &framed::Plan, totals: &framed::RunTotals) -> Value {
             "mean": latency.mean(),
         },
         "clean": totals.is_clean(),
+        "tls": tls_json(plan, totals),
     })
 }
 
 /// The raw run as an aligned table.
 pub fn raw_table(plan: &raw::Plan, totals: &raw::RunTotals) -> String {
     let bytes_per_s = rate(totals.sent, totals.elapsed);
-    let mut text = format!("msglog-bench: raw mode, {}\n", plan.addr);
+    let mut text = format!(
+        "msglog-bench: raw mode{}, {}\n",
+        if plan.tls.is_some() { " over TLS" } else { "" },
+        plan.addr
+    );
     let rows = [
         (
             "connections",
@@ -285,6 +318,7 @@ pub fn raw_json(plan: &raw::Plan, totals: &raw::RunTotals) -> Value {
         "mb_per_s": bytes_per_s / 1e6,
         "gb_per_s": bytes_per_s / 1e9,
         "clean": totals.is_clean(plan),
+        "tls": plan.tls.is_some(),
     })
 }
 

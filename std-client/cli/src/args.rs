@@ -13,6 +13,7 @@ use msglog_core::DEFAULT_PORT;
 use msglog_std::{parse_duration, Zero};
 
 use crate::exit::Exit;
+use crate::tls_args::TlsArgs;
 
 /// Most transactions in flight `--window` accepts: the unacknowledged
 /// messages are kept for `--retry`, up to 64 KiB each.
@@ -57,6 +58,15 @@ growing from 0.1 s to 5 s, and resends every message not yet acknowledged. \
 A message the server wrote just before the connection broke is then logged \
 twice; the client reports how many may be duplicates. A rejection (0xFF) is \
 never retried.
+
+--tls speaks TLS in either mode. The server's certificate must chain to a CA \
+of --ca FILE (else of the system's store) and be valid for --tls-server-name \
+(else HOST); a failure names the reason (unknown issuer, name mismatch, \
+expired) and exits 13. There is no way to skip that check: for a server with \
+a self-signed certificate, give that certificate as --ca. --cert and --key \
+present a client certificate. In raw mode over TLS the client ends its \
+stream with close_notify, and only the server's close_notify followed by its \
+close confirms that it took every byte.
 
 On completion, and on SIGINT (Ctrl-C) or SIGTERM, one summary line on \
 stderr says what was read, acknowledged, rejected and not sent, the time \
@@ -134,6 +144,9 @@ pub struct Args {
     /// write to make progress: 2s, 500ms, 1m, a bare number of seconds (0: no limit).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
     pub timeout: Timeout,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
 
     /// Write shell completions or the man page to stdout and exit.
     #[arg(long, value_enum, value_name = "KIND", exclusive = true)]

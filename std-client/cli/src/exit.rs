@@ -28,6 +28,9 @@ pub enum Exit {
     Timeout = 11,
     /// The server sent something that is not a status byte (raw mode: any byte).
     Protocol = 12,
+    /// TLS failed: the server's certificate was not accepted, the server
+    /// refused ours, or the TLS files cannot be used.
+    Tls = 13,
     /// SIGINT (Ctrl-C): 128 + 2, as shells report it.
     Interrupted = 130,
     /// SIGTERM: 128 + 15.
@@ -36,7 +39,7 @@ pub enum Exit {
 
 impl Exit {
     /// Every code, in order, with its `--help` description.
-    pub const ALL: [(Exit, &'static str); 13] = [
+    pub const ALL: [(Exit, &'static str); 14] = [
         (Exit::Usage, "bad arguments, or an invalid user name"),
         (
             Exit::Password,
@@ -65,6 +68,10 @@ impl Exit {
         (
             Exit::Protocol,
             "the server answered with a byte that is not a status (raw mode: with any byte)",
+        ),
+        (
+            Exit::Tls,
+            "TLS failed (unknown issuer, name mismatch, expired, client certificate refused, not a TLS server) or the TLS files cannot be used",
         ),
         (
             Exit::Interrupted,

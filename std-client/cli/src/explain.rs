@@ -1,6 +1,6 @@
 //! Library errors as one-line reports with their exit codes.
 
-use msglog_client::{Error, Stage};
+use msglog_client::{Error, Stage, TlsFailure};
 
 use crate::args::Settings;
 use crate::exit::{CliError, Exit};
@@ -85,6 +85,22 @@ pub fn explain(settings: &Settings, error: &Error, message: Option<&str>) -> Cli
             Exit::Usage,
             format!("invalid user name '{}': {error}", user.escape_debug()),
         ),
+        Error::Tls(failure) => {
+            let hint = match failure {
+                TlsFailure::UnknownIssuer => "; give the CA that signed it with --ca FILE",
+                TlsFailure::NameMismatch { .. } => {
+                    "; connect by a name it is for, or give one with --tls-server-name"
+                }
+                TlsFailure::ClientCertificateRefused(_) if args.tls.cert.is_none() => {
+                    "; the server requires one: --cert FILE --key FILE"
+                }
+                _ => "",
+            };
+            (
+                Exit::Tls,
+                format!("TLS with {host} port {port} failed: {failure}{hint}"),
+            )
+        }
         other => (Exit::Lost, other.to_string()),
     };
     CliError::new(exit, text)

@@ -83,6 +83,7 @@ pub fn run(settings: &Settings, user: &str) -> Result<(), CliError> {
         connect_timeout: args.timeout.0,
         io_timeout: args.timeout.0,
         window: args.window,
+        tls: args.tls.connector(&settings.host)?,
     };
     let server = (settings.host.clone(), settings.port);
     let delivery = Delivery::new(

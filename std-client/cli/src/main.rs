@@ -17,6 +17,7 @@
 //! | `progress` | `--progress` (indicatif) |
 //! | `exit` | exit codes and `CliError`, the one line printed on failure |
 //! | `explain` | library errors as `CliError`s |
+//! | `tls_args` | `--tls`, `--ca`, `--tls-server-name`, `--cert`, `--key`: the library's `TlsConnector` |
 
 #![forbid(unsafe_code)]
 
@@ -30,6 +31,7 @@ mod platform;
 mod progress;
 mod raw;
 mod summary;
+mod tls_args;
 mod watch;
 
 use std::process::ExitCode;

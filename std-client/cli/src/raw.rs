@@ -3,7 +3,7 @@
 use std::io::{self, Read};
 use std::sync::Arc;
 
-use msglog_client::{connect, send_raw, Error, Options, RAW_BUFFER};
+use msglog_client::{connect, send_raw, Error, Options, Transport, RAW_BUFFER};
 
 use crate::args::Settings;
 use crate::exit::{CliError, Exit};
@@ -13,10 +13,12 @@ use crate::summary::{on_signal, Tally, Unit};
 
 pub fn run(settings: &Settings) -> Result<(), CliError> {
     let args = &settings.args;
+    let tls = args.tls.connector(&settings.host)?;
     let options = Options {
         connect_timeout: args.timeout.0,
         io_timeout: args.timeout.0,
         window: 1,
+        ..Options::default()
     };
     let opened = Opened::open(&settings.inputs)?;
     let tally = Tally::new(Unit::Bytes, args.quiet);
@@ -24,13 +26,20 @@ pub fn run(settings: &Settings) -> Result<(), CliError> {
         .map_err(|e| CliError::new(Exit::Input, format!("cannot watch for signals: {e}")))?;
     let server = (settings.host.as_str(), settings.port);
     let stream = connect(server, &options).map_err(|e| explain(settings, &e, None))?;
+    let stream: Box<dyn Transport> = match tls {
+        Some(tls) => Box::new(
+            tls.handshake(stream, Some(&settings.host))
+                .map_err(|e| explain(settings, &e, None))?,
+        ),
+        None => Box::new(stream),
+    };
     let mut input = Counted {
         inner: opened.concatenated(),
         tally: &tally,
     };
     // One fixed buffer, whatever the input's size.
     let mut buffer = vec![0u8; RAW_BUFFER];
-    match send_raw(&stream, &mut input, &mut buffer) {
+    match send_raw(stream, &mut input, &mut buffer) {
         Ok(_) => {
             tally.print_completed();
             Ok(())

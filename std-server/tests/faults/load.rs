@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use msglog_core::Transaction;
 
@@ -79,6 +79,8 @@ pub struct ConnReport {
     pub rejected: Option<u64>,
     /// How the connection ended.
     pub end: String,
+    /// The longest wait for status bytes while messages were in flight.
+    pub longest_wait: Duration,
 }
 
 #[derive(Default)]
@@ -247,8 +249,15 @@ fn run_connection(
     };
 
     let mut chunk = [0u8; 4096];
+    let mut last_status = Instant::now();
     report.end = 'read: loop {
-        match stream.read(&mut chunk) {
+        let read = stream.read(&mut chunk);
+        let waited = last_status.elapsed();
+        last_status = Instant::now();
+        if report.acked < sent.load(Ordering::Acquire) {
+            report.longest_wait = report.longest_wait.max(waited);
+        }
+        match read {
             Ok(0) => break "eof".to_string(),
             Ok(n) => {
                 for &status in &chunk[..n] {

@@ -21,6 +21,9 @@ pub const MAX_M_COST: u32 = 4 * 1024 * 1024;
 pub const MAX_T_COST: u32 = 1000;
 pub const MAX_P_COST: u32 = 64;
 
+use crate::nats_args::{ExportArgs, SinkArgs};
+use crate::tls_args::TlsArgs;
+
 /// The msglog server: appends authenticated clients' messages to
 /// messages.log (framed mode), or copies raw client streams to stdout (--raw).
 #[derive(Debug, Parser)]
@@ -63,11 +66,21 @@ Raw mode (--raw): one client at a time. A client's connection is closed
 cleanly only after every byte it sent is written to stdout; it is reset if
 stdout fails (then exit 7), if the client breaks a limit (--raw-min-rate over
 --raw-rate-window, --raw-max-session, --idle-timeout), or on SIGINT/SIGTERM
-before its end of stream.
+before its end of stream. With TLS, the client ends its stream with
+close_notify and the server confirms with its own close_notify before the FIN;
+a TCP close without close_notify is reset.
 
 systemd: READY=1, RELOADING=1 and STOPPING=1 go to $NOTIFY_SOCKET when it is
 set (Type=notify); a listening socket passed by socket activation
 (LISTEN_FDS) is used instead of binding PORT. Units: dist/ in the repository.
+
+TLS (--tls-cert, --tls-key): the port speaks TLS 1.2 and 1.3 only, or, with
+--tls-port, TLS is served on a port of its own beside the plaintext one. In
+transactions.log a TLS connection's event=open line is written once its
+handshake completed, with tls=1.3 (the version) and the client certificate's
+subject; a failed handshake is one event=close reason=tls line. SIGHUP also
+reloads the certificate, key and client CA (a broken file is reported and the
+old ones stay in use).
 
 Exit codes: 0 clean stop (check: the configuration is good; users verify:
 the password is right); 1 runtime error; 2 bad command line; 3 cannot listen
@@ -78,7 +91,14 @@ to stdout (raw mode, hash-password, users list, --generate); 8 a log's
 unfinished last line cannot be saved in its side file (nothing changed);
 9 another server holds the log directory (its PID is named); 10 cannot write
 --pid-file or the users file; 11 users remove/verify: no such user; 12 users
-verify: wrong password.";
+verify: wrong password; 13 the TLS certificate, key or client CA cannot be
+loaded; 14 NATS (--sink nats://..., export) cannot be reached, refused us, or
+a NATS secret file cannot be read; 15 the NATS stream does not exist or does
+not capture the subject.
+
+With --sink nats://..., a MESSAGE is answered 0x00 only once JetStream
+acknowledged its record (stored with the stream's replication) and its
+transactions.log line is written; see `export` to read a stream back.";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -90,10 +110,15 @@ pub enum Command {
     /// Check a configuration (the same flags as serving) without serving:
     /// every flag, the users file, the log directory; print what the server
     /// would do; exit 0, or with the code the server would exit with.
-    Check(ServeArgs),
+    Check(Box<ServeArgs>),
+    /// Write a NATS stream's records as messages.log lines (`[name]: message`,
+    /// escaped as the server escapes them), from a sequence or a time, to
+    /// stdout or --output; --follow keeps reading.
+    Export(Box<ExportArgs>),
     /// Ask the server logging to DIR to reopen its logs and re-read its
-    /// users file, as SIGHUP does (the way to do it on Windows, which has
-    /// no SIGHUP). Exit 0 once asked, 1 if no server runs there.
+    /// users file and TLS files, as SIGHUP does (the way to do it on
+    /// Windows, which has no SIGHUP). Exit 0 once asked, 1 if no server
+    /// runs there.
     Reload(ReloadArgs),
 }
 
@@ -289,6 +314,12 @@ pub struct ServeArgs {
     /// Only errors on stderr.
     #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,
+
+    #[command(flatten)]
+    pub sink: SinkArgs,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -310,12 +341,17 @@ impl Cli {
             })) => Some(cost),
             _ => None,
         };
-        match cost.map(CostArgs::check) {
-            Some(Err(message)) => {
-                Err(Cli::command().error(clap::error::ErrorKind::ValueValidation, message))
-            }
-            _ => Ok(()),
+        let invalid =
+            |message| Cli::command().error(clap::error::ErrorKind::ValueValidation, message);
+        if let Some(Err(message)) = cost.map(CostArgs::check) {
+            return Err(invalid(message));
         }
+        // The sink's flags, for the server and for `check` alike.
+        let serve: &ServeArgs = match &self.command {
+            Some(Command::Check(args)) => args,
+            _ => &self.serve,
+        };
+        serve.sink.sink().map(drop).map_err(invalid)
     }
 }
 
@@ -341,8 +377,11 @@ impl ServeArgs {
             },
             grace: self.grace,
             max_connections: self.max_connections,
+            tls: self.tls.tls(),
             pid_file: self.pid_file.clone(),
             metrics: self.metrics,
+            // A bad combination of sink flags is a usage error (`Cli::check`).
+            sink: self.sink.sink().unwrap_or_default(),
         }
     }
 
@@ -355,6 +394,7 @@ impl ServeArgs {
             min_rate: self.raw_min_rate,
             rate_window: self.raw_rate_window,
             max_session: self.raw_max_session,
+            tls: self.tls.tls(),
         }
     }
 }
@@ -527,8 +567,10 @@ mod tests {
                 },
                 grace: Duration::from_secs(1),
                 max_connections: 7,
+                tls: None,
                 pid_file: None,
                 metrics: None,
+                sink: msglog_server::Sink::File,
             }
         );
         let cli = Cli::try_parse_from(["msglog-server", "--auth", "legacy-parity"]).unwrap();

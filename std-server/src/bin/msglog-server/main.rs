@@ -5,13 +5,17 @@
 
 mod check;
 mod cli;
+mod export;
 mod hash_password;
+mod nats_args;
 mod stderr_log;
+mod tls_args;
 mod users;
 
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
+use msglog_server::nats::NatsError;
 use msglog_server::{LockError, LogOpenError, ServerError};
 
 use crate::cli::{Cli, Command};
@@ -31,6 +35,7 @@ fn main() -> ExitCode {
         Some(Command::Users(args)) => return users::run(&args.action),
         Some(Command::Check(args)) => return check::run(args),
         Some(Command::Reload(args)) => return reload(&args.dir),
+        Some(Command::Export(args)) => return export::run(args),
         None => {}
     }
     let result = if serve.raw {
@@ -71,8 +76,11 @@ fn reload(dir: &std::path::Path) -> ExitCode {
 /// Exit codes (see `--help`): 1 runtime error, 3 cannot listen, 4 cannot
 /// open the logs, 5 bad users file, 7 stdout failed, 8 a torn last line
 /// cannot be saved in its side file, 9 another server holds the log
-/// directory, 10 the PID file cannot be written. (2 is a bad command line,
-/// 6 a failed `hash-password`; `users` adds 10, 11 and 12.)
+/// directory, 10 the PID file cannot be written, 13 the TLS files cannot be
+/// loaded, 14 NATS cannot be reached or refused us or a NATS secret file is
+/// unreadable, 15 the NATS stream is missing or cannot take the records. (2
+/// is a bad command line, 6 a failed `hash-password`; `users` adds 10, 11
+/// and 12.)
 pub fn exit_code(error: &ServerError) -> u8 {
     match error {
         ServerError::Listen(_) | ServerError::Metrics(_) | ServerError::Activation(_) => 3,
@@ -84,6 +92,17 @@ pub fn exit_code(error: &ServerError) -> u8 {
         ServerError::Lock(_) => 4,
         ServerError::Users(_) => 5,
         ServerError::Stdout(_) => 7,
+        ServerError::Tls(_) => 13,
+        ServerError::Nats(e) => nats_exit_code(e),
+        _ => 1,
+    }
+}
+
+/// 14: NATS cannot be used as configured; 15: the stream cannot.
+pub fn nats_exit_code(error: &NatsError) -> u8 {
+    match error {
+        NatsError::Secret { .. } | NatsError::Connect { .. } | NatsError::Url { .. } => 14,
+        NatsError::Stream { .. } => 15,
         _ => 1,
     }
 }
