@@ -56,7 +56,8 @@ mod imp {
     /// What the operator's lines call a reload request.
     pub(crate) const RELOAD: &str = "SIGHUP";
 
-    /// This host's name, if it has one.
+    /// This host's name, if it has one (the NATS sink's front-end id).
+    #[cfg(feature = "nats")]
     pub(crate) fn host_name() -> Option<String> {
         let mut buffer = [0u8; 256];
         // SAFETY: gethostname writes at most `len` bytes into the buffer we own.
@@ -390,7 +391,8 @@ mod imp {
 
     use super::{OnRequest, Request};
 
-    /// This host's name, if it has one.
+    /// This host's name, if it has one (the NATS sink's front-end id).
+    #[cfg(feature = "nats")]
     pub(crate) fn host_name() -> Option<String> {
         std::env::var("COMPUTERNAME")
             .ok()
