@@ -2,7 +2,6 @@
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
 use msglog_core::{valid_name, Transaction};
@@ -211,7 +210,7 @@ impl Connection {
     }
 
     /// How long until the oldest status in flight is overdue, for a caller
-    /// that waits for the socket itself (see [`AsFd`]) and then calls
+    /// that waits for the socket itself (its `AsFd` on Unix, `AsSocket` on Windows) and then calls
     /// [`Connection::poll`]: `None` with nothing in flight or no
     /// [`Options::io_timeout`], zero once overdue.
     pub fn poll_timeout(&self) -> Option<Duration> {
@@ -299,12 +298,10 @@ impl Connection {
     }
 }
 
-/// The socket, e.g. to wait for it to become readable (a status, a goodbye
-/// or a close) in a poll of the caller's; read it only through the
-/// connection, and [`flush`](Connection::flush) queued messages first.
-impl AsFd for Connection {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.pipeline.stream().as_fd()
+impl Connection {
+    /// The transport, for `platform`'s `AsFd` (Unix) or `AsSocket` (Windows).
+    pub(crate) fn stream(&self) -> &crate::transport::BoxedTransport {
+        self.pipeline.stream()
     }
 }
 

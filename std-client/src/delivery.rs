@@ -125,7 +125,7 @@ type Connector = Box<dyn FnMut() -> Result<Connection, Error> + Send>;
 ///
 /// A caller with other things to wait for (input, say) waits for the
 /// connection's socket too ([`connection`](Delivery::connection) is
-/// [`AsFd`](std::os::fd::AsFd)) for at most
+/// `AsFd` on Unix, `AsSocket` on Windows) for at most
 /// [`poll_timeout`](Delivery::poll_timeout), then calls
 /// [`poll`](Delivery::poll): acknowledgements are counted as they come
 /// and a lost connection is replaced at once, not at the next message.

@@ -12,7 +12,7 @@
 //! window allows (never splitting a frame across two: the original server
 //! requires it), reads statuses in bulk, and turns their errors into
 //! [`Error`]. Its dependencies are the core, `msglog-std` (only its I/O
-//! helpers), `embedded-io`, `socket2`, `libc` and `thiserror`, and with
+//! helpers), `embedded-io`, `socket2`, `libc` (on Unix) and `thiserror`, and with
 //! the `tls` feature (on by default) `rustls` (ring provider) and
 //! `rustls-native-certs`; the `msglog-client` and `msglog-bench` programs
 //! are packages of their own.
@@ -26,6 +26,7 @@
 //! | `delivery` | at-least-once delivery: [`Delivery`], [`RetryPolicy`], [`DeliveryStats`] |
 //! | `table` | connections to many servers: [`ConnectionTable`], [`Endpoint`] |
 //! | `raw` | the raw stream mode: [`send_raw`], [`RAW_BUFFER`] |
+//! | `platform` | what differs between Unix and Windows: a peek that does not wait, the socket as `AsFd` or `AsSocket` (crate-private) |
 //! | `transport` | [`Transport`], what a connection runs over (TCP, TLS, a caller's own stream), and what the drivers need of it: peeking, the receive timeout as the session's deadline |
 //! | `tls` | TLS (feature `tls`, on by default): [`TlsConnector`], [`TlsStream`], [`TlsFailure`] |
 //! | `error` | [`Error`]; [`Stage`] (from the core) names the transaction an error is about |
@@ -69,6 +70,7 @@ mod credentials;
 mod delivery;
 mod error;
 mod pipeline;
+mod platform;
 mod raw;
 mod table;
 #[cfg(feature = "tls")]

@@ -240,7 +240,7 @@ impl Pipeline {
         loop {
             let deadline = self.session.poll_timeout();
             let left = deadline.map(|at| Duration::from_nanos(at.saturating_sub(self.now())));
-            if let Err(e) = self.deadline.bound(&self.stream, left) {
+            if let Err(e) = self.deadline.bound(&*self.stream, left) {
                 return self.transport_failed(e);
             }
             let read = retry_interrupted(|| self.stream.read(&mut self.inbox));

@@ -23,7 +23,10 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+#[cfg(unix)]
 use std::os::fd::{AsFd, BorrowedFd};
+#[cfg(windows)]
+use std::os::windows::io::{AsSocket, BorrowedSocket};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -434,9 +437,17 @@ impl Write for TlsStream {
     }
 }
 
+#[cfg(unix)]
 impl AsFd for TlsStream {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.tls.sock.as_fd()
+    }
+}
+
+#[cfg(windows)]
+impl AsSocket for TlsStream {
+    fn as_socket(&self) -> BorrowedSocket<'_> {
+        self.tls.sock.as_socket()
     }
 }
 

@@ -7,18 +7,23 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::mem::MaybeUninit;
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::os::fd::AsFd;
+#[cfg(unix)]
+use std::os::fd::AsFd as OsSocket;
+#[cfg(windows)]
+use std::os::windows::io::AsSocket as OsSocket;
 use std::time::Duration;
 
 use msglog_std::retry_interrupted;
-use socket2::SockRef;
+
+use crate::platform::peek_now;
 
 /// A byte stream to a msglog server: what a [`Connection`](crate::Connection)
 /// and [`send_raw`](crate::send_raw) run over. Implemented for a
 /// `TcpStream`, for [`TlsStream`](crate::TlsStream) (feature `tls`), and
 /// for a caller's own stream (a Unix socket, a tunnel, another TLS
-/// library) with a descriptor to wait on.
-pub trait Transport: Read + Write + AsFd + Send + fmt::Debug {
+/// library) with a socket to wait on (`AsFd` on Unix, `AsSocket` on
+/// Windows).
+pub trait Transport: Read + Write + OsSocket + Send + fmt::Debug {
     /// Bound each blocking read by `timeout` (`None`: no bound); a read
     /// that times out fails with `WouldBlock` or `TimedOut`.
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
@@ -81,48 +86,65 @@ impl Transport for &TcpStream {
     }
 }
 
+/// The methods of a [`Transport`] that forwards to the one it points to.
+macro_rules! forward_transport {
+    () => {
+        fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+            (**self).set_read_timeout(timeout)
+        }
+
+        fn peek_byte(&mut self) -> io::Result<Option<u8>> {
+            (**self).peek_byte()
+        }
+
+        fn shutdown_write(&mut self) -> io::Result<()> {
+            (**self).shutdown_write()
+        }
+
+        fn peer_addr(&self) -> io::Result<SocketAddr> {
+            (**self).peer_addr()
+        }
+
+        fn read_to_close(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+            (**self).read_to_close(buffer)
+        }
+    };
+}
+
+// Unix's `AsFd` is implemented for `&mut T` and `Box<T>` of unsized `T`,
+// so these forward for `dyn Transport` too.
+#[cfg(unix)]
 impl<T: Transport + ?Sized> Transport for &mut T {
-    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        (**self).set_read_timeout(timeout)
-    }
+    forward_transport!();
+}
 
-    fn peek_byte(&mut self) -> io::Result<Option<u8>> {
-        (**self).peek_byte()
-    }
+#[cfg(unix)]
+impl<T: Transport + ?Sized> Transport for Box<T> {
+    forward_transport!();
+}
 
-    fn shutdown_write(&mut self) -> io::Result<()> {
-        (**self).shutdown_write()
-    }
+// Windows's `AsSocket` is implemented for `&mut T` and `Box<T>` of sized `T`
+// only; `Box<dyn Transport>` gets its own.
+#[cfg(windows)]
+impl<T: Transport> Transport for &mut T {
+    forward_transport!();
+}
 
-    fn peer_addr(&self) -> io::Result<SocketAddr> {
-        (**self).peer_addr()
-    }
+#[cfg(windows)]
+impl<T: Transport> Transport for Box<T> {
+    forward_transport!();
+}
 
-    fn read_to_close(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
-        (**self).read_to_close(buffer)
+#[cfg(windows)]
+impl std::os::windows::io::AsSocket for Box<dyn Transport> {
+    fn as_socket(&self) -> std::os::windows::io::BorrowedSocket<'_> {
+        (**self).as_socket()
     }
 }
 
-impl<T: Transport + ?Sized> Transport for Box<T> {
-    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        (**self).set_read_timeout(timeout)
-    }
-
-    fn peek_byte(&mut self) -> io::Result<Option<u8>> {
-        (**self).peek_byte()
-    }
-
-    fn shutdown_write(&mut self) -> io::Result<()> {
-        (**self).shutdown_write()
-    }
-
-    fn peer_addr(&self) -> io::Result<SocketAddr> {
-        (**self).peer_addr()
-    }
-
-    fn read_to_close(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
-        (**self).read_to_close(buffer)
-    }
+#[cfg(windows)]
+impl Transport for Box<dyn Transport> {
+    forward_transport!();
 }
 
 /// The transport a [`Connection`](crate::Connection) holds.
@@ -162,8 +184,7 @@ impl Peeked {
 /// One non-blocking peek (and a second, to learn the byte, when there is one).
 pub(crate) fn peek(stream: &TcpStream) -> Peeked {
     let mut probe = [MaybeUninit::<u8>::uninit()];
-    let flags = libc::MSG_PEEK | libc::MSG_DONTWAIT;
-    match retry_interrupted(|| SockRef::from(stream).recv_with_flags(&mut probe, flags)) {
+    match retry_interrupted(|| peek_now(stream, &mut probe)) {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Peeked::Nothing,
         Err(e) => Peeked::Closed(e),
         Ok(0) => Peeked::Closed(io::Error::new(

@@ -130,14 +130,22 @@ mod tests {
 
     #[test]
     fn errors_are_the_systems_own() {
+        // The system's "connection reset" code.
+        const RESET: i32 = if cfg!(windows) {
+            10054 // WSAECONNRESET
+        } else if cfg!(target_os = "macos") {
+            54
+        } else {
+            104
+        };
         struct Reset;
         impl Read for Reset {
             fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
-                Err(io::Error::from_raw_os_error(104))
+                Err(io::Error::from_raw_os_error(RESET))
             }
         }
         let error = embedded_io::Read::read(&mut Std(Reset), &mut [0; 4]).unwrap_err();
-        assert_eq!(error.raw_os_error(), Some(104));
+        assert_eq!(error.raw_os_error(), Some(RESET));
         assert_eq!(
             embedded_io::Error::kind(&error),
             embedded_io::ErrorKind::ConnectionReset

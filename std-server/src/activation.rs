@@ -6,14 +6,14 @@
 //! The protocol: `LISTEN_PID` is this process's PID and `LISTEN_FDS` the
 //! number of descriptors passed, from 3 on. msglog-server takes exactly
 //! one, a listening TCP socket (IPv4 or IPv6), for the framed or the raw
-//! protocol, whichever mode it runs in.
+//! protocol, whichever mode it runs in. Unix only: on Windows nothing is
+//! ever passed (`platform`).
 
 use std::io;
 use std::net::TcpListener;
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use socket2::{Domain, Socket, Type};
+use socket2::{Domain, Type};
 
 use crate::listen::Listening;
 
@@ -46,23 +46,23 @@ pub enum ActivationError {
 
 /// The socket systemd passed to this process, if it passed one.
 pub(crate) fn take() -> Result<Option<Listening>, ActivationError> {
-    let fds = sd_notify::listen_fds().map_err(ActivationError::Environment)?;
-    let count = fds.len();
-    if count == 0 || TAKEN.swap(true, Ordering::SeqCst) {
+    if TAKEN.swap(true, Ordering::SeqCst) {
         return Ok(None);
     }
     // Every passed descriptor is ours (closed on drop), the unused ones too.
-    let owned: Vec<(i32, OwnedFd)> = fds
-        // SAFETY: LISTEN_PID names this process, so systemd passed these
-        // descriptors to it (sd_listen_fds(3)), and TAKEN makes this the
-        // only place that takes ownership of them.
-        .map(|fd| (fd, unsafe { OwnedFd::from_raw_fd(fd) }))
-        .collect();
+    let owned = match crate::platform::passed_sockets() {
+        Ok(owned) if !owned.is_empty() => owned,
+        // Nothing taken: a later call may look again.
+        other => {
+            TAKEN.store(false, Ordering::SeqCst);
+            return other.map(|_| None).map_err(ActivationError::Environment);
+        }
+    };
+    let count = owned.len();
     if count != 1 {
         return Err(ActivationError::Count { count });
     }
     let (fd, socket) = owned.into_iter().next().expect("one descriptor");
-    let socket = Socket::from(socket);
     let not = |reason: String| ActivationError::NotTcpListener { fd, reason };
     let kind = socket.r#type().map_err(|e| not(e.to_string()))?;
     if kind != Type::STREAM {
@@ -75,7 +75,7 @@ pub(crate) fn take() -> Result<Option<Listening>, ActivationError> {
     if domain != Domain::IPV4 && domain != Domain::IPV6 {
         return Err(not("not an IP socket".into()));
     }
-    if !socket.is_listener().map_err(|e| not(e.to_string()))? {
+    if !crate::platform::is_listener(&socket).map_err(|e| not(e.to_string()))? {
         return Err(not("not listening".into()));
     }
     let dual_stack = domain == Domain::IPV6 && !socket.only_v6().unwrap_or(true);

@@ -17,8 +17,6 @@
 use std::fs::File;
 use std::io;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpListener};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use crate::config::{Auth, Config, RawConfig, Sink, Tls};
@@ -27,6 +25,7 @@ use crate::error::ServerError;
 use crate::listen::{unprivileged_port_start, BindError};
 use crate::log_file::{after_last_newline, side_path, LogOpenError};
 use crate::pid_file::PidFileError;
+use crate::platform::{is_char_device, may_write, not_a_directory, readable_by_everyone};
 use crate::users::parse_file;
 
 /// What `check` found: what the server would do, and what it would warn
@@ -204,7 +203,7 @@ fn check_address(addr: SocketAddr, report: &mut CheckReport) -> Result<(), BindE
         TcpListener::bind(SocketAddr::new(addr.ip(), 0)).map_err(fail)?;
     }
     if addr.port() != 0 && addr.port() < unprivileged_port_start() && !may_bind_privileged() {
-        return Err(fail(io::Error::from_raw_os_error(libc::EACCES)));
+        return Err(fail(crate::platform::permission_denied()));
     }
     if addr.port() != 0 && TcpListener::bind(addr).is_err() {
         report.warnings.push(format!(
@@ -214,18 +213,7 @@ fn check_address(addr: SocketAddr, report: &mut CheckReport) -> Result<(), BindE
     Ok(())
 }
 
-/// Root, or the CAP_NET_BIND_SERVICE capability in effect.
-fn may_bind_privileged() -> bool {
-    const CAP_NET_BIND_SERVICE: u32 = 10;
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return false;
-    };
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("CapEff:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .is_some_and(|caps| caps & (1 << CAP_NET_BIND_SERVICE) != 0)
-}
+use crate::platform::may_bind_privileged;
 
 /// The TLS files, loaded as the server loads them at start-up, so that a
 /// bad certificate, key or client CA fails `check` with the server's exit
@@ -281,9 +269,9 @@ fn check_log_directory(dir: &Path, report: &mut CheckReport) -> Result<PathBuf, 
         ));
         return Ok(absolute);
     }
-    let dir = dir.canonicalize().map_err(fail)?;
+    let dir = crate::platform::canonical_dir(dir).map_err(fail)?;
     if !dir.is_dir() {
-        return Err(fail(io::Error::from_raw_os_error(libc::ENOTDIR)));
+        return Err(fail(not_a_directory()));
     }
     may_create_in(&dir).map_err(fail)?;
     for name in ["messages.log", "transactions.log"] {
@@ -315,21 +303,21 @@ fn check_log(path: &Path, report: &mut CheckReport) -> Result<(), ServerError> {
     if !metadata.is_file() {
         return Err(fail(io::Error::other("not a regular file")).into());
     }
-    access(path, libc::W_OK).map_err(fail)?;
-    if metadata.mode() & 0o004 != 0 && path.ends_with("transactions.log") {
-        report.warnings.push(format!(
-            "{} is readable by everyone (mode {:04o}): it holds peer addresses, names and failed logins",
-            path.display(),
-            metadata.mode() & 0o7777
-        ));
+    may_write(path).map_err(fail)?;
+    if let Some(mode) = readable_by_everyone(&metadata) {
+        if path.ends_with("transactions.log") {
+            report.warnings.push(format!(
+                "{} is readable by everyone (mode {mode:04o}): it holds peer addresses, names and failed logins",
+                path.display(),
+            ));
+        }
     }
     let file = File::open(path).map_err(fail)?;
     let keep = after_last_newline(&file, metadata.len()).map_err(fail)?;
     if keep < metadata.len() {
         let side = side_path(path);
         let side_ok = match std::fs::metadata(&side) {
-            Ok(m) if m.is_file() => access(&side, libc::W_OK),
-            Ok(m) if m.file_type().is_char_device() => access(&side, libc::W_OK),
+            Ok(m) if m.is_file() || is_char_device(&m) => may_write(&side),
             Ok(_) => Err(io::Error::other("not a regular file")),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
@@ -370,37 +358,15 @@ fn check_pid_file(path: &Path) -> Result<(), PidFileError> {
 /// Files can be created in `dir` by this process (by its effective ids).
 fn may_create_in(dir: &Path) -> io::Result<()> {
     if !dir.is_dir() {
-        return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
+        return Err(not_a_directory());
     }
-    access(dir, libc::W_OK | libc::X_OK)
+    may_write(dir)
 }
 
-/// `faccessat(2)` with the effective ids; a read-only filesystem is EROFS.
-fn access(path: &Path, mode: libc::c_int) -> io::Result<()> {
-    let path = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: a NUL-terminated path that outlives the call; no other memory.
-    let result = unsafe { libc::faccessat(libc::AT_FDCWD, path.as_ptr(), mode, libc::AT_EACCESS) };
-    if result == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// The PID in a lock file that some process holds a `flock` on, found in
-/// `/proc/locks` by its device and inode (nothing is locked or opened for
-/// writing to find out).
+/// The PID in a lock file that some process holds a lock on (nothing is
+/// locked or opened for writing to find out).
 fn lock_holder(lock: &Path) -> Option<String> {
-    let metadata = std::fs::metadata(lock).ok()?;
-    let (major, minor) = (libc::major(metadata.dev()), libc::minor(metadata.dev()));
-    let id = format!("{major:02x}:{minor:02x}:{}", metadata.ino());
-    let locks = std::fs::read_to_string("/proc/locks").ok()?;
-    let held = locks.lines().any(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        fields.get(1) == Some(&"FLOCK") && fields.get(5) == Some(&id.as_str())
-    });
-    if !held {
+    if !crate::platform::lock_is_held(lock) {
         return None;
     }
     let text = std::fs::read_to_string(lock).unwrap_or_default();

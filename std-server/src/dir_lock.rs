@@ -12,10 +12,11 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use msglog_std::retry_interrupted;
+
+use crate::platform::{create_mode, read_at, write_all_at};
 
 /// The lock file's name, in the log directory.
 pub(crate) const LOCK_FILE: &str = "msglog-server.lock";
@@ -58,14 +59,16 @@ pub(crate) fn lock(dir: &Path) -> Result<DirLock, LockError> {
         lock: path.clone(),
         source,
     };
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o644)
-        .open(&path)
-        .map_err(io_error)?;
+    let file = create_mode(
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false),
+        0o644,
+    )
+    .open(&path)
+    .map_err(io_error)?;
     match try_lock(&file) {
         Ok(true) => {}
         Ok(false) => {
@@ -79,9 +82,19 @@ pub(crate) fn lock(dir: &Path) -> Result<DirLock, LockError> {
     }
     let pid = format!("{}\n", std::process::id());
     file.set_len(0)
-        .and_then(|()| file.write_all_at(pid.as_bytes(), 0))
+        .and_then(|()| write_all_at(&file, pid.as_bytes(), 0))
         .map_err(io_error)?;
     Ok(DirLock { _file: file })
+}
+
+/// The PID of the server holding `dir`'s lock; `None` if none holds it
+/// (the lock is taken and let go at once, without writing anything).
+pub(crate) fn holder_of(dir: &Path) -> io::Result<Option<u32>> {
+    let file = File::open(dir.join(LOCK_FILE))?;
+    if try_lock(&file)? {
+        return Ok(None);
+    }
+    Ok(holder(&file))
 }
 
 /// An exclusive `flock` without waiting: false if another open file holds it.
@@ -98,7 +111,7 @@ fn holder(file: &File) -> Option<u32> {
     let mut text = [0u8; 32];
     let mut len = 0;
     while len < text.len() {
-        match retry_interrupted(|| file.read_at(&mut text[len..], len as u64)) {
+        match retry_interrupted(|| read_at(file, &mut text[len..], len as u64)) {
             Ok(0) => break,
             Ok(n) => len += n,
             Err(_) => return None,

@@ -33,6 +33,7 @@ use crate::connection::{Connection, Phase};
 use crate::iteration::{Iteration, MAX_BATCH};
 use crate::latency::Latency;
 use crate::mailbox::{Accepted, Inbox, Mailbox, Verdict};
+use crate::platform::SHORT_READ_DRAINS;
 use crate::rate_limit::RateLimit;
 use crate::services::Services;
 use crate::slab::Slab;
@@ -349,9 +350,10 @@ impl EventLoop {
                     conn.queue(&mut self.iteration);
                 }
                 if readable {
-                    // A short read drains the socket, unless the peer also
-                    // closed: then only reading on to EOF sees that.
-                    self.pump(slot, !hangup);
+                    // A short read drains the socket (where the platform
+                    // says so), unless the peer also closed: then only
+                    // reading on to EOF sees that.
+                    self.pump(slot, SHORT_READ_DRAINS && !hangup);
                 }
             }
         }

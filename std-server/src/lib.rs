@@ -13,7 +13,8 @@
 //!     timeouts: Timeouts { frame: Duration::from_secs(5), ..Timeouts::default() },
 //!     ..Config::default()
 //! };
-//! // Serves until SIGINT or SIGTERM.
+//! // Serves until SIGINT or SIGTERM (Ctrl-C, Ctrl-Break or the console
+//! // closing on Windows).
 //! msglog_server::run(config)?;
 //! # Ok::<(), msglog_server::ServerError>(())
 //! ```
@@ -39,9 +40,10 @@
 //! |---|---|---|
 //! | `config` | the public [`Config`], [`RawConfig`], [`Timeouts`], [`Auth`], [`Tls`], [`Sink`] | - |
 //! | `error` | the public [`ServerError`] | `activation`, `dir_lock`, `listen`, `log_file`, `nats`, `pid_file`, `tls`, `users` (their errors) |
-//! | `server` | start-up, the accepting threads' listeners (plaintext, TLS), signals, SIGHUP, the graceful stop and the summary | `activation`, `auth`, `backoff`, `config`, `dir_lock`, `error`, `event_loop`, `journal`, `listen`, `mailbox`, `metrics`, `nats`, `notify`, `pid_file`, `rate_limit`, `services`, `system`, `timestamp`, `tls`, `transaction_log`, `users`, `verify_queue` |
+//! | `server` | start-up, the accepting threads' listeners (plaintext, TLS), signals, SIGHUP, the graceful stop and the summary | `activation`, `auth`, `backoff`, `config`, `dir_lock`, `error`, `event_loop`, `journal`, `listen`, `mailbox`, `metrics`, `nats`, `pid_file`, `platform`, `rate_limit`, `services`, `timestamp`, `tls`, `transaction_log`, `users`, `verify_queue` |
 //! | `check` | [`check`]: a configuration checked without serving or writing | `config`, `dir_lock`, `error`, `listen`, `log_file`, `nats`, `pid_file`, `tls`, `users` |
-//! | `activation`, `notify`, `pid_file` | a socket passed by systemd; the notify protocol; `--pid-file` | `listen` |
+//! | `activation`, `notify`, `pid_file` | a socket passed by systemd; the notify protocol (Unix only); `--pid-file` | `listen`, `platform` |
+//! | `platform` | everything that differs between Unix and Windows: stop and reload requests (signals; console events and a named event), the notifier (a no-op on Windows), file modes, positioned reads, socket options, error codes | `notify` (Unix) |
 //! | `metrics` | `--metrics`: the HTTP endpoint and the Prometheus exposition | `auth`, `iteration`, `journal`, `latency`, `listen`, `services`, `verify_queue` |
 //! | `latency` | each event loop's histogram of a message's last byte to its status | - |
 //! | `event_loop` | one event-loop thread: readiness, reads and writes (through `tls` on a TLS listener), timers, mail | `auth`, `capacity`, `commit`, `connection`, `iteration`, `latency`, `mailbox`, `nats`, `rate_limit`, `services`, `slab`, `timers`, `timestamp`, `tls` |
@@ -59,7 +61,7 @@
 //! | `log_file` | what both logs do with their files: append, take back, move a torn tail aside | `timestamp` |
 //! | `transaction_log`, `text`, `timestamp` | the audit line format and its pieces | `text` |
 //! | `mailbox`, `timers`, `slab` | an event loop's inbox, its deadlines, its connection table | `nats::outcome` (what the publisher mails), `tls` (a new connection's state) |
-//! | `listen`, `dir_lock`, `system`, `rate_limit` | the listening socket; one server per log directory; SIGXFSZ; rate-limited errors | - |
+//! | `listen`, `dir_lock`, `rate_limit` | the listening socket; one server per log directory; rate-limited errors | `platform` |
 //! | `raw` | raw stream mode | `error`, `listen`, `tls` |
 //! | `tls` | the TLS files ([`TlsError`]) and one connection's TLS state, over rustls | `config` |
 //! | `nats` (feature `nats`) | the NATS JetStream sink and `export`; its own table is in its documentation (its `outcome` is a leaf) | `commit`, `connection`, `iteration`, `journal`, `mailbox`, `rate_limit`, `services`, `slab`, `timestamp` |
@@ -90,14 +92,15 @@ mod mailbox;
 mod metrics;
 #[cfg(feature = "nats")]
 pub mod nats;
+#[cfg(unix)]
 mod notify;
 mod pid_file;
+mod platform;
 mod rate_limit;
 mod raw;
 mod server;
 mod services;
 mod slab;
-mod system;
 mod text;
 mod timers;
 mod timestamp;
@@ -119,15 +122,31 @@ pub use tls::TlsError;
 pub use users::{HashCost, LineProblem, NameError, NewUser, NewUserError, UsersError};
 pub use users_file::{UserChange, UsersFile, UsersFileError};
 
-/// Serve framed clients until SIGINT or SIGTERM (see the README's "The
-/// server"): `Ok` after a clean stop. SIGHUP reopens the logs and re-reads
-/// the users file. Raises the descriptor limit to the hard limit and
+/// Serve framed clients until SIGINT or SIGTERM (on Windows: Ctrl-C,
+/// Ctrl-Break or the console closing; see the README's "The
+/// server"): `Ok` after a clean stop. SIGHUP ([`request_reload`] where
+/// there is none) reopens the logs and re-reads the users file. Raises the descriptor limit to the hard limit and
 /// ignores SIGXFSZ for the whole process.
 pub fn run(config: Config) -> Result<(), ServerError> {
     server::run(config)
 }
 
-/// Serve raw clients, one after another, to stdout until SIGINT or SIGTERM.
+/// Ask the framed server logging to `dir` to reload, as SIGHUP does:
+/// SIGHUP to the process holding the directory's lock on Unix; on Windows,
+/// which has no SIGHUP, the named event the server waits on
+/// (`Global\msglog-reload-<hash of the directory>`, or `Local\` where the
+/// server may not create a global one). `NotFound` if no server is there.
+pub fn request_reload(dir: &std::path::Path) -> std::io::Result<()> {
+    let holder = if cfg!(unix) {
+        dir_lock::holder_of(dir)?
+    } else {
+        None
+    };
+    platform::request_reload(dir, holder)
+}
+
+/// Serve raw clients, one after another, to stdout until SIGINT or SIGTERM
+/// (on Windows: Ctrl-C, Ctrl-Break or the console closing).
 pub fn run_raw(config: RawConfig) -> Result<(), ServerError> {
     raw::run(
         config.bind,

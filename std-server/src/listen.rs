@@ -21,10 +21,7 @@ pub struct BindError {
 /// The first port an unprivileged process may bind (Linux's
 /// `net.ipv4.ip_unprivileged_port_start`, 1024 unless changed).
 pub(crate) fn unprivileged_port_start() -> u16 {
-    std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
-        .ok()
-        .and_then(|text| text.trim().parse().ok())
-        .unwrap_or(1024)
+    crate::platform::unprivileged_port_start()
 }
 
 /// What to do about a port below the unprivileged range refused with EACCES.
@@ -73,10 +70,7 @@ pub(crate) fn listen(
 }
 
 fn ipv6_unavailable(error: &io::Error) -> bool {
-    matches!(
-        error.raw_os_error(),
-        Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL | libc::EPROTONOSUPPORT)
-    )
+    crate::platform::ipv6_unavailable(error)
 }
 
 fn listen_on(addr: SocketAddr, backlog: i32, dual_stack: bool) -> Result<Listening, BindError> {
@@ -86,8 +80,7 @@ fn listen_on(addr: SocketAddr, backlog: i32, dual_stack: bool) -> Result<Listeni
     if dual_stack {
         socket.set_only_v6(false).map_err(fail)?;
     }
-    // Restarting must not wait for the previous run's TIME_WAIT connections.
-    socket.set_reuse_address(true).map_err(fail)?;
+    crate::platform::prepare_listener(&socket).map_err(fail)?;
     socket.bind(&addr.into()).map_err(fail)?;
     socket.listen(backlog).map_err(fail)?;
     let listener = TcpListener::from(socket);

@@ -12,11 +12,12 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use msglog_std::retry_interrupted;
+
+use crate::platform::{create_mode, read_exact_at, sync_dir};
 
 /// Bytes read at once while looking for the last `\n` or copying a tail.
 const CHUNK: usize = 64 * 1024;
@@ -24,12 +25,11 @@ const CHUNK: usize = 64 * 1024;
 /// Open (creating with `mode`, less the umask) a log file for appending;
 /// readable too, for the start-up repair.
 pub(crate) fn open_append(path: &Path, mode: u32) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .create(true)
-        .append(true)
-        .mode(mode)
-        .open(path)
+    create_mode(
+        OpenOptions::new().read(true).create(true).append(true),
+        mode,
+    )
+    .open(path)
 }
 
 /// Write all of `bytes`, continuing short writes; on failure also report how
@@ -56,7 +56,7 @@ pub(crate) fn truncate_tail(mut file: &File, written: u64) -> io::Result<()> {
     if written == 0 {
         return Ok(());
     }
-    // After an O_APPEND write the offset is the end of what it wrote.
+    // After an append the position is the end of what it wrote (Windows too).
     let end = file.stream_position()?;
     let len = file.metadata()?.len();
     if len != end || end < written {
@@ -180,7 +180,7 @@ pub(crate) fn after_last_newline(file: &File, len: u64) -> io::Result<u64> {
     while end > 0 {
         let start = end.saturating_sub(CHUNK as u64);
         let part = &mut chunk[..(end - start) as usize];
-        file.read_exact_at(part, start)?;
+        read_exact_at(file, part, start)?;
         if let Some(i) = part.iter().rposition(|&b| b == b'\n') {
             return Ok(start + i as u64 + 1);
         }
@@ -204,11 +204,7 @@ fn save_entry(
         Err(e) if e.kind() == io::ErrorKind::NotFound => false,
         Err(e) => return Err(e),
     };
-    let out = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(mode)
-        .open(side)?;
+    let out = create_mode(OpenOptions::new().create(true).append(true), mode).open(side)?;
     let before = out.metadata()?;
     let result = copy_entry(log, from, to, &out, header).and_then(|()| {
         out.sync_data()?;
@@ -235,7 +231,7 @@ fn copy_entry(log: &File, from: u64, to: u64, out: &File, header: &[u8]) -> io::
     let mut at = from;
     while at < to {
         let n = (to - at).min(CHUNK as u64) as usize;
-        log.read_exact_at(&mut chunk[..n], at)?;
+        read_exact_at(log, &mut chunk[..n], at)?;
         write(&chunk[..n])?;
         at += n as u64;
     }
@@ -247,7 +243,7 @@ fn sync_parent(path: &Path) -> io::Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    File::open(parent)?.sync_all()
+    sync_dir(parent)
 }
 
 fn now_millis() -> u64 {
@@ -288,6 +284,22 @@ mod tests {
             out.push((header, bytes));
         }
         out
+    }
+
+    /// An operator reads a log, or moves it aside for rotation, while the
+    /// server has it open: on Windows this needs the share modes std opens
+    /// files with (read, write and delete), which nothing here may narrow.
+    #[test]
+    fn an_open_log_can_be_read_and_moved_aside_by_an_operator() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("messages.log");
+        let file = open_append(&path, 0o640).unwrap();
+        write_counting(&file, b"[a]: one\r\n").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"[a]: one\r\n");
+        let moved = dir.path().join("messages.log.1");
+        std::fs::rename(&path, &moved).unwrap();
+        write_counting(&file, b"[a]: two\r\n").unwrap();
+        assert_eq!(std::fs::read(&moved).unwrap(), b"[a]: one\r\n[a]: two\r\n");
     }
 
     #[test]
@@ -358,7 +370,7 @@ mod tests {
         move_torn_tail(&path, &file, 0o640).unwrap().unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"kept\n");
         // A second torn tail is appended as a second entry.
-        file.write_all_at(b"again", 5).unwrap();
+        crate::platform::write_all_at(&file, b"again", 5).unwrap();
         move_torn_tail(&path, &file, 0o640).unwrap().unwrap();
         let side = std::fs::read(side_path(&path)).unwrap();
         let entries = entries(&side);

@@ -140,7 +140,7 @@ fn serve(mut poll: Poll, listener: TcpListener, registry: &Registry) {
         loop {
             match listener.accept() {
                 Ok((stream, peer)) => {
-                    let stream = TcpStream::from(std::os::fd::OwnedFd::from(stream));
+                    let stream = crate::platform::into_std(stream);
                     if let Err(e) = answer(stream, registry) {
                         debug!("metrics: {peer}: {e}");
                     }
@@ -575,13 +575,7 @@ fn process_metrics(
     e: &mut DescriptorEncoder<'_>,
     started: SystemTime,
 ) -> Result<(), std::fmt::Error> {
-    // SAFETY: sysconf reads a constant of the system.
-    let (ticks, page) = unsafe {
-        (
-            libc::sysconf(libc::_SC_CLK_TCK),
-            libc::sysconf(libc::_SC_PAGESIZE),
-        )
-    };
+    let (ticks, page) = crate::platform::clock_ticks_and_page_size();
     if let Some(stat) = std::fs::read_to_string("/proc/self/stat")
         .ok()
         .and_then(|text| Some(text.get(text.rfind(')')? + 1..)?.to_owned()))

@@ -9,7 +9,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Why the PID file cannot be written.
@@ -45,12 +44,11 @@ impl PidFile {
         temporary.push(format!(".{}.tmp", std::process::id()));
         let temporary = path.with_file_name(temporary);
         let written = (|| {
-            let mut file: File = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o644)
-                .open(&temporary)?;
+            let mut file: File = crate::platform::create_mode(
+                OpenOptions::new().write(true).create(true).truncate(true),
+                0o644,
+            )
+            .open(&temporary)?;
             file.write_all(contents.as_bytes())?;
             file.sync_all()?;
             std::fs::rename(&temporary, path)

@@ -24,7 +24,6 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,8 +31,6 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use msglog_core::{stream_copy, CopyError};
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
 use socket2::SockRef;
 
 pub(crate) use self::pace::Limits;
@@ -41,7 +38,7 @@ use self::pace::{Breach, Pace};
 use crate::config::Tls;
 use crate::error::ServerError;
 use crate::listen::{canonical_peer, listen};
-use crate::notify::Notifier;
+use crate::platform::{stdout_file, Notifier, OnRequest, Requests};
 use crate::text::plural;
 use crate::tls::{self, Staging, TlsFailure, TlsLink};
 
@@ -87,28 +84,23 @@ pub(crate) fn run(
         requested: AtomicBool::new(false),
         waker,
     });
-    let mut signals = Signals::new([SIGINT, SIGTERM])
-        .map_err(|e| ServerError::io("cannot install signal handlers", e))?;
-    {
+    let on_request: OnRequest = {
         let stop = Arc::clone(&stop);
         let notifier = Arc::clone(&notifier);
-        std::thread::Builder::new()
-            .name("signals".into())
-            .spawn(move || {
-                if signals.forever().next().is_some() {
-                    notifier.stopping("stopping: the client being served is reset");
-                    stop.request();
-                }
-            })
-            .map_err(|e| ServerError::io("cannot start the signal thread", e))?;
-    }
+        Arc::new(move |_| {
+            if !stop.requested() {
+                notifier.stopping("stopping: the client being served is reset");
+                stop.request();
+            }
+        })
+    };
+    // Stop requests only: raw mode has nothing to reload.
+    let _requests = Requests::start(None, on_request)
+        .map_err(|e| ServerError::io("cannot install signal handlers", e))?;
 
     // Unbuffered: every chunk goes out with one write(2), nothing is held back.
-    let stdout = io::stdout()
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(|e| ServerError::io("cannot use stdout", e))?;
-    let mut output = Stdout(File::from(stdout));
+    let stdout = stdout_file().map_err(|e| ServerError::io("cannot use stdout", e))?;
+    let mut output = Stdout(stdout);
     let mut buffer = vec![0u8; BUFFER];
     let mut events = Events::with_capacity(4);
 

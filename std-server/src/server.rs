@@ -5,7 +5,6 @@
 use std::fs::File;
 use std::io;
 use std::net::SocketAddr;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,8 +13,6 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-use signal_hook_mio::v1_0::Signals;
 
 use crate::auth::{Policy, VerifierPool};
 use crate::backoff::Backoff;
@@ -27,9 +24,9 @@ use crate::journal::Journal;
 use crate::listen::{canonical_peer, listen, Listening};
 use crate::mailbox::{Accepted, AcceptedTls, Mailbox};
 use crate::metrics::MetricsListener;
-use crate::notify::Notifier;
 use crate::operator_log::debug_lines;
 use crate::pid_file::PidFile;
+use crate::platform::{Notifier, Request, Requests, NULL_DEVICE, RELOAD};
 use crate::rate_limit::RateLimit;
 use crate::services::{Services, Stats};
 use crate::text::plural;
@@ -49,16 +46,42 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 const STATS_INTERVAL: Duration = Duration::from_secs(10);
 
 const LISTENER: Token = Token(0);
-const SIGNALS: Token = Token(1);
+const REQUESTS: Token = Token(1);
 /// The TLS listener beside the plaintext one (`--tls-port`).
 const TLS_LISTENER: Token = Token(2);
+
+/// Stop and reload requests, queued by the platform's thread for the
+/// accepting thread, which its waker wakes.
+struct RequestQueue {
+    pending: Mutex<Vec<Request>>,
+    waker: Waker,
+}
+
+impl RequestQueue {
+    fn push(&self, request: Request) {
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.push(request);
+        }
+        if let Err(e) = self.waker.wake() {
+            error!("cannot wake the server for a signal: {e}");
+        }
+    }
+
+    fn take(&self) -> Vec<Request> {
+        self.pending
+            .lock()
+            .map(|mut pending| std::mem::take(&mut *pending))
+            .unwrap_or_default()
+    }
+}
 
 struct WorkerHandle {
     mailbox: Arc<Mailbox>,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
 
-/// Run until SIGINT/SIGTERM; Ok after a clean stop.
+/// Run until a stop request (SIGINT/SIGTERM; Ctrl-C, Ctrl-Break or the
+/// console closing on Windows); Ok after a clean stop.
 pub(crate) fn run(config: Config) -> Result<(), ServerError> {
     // Before any thread starts: the descriptors systemd passed, if any.
     let activated = crate::activation::take()?;
@@ -68,7 +91,7 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
         Err(e) => warning!("cannot raise the file descriptor limit: {e}"),
     }
     let workers = config.workers.max(1);
-    crate::system::ignore_file_size_signal()
+    crate::platform::ignore_file_size_signal()
         .map_err(|e| ServerError::io("cannot ignore SIGXFSZ", e))?;
 
     let backoff = Arc::new(Mutex::new(Backoff::new(BACKOFF_ADDRESSES)));
@@ -86,11 +109,15 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
     };
 
     let mut poll = Poll::new().map_err(|e| ServerError::io("cannot create an event loop", e))?;
-    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])
-        .map_err(|e| ServerError::io("cannot install signal handlers", e))?;
-    poll.registry()
-        .register(&mut signals, SIGNALS, Interest::READABLE)
-        .map_err(|e| ServerError::io("cannot watch signals", e))?;
+    let requested = Arc::new(RequestQueue {
+        pending: Mutex::new(Vec::new()),
+        waker: Waker::new(poll.registry(), REQUESTS)
+            .map_err(|e| ServerError::io("cannot watch signals", e))?,
+    });
+    let on_request = {
+        let requested = Arc::clone(&requested);
+        Arc::new(move |request| requested.push(request))
+    };
 
     let tls = match &config.tls {
         Some(files) => Some(TlsListening {
@@ -121,6 +148,9 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
         .map_err(ServerError::Metrics)?;
 
     let dir = open_log_directory(&config.dir)?;
+    // Reloads are asked for by the directory's canonical name on Windows.
+    let _requests = Requests::start(Some(&dir), on_request)
+        .map_err(|e| ServerError::io("cannot install signal handlers", e))?;
     // Before anything in the directory is opened or repaired; held until we return.
     let _dir_lock = dir_lock::lock(&dir)?;
     let keep_messages_log = match &config.sink {
@@ -270,7 +300,7 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
         max_connections: config.max_connections,
         tls,
         main_is_tls,
-        spare: File::open("/dev/null").ok(),
+        spare: File::open(NULL_DEVICE).ok(),
         retry_at: None,
         errors: RateLimit::new(Duration::from_secs(1)),
         notifier,
@@ -280,7 +310,7 @@ pub(crate) fn run(config: Config) -> Result<(), ServerError> {
         main: Some(listener),
         tls: tls_listener.take().map(|(listener, _)| listener),
     };
-    let served = acceptor.serve(&mut poll, listeners, &mut signals, config.grace);
+    let served = acceptor.serve(&mut poll, listeners, &requested, config.grace);
     if let Some(metrics) = metrics {
         metrics.stop();
     }
@@ -373,14 +403,10 @@ fn open_log_directory(dir: &Path) -> Result<PathBuf, ServerError> {
         source,
     };
     if !dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(dir)
-            .map_err(fail)?;
+        crate::platform::create_dir_all(dir).map_err(fail)?;
         info!("created the log directory {}", dir.display());
     }
-    dir.canonicalize().map_err(fail)
+    crate::platform::canonical_dir(dir).map_err(fail)
 }
 
 /// Policies that let in more, or fewer, than an operator may think: said
@@ -455,7 +481,7 @@ impl Acceptor {
         &mut self,
         poll: &mut Poll,
         mut listeners: Listeners,
-        signals: &mut Signals,
+        requested: &RequestQueue,
         grace: Duration,
     ) -> Result<(), ServerError> {
         // Closed when stopping, so that new connections are refused at once.
@@ -489,10 +515,10 @@ impl Acceptor {
                             self.accept_all(listener, true);
                         }
                     }
-                    SIGNALS => {
-                        for signal in signals.pending() {
-                            match signal {
-                                SIGHUP => {
+                    REQUESTS => {
+                        for request in requested.take() {
+                            match request {
+                                Request::Reload => {
                                     self.notifier.reloading();
                                     self.reopen_logs();
                                     self.reload_users();
@@ -608,7 +634,7 @@ impl Acceptor {
 
     fn accept_all(&mut self, listener: &TcpListener, tls: bool) {
         if self.spare.is_none() {
-            self.spare = File::open("/dev/null").ok();
+            self.spare = File::open(NULL_DEVICE).ok();
         }
         loop {
             match listener.accept() {
@@ -621,13 +647,8 @@ impl Acceptor {
                         io::ErrorKind::Interrupted
                             | io::ErrorKind::ConnectionAborted
                             | io::ErrorKind::ConnectionReset
-                    ) || e.raw_os_error() == Some(libc::EPROTO) => {}
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-                    ) =>
-                {
+                    ) || crate::platform::accept_error_of_one_connection(&e) => {}
+                Err(e) if crate::platform::out_of_descriptors(&e) => {
                     self.report(&format!(
                         "cannot accept: {e}; refusing connections until descriptors are free"
                     ));
@@ -645,13 +666,13 @@ impl Acceptor {
                         self.next_id += 1;
                         self.overload(stream, canonical_peer(peer), id);
                     } else {
-                        self.spare = File::open("/dev/null").ok();
+                        self.spare = File::open(NULL_DEVICE).ok();
                         if !matches!(&accepted, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
                             self.retry_at = Some(Instant::now() + ACCEPT_RETRY);
                         }
                         return;
                     }
-                    self.spare = File::open("/dev/null").ok();
+                    self.spare = File::open(NULL_DEVICE).ok();
                     if self.spare.is_none() {
                         self.retry_at = Some(Instant::now() + ACCEPT_RETRY);
                         return;
@@ -755,7 +776,7 @@ impl Acceptor {
         match pool.reload() {
             Ok(count) => {
                 info!(
-                    "SIGHUP: reloaded {} ({})",
+                    "{RELOAD}: reloaded {} ({})",
                     pool.path().display(),
                     plural(count as u64, "user")
                 );
@@ -775,7 +796,7 @@ impl Acceptor {
             Ok(server) => {
                 listening.server = server;
                 info!(
-                    "SIGHUP: reloaded the TLS certificate {} and key{}",
+                    "{RELOAD}: reloaded the TLS certificate {} and key{}",
                     listening.files.cert.display(),
                     if listening.files.client_ca.is_some() {
                         " and the client CA"
@@ -799,7 +820,7 @@ impl Acceptor {
             );
         }
         if failed.is_empty() {
-            info!("SIGHUP: reopened messages.log and transactions.log");
+            info!("{RELOAD}: reopened messages.log and transactions.log");
         }
     }
 }

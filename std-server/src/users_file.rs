@@ -11,7 +11,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::users::{matches, parse_file, parse_line, ParsedLine, Scheme, UsersError, BOM};
@@ -208,15 +207,13 @@ impl UsersFile {
             None
         };
         let written = (|| -> io::Result<()> {
-            let mut file: File = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(NEW_FILE_MODE)
-                .open(&temporary)?;
+            let mut file: File = crate::platform::create_mode(
+                OpenOptions::new().write(true).create_new(true),
+                NEW_FILE_MODE,
+            )
+            .open(&temporary)?;
             if let Some(old) = &old {
-                // Its owner first: chown clears set-id bits, chmod restores the mode.
-                std::os::unix::fs::fchown(&file, Some(old.uid()), Some(old.gid()))?;
-                file.set_permissions(std::fs::Permissions::from_mode(old.mode() & 0o7777))?;
+                crate::platform::copy_owner_and_mode(&file, old)?;
             }
             let mut text = Vec::new();
             if self.bom {
@@ -242,9 +239,7 @@ impl UsersFile {
                 source,
             });
         }
-        File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(fail(&dir))
+        crate::platform::sync_dir(&dir).map_err(fail(&dir))
     }
 
     /// Number of users.
@@ -267,6 +262,9 @@ impl UsersFile {
 
 #[cfg(test)]
 mod tests {
+    #[cfg(unix)]
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
     use crate::users::{HashCost, NewUser};
 
@@ -290,7 +288,8 @@ mod tests {
         let bob = line("bob", b"b");
         let original = format!("\u{feff}# team\r\n{alice}\r\n\r\n  # bob below\r\n{bob}");
         std::fs::write(&path, &original).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        #[cfg(unix)]
+        std::fs::set_permissions(&path, PermissionsExt::from_mode(0o600)).unwrap();
 
         let mut file = UsersFile::open(&path, false).unwrap();
         assert_eq!(file.names().collect::<Vec<_>>(), ["alice", "bob"]);
@@ -311,8 +310,12 @@ mod tests {
             text,
             format!("\u{feff}# team\r\n{alice2}\r\n\r\n  # bob below\r\n{carol}\r\n")
         );
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600, "the old file's mode is kept");
+        #[cfg(unix)]
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600,
+            "the old file's mode is kept"
+        );
         assert_eq!(
             std::fs::read_dir(dir.path()).unwrap().count(),
             1,
@@ -323,6 +326,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)] // Symbolic links need a privilege on Windows.
     fn a_missing_file_is_created_and_a_link_is_followed() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("users");

@@ -7,6 +7,11 @@
 //! `cargo test --release -p msglog-server --test faults -- --ignored --test-threads=1 --nocapture`.
 //! Each test prints the figures it proves.
 
+// These tests drive the server process with signals (stop, SIGHUP), umasks
+// and resource limits: Unix only. What runs on Windows (under wine in CI)
+// is the library's and the binary's unit tests; scripts/wine/ says why.
+#![cfg(unix)]
+
 #[path = "common/certs.rs"]
 mod certs;
 mod common;

@@ -2,6 +2,11 @@
 //! every rejection rule, exact log bytes, escaping, split and truncated
 //! frames, many clients, overload, and the original client's bytes.
 
+// These tests drive the server process with signals (stop, SIGHUP), umasks
+// and resource limits: Unix only. What runs on Windows (under wine in CI)
+// is the library's and the binary's unit tests; scripts/wine/ says why.
+#![cfg(unix)]
+
 mod common;
 
 use std::io::{Read, Write};

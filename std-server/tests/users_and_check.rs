@@ -2,6 +2,11 @@
 //! `htpasswd`, and `msglog-server check` against configurations the server
 //! would accept or refuse, through the real binary.
 
+// These tests drive the server process with signals (stop, SIGHUP), umasks
+// and resource limits: Unix only. What runs on Windows (under wine in CI)
+// is the library's and the binary's unit tests; scripts/wine/ says why.
+#![cfg(unix)]
+
 mod common;
 
 use std::io::Write;

@@ -2,6 +2,11 @@
 //! pipelining, a refused password, a server that closes mid-window (a
 //! refused message; a crash), and timeouts (the client's and the server's).
 
+// These tests drive processes with signals, pipes, ptys and resource
+// limits: Unix only (Windows is covered by the unit tests under wine and
+// scripts/wine/e2e.sh).
+#![cfg(unix)]
+
 #[path = "../../../std-client/tests/common/mod.rs"]
 mod common;
 

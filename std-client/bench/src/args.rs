@@ -140,7 +140,7 @@ impl Args {
                 .map_err(|e| format!("cannot read password file '{}': {e}", path.display()))?,
             (None, Some(password)) => password.clone().into_bytes(),
             (None, None) => match std::env::var_os("MSGLOG_PASSWORD") {
-                Some(password) => std::os::unix::ffi::OsStringExt::into_vec(password),
+                Some(password) => password.into_encoded_bytes(),
                 None => b"bench".to_vec(),
             },
         };

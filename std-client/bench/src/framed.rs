@@ -29,7 +29,7 @@ use msglog_core::{ClientEnd, ClientSession, Transaction};
 use msglog_std::retry_interrupted;
 
 use crate::failure::{FailureCounts, FailureKind};
-use crate::socket::{connected, write};
+use crate::socket::{connected, write, SHORT_IO_IS_FINAL};
 use crate::threads::{run_all, threads_used, SetupError};
 use crate::tls;
 
@@ -337,7 +337,9 @@ impl Conn {
                     let ring = buf.sent_at.get(ring).unwrap_or_default();
                     self.on_statuses(statuses, now, ring, &mut buf.latency_us)?;
                     // A short read emptied the socket: the next arrival is a new edge.
-                    if self.socket == SocketState::Done || n < buf.inbox.len() {
+                    if self.socket == SocketState::Done
+                        || (SHORT_IO_IS_FINAL && n < buf.inbox.len())
+                    {
                         return Ok(());
                     }
                     continue;
@@ -467,7 +469,7 @@ impl Conn {
                 }
             }
             self.partial = total % frame_len;
-            if written < bytes.len() {
+            if SHORT_IO_IS_FINAL && written < bytes.len() {
                 // The socket buffer is full; a writable edge will follow.
                 return Ok(());
             }

@@ -1,4 +1,5 @@
-//! Non-blocking socket steps shared by both modes.
+//! Non-blocking socket steps shared by both modes, and the one thing about
+//! them that differs between platforms.
 
 use std::io::{ErrorKind, Write};
 
@@ -6,6 +7,13 @@ use mio::net::TcpStream;
 use msglog_std::retry_interrupted;
 
 use crate::failure::FailureKind;
+
+/// Whether a short read empties the socket and a short write fills it,
+/// so that the next readiness event may be awaited without going on to
+/// `WouldBlock`. True with epoll and kqueue, which report what changes
+/// later; mio on Windows re-arms readiness only after an operation has
+/// returned `WouldBlock`, so there every read and write goes on to it.
+pub const SHORT_IO_IS_FINAL: bool = cfg!(unix);
 
 /// Write once; `Ok(None)` when the socket would block.
 pub fn write(stream: &mut Option<TcpStream>, bytes: &[u8]) -> Result<Option<usize>, FailureKind> {

@@ -13,7 +13,6 @@
 use std::collections::VecDeque;
 use std::env;
 use std::io;
-use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -339,7 +338,7 @@ fn password(args: &crate::args::Args) -> Result<Vec<u8>, CliError> {
     let password = match &args.password_file {
         Some(path) => read_password_file(path)?,
         None => match env::var_os("MSGLOG_PASSWORD") {
-            Some(value) => value.into_vec(),
+            Some(value) => value.into_encoded_bytes(),
             None => {
                 return Err(CliError::new(
                     Exit::Password,

@@ -6,8 +6,6 @@ use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, IsTerminal, Read};
-use std::os::fd::AsFd;
-use std::os::unix::ffi::OsStringExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -152,7 +150,11 @@ impl Input {
         };
         if !arguments.is_empty() {
             let messages = Messages::Arguments {
-                messages: arguments.iter().cloned().map(OsString::into_vec).collect(),
+                messages: arguments
+                    .iter()
+                    .cloned()
+                    .map(OsString::into_encoded_bytes)
+                    .collect(),
                 next: 0,
             };
             return Ok(Input {
@@ -316,7 +318,4 @@ fn drain(mut reader: LineReader<InputChunks>, mut current: usize) -> Remaining {
     }
 }
 
-/// Stdin as an unbuffered file (a duplicate of descriptor 0).
-pub fn stdin() -> io::Result<File> {
-    Ok(File::from(io::stdin().as_fd().try_clone_to_owned()?))
-}
+pub use crate::platform::stdin;

@@ -27,6 +27,7 @@ mod explain;
 mod framed;
 mod input;
 mod lines;
+mod platform;
 mod progress;
 mod raw;
 mod summary;

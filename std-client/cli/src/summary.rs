@@ -8,13 +8,10 @@ use std::io::{self, Write};
 use std::process;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread;
 use std::time::Instant;
 
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
-
 use crate::exit::Exit;
+use crate::platform::{on_stop, Stop};
 
 /// What is counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,24 +178,18 @@ fn say(line: &str) {
     let _ = writeln!(io::stderr().lock(), "msglog-client: {line}");
 }
 
-/// Print the summary and exit on SIGINT or SIGTERM, from a thread of its
-/// own; `before_exit` runs first (to clear a progress line, say).
+/// Print the summary and exit on SIGINT or SIGTERM (Ctrl-C, Ctrl-Break or
+/// the console closing on Windows), from a thread of its own; `before_exit` runs first (to clear a progress line, say).
 pub fn on_signal(tally: Arc<Tally>, before_exit: impl Fn() + Send + 'static) -> io::Result<()> {
-    let mut signals = Signals::new([SIGINT, SIGTERM])?;
-    thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            if let Some(signal) = signals.forever().next() {
-                before_exit();
-                let (name, exit) = match signal {
-                    SIGTERM => ("stopped by SIGTERM", Exit::Terminated),
-                    _ => ("interrupted", Exit::Interrupted),
-                };
-                tally.print_interrupted(name);
-                process::exit(i32::from(exit.code_number()));
-            }
-        })?;
-    Ok(())
+    on_stop(move |stop| {
+        before_exit();
+        let (name, exit) = match stop {
+            Stop::Terminated => ("stopped by SIGTERM", Exit::Terminated),
+            Stop::Interrupted => ("interrupted", Exit::Interrupted),
+        };
+        tally.print_interrupted(name);
+        process::exit(i32::from(exit.code_number()));
+    })
 }
 
 #[cfg(test)]

@@ -9,15 +9,16 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Poll, Token, Waker};
+use msglog_client::Connection;
 use msglog_std::retry_interrupted;
+
+use crate::platform::{watch_socket, SOCKET_LOOK_INTERVAL};
 
 const INPUT: Token = Token(0);
 const SOCKET: Token = Token(1);
@@ -57,22 +58,18 @@ impl Watch {
     /// early, too: the caller checks everything again.
     pub fn wait(
         &mut self,
-        socket: Option<(u64, &impl AsFd)>,
-        timeout: Option<Duration>,
+        socket: Option<(u64, &Connection)>,
+        mut timeout: Option<Duration>,
     ) -> io::Result<()> {
-        if let Some((generation, socket)) = socket {
+        if let Some((generation, connection)) = socket {
             if self.registered != Some(generation) {
                 // A closed socket left the poll by itself; a descriptor
                 // number may be reused, hence the generation.
-                let fd = socket.as_fd().as_raw_fd();
-                let registry = self.poll.registry();
-                match registry.register(&mut SourceFd(&fd), SOCKET, Interest::READABLE) {
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                        registry.reregister(&mut SourceFd(&fd), SOCKET, Interest::READABLE)?
-                    }
-                    other => other?,
-                }
+                watch_socket(self.poll.registry(), SOCKET, connection)?;
                 self.registered = Some(generation);
+            }
+            if let Some(interval) = SOCKET_LOOK_INTERVAL {
+                timeout = Some(timeout.map_or(interval, |t| t.min(interval)));
             }
         }
         match self.poll.poll(&mut self.events, timeout) {

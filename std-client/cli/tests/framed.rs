@@ -1,6 +1,11 @@
 //! Framed mode against the real `msglog-server`: lines become records,
 //! pipelining, rejections reported by line, and `--retry` across a restart.
 
+// These tests drive processes with signals, pipes, ptys and resource
+// limits: Unix only (Windows is covered by the unit tests under wine and
+// scripts/wine/e2e.sh).
+#![cfg(unix)]
+
 mod common;
 
 use std::fs;

@@ -3,6 +3,11 @@
 //! every spelling; `--timeout` as a duration; the summary line, `-q`, and
 //! the summary on SIGINT and SIGTERM.
 
+// These tests drive processes with signals, pipes, ptys and resource
+// limits: Unix only (Windows is covered by the unit tests under wine and
+// scripts/wine/e2e.sh).
+#![cfg(unix)]
+
 mod common;
 
 use std::fs;

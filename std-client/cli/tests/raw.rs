@@ -4,6 +4,11 @@
 //! stops mid-stream resets, and the client exits 10); a framed server
 //! answering a raw client; and `--raw-min-rate` against a dribbler.
 
+// These tests drive processes with signals, pipes, ptys and resource
+// limits: Unix only (Windows is covered by the unit tests under wine and
+// scripts/wine/e2e.sh).
+#![cfg(unix)]
+
 mod common;
 
 use std::fs;

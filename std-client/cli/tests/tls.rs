@@ -4,6 +4,10 @@
 //! exit 13: unknown issuer, name mismatch, an expired certificate, a
 //! plaintext server, a client certificate required and missing.
 
+// These tests drive processes with signals, pipes and the real Unix tools
+// (openssl, socat, nats-server): Unix only, like the other integration tests.
+#![cfg(unix)]
+
 #[path = "../../../std-server/tests/common/certs.rs"]
 mod certs;
 mod common;

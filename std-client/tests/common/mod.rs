@@ -19,7 +19,22 @@ pub const DEADLINE: Duration = Duration::from_secs(60);
 /// Build a target of the workspace (`--bin NAME`, `--example NAME`) in the
 /// tests' profile with the cargo that runs them; its executable's path, as
 /// cargo reports it (which honours `CARGO_TARGET_DIR`).
+///
+/// Where the tests run without cargo (under wine: scripts/wine/), the
+/// executables are built beforehand into the profile directory that
+/// `MSGLOG_PREBUILT` names, and taken from there.
 pub fn cargo_build(package: &str, kind: &str, name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("MSGLOG_PREBUILT") {
+        let dir = PathBuf::from(dir);
+        let dir = if kind == "--example" {
+            dir.join("examples")
+        } else {
+            dir
+        };
+        return dir
+            .join(name)
+            .with_extension(std::env::consts::EXE_EXTENSION);
+    }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(cargo);
     build.args(["build", "-p", package, kind, name, "--message-format=json"]);
@@ -163,6 +178,7 @@ impl Server {
     }
 
     /// Send `signal` (e.g. `libc::SIGTERM`).
+    #[cfg(unix)]
     pub fn signal(&self, signal: i32) {
         // SAFETY: kill(2) on our own child's pid.
         assert_eq!(unsafe { libc::kill(self.pid() as i32, signal) }, 0);

@@ -107,18 +107,12 @@ pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(20);
 /// The host name, as a front end name (characters outside `[A-Za-z0-9_-]`
 /// become `_`), or `msglog`.
 pub fn default_front_end() -> String {
-    let mut buffer = [0u8; 256];
-    // SAFETY: gethostname writes at most `len` bytes into the buffer we own.
-    let ok = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) } == 0;
-    let end = buffer.iter().position(|&b| b == 0).unwrap_or(buffer.len());
-    let name: String = String::from_utf8_lossy(&buffer[..end])
-        .chars()
-        .map(|c| if valid_front_end_char(c) { c } else { '_' })
-        .collect();
-    if ok && !name.is_empty() {
-        name
-    } else {
-        "msglog".to_owned()
+    match crate::platform::host_name() {
+        Some(name) => name
+            .chars()
+            .map(|c| if valid_front_end_char(c) { c } else { '_' })
+            .collect(),
+        None => "msglog".to_owned(),
     }
 }
 

@@ -10,7 +10,6 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer};
 use futures_util::StreamExt;
 use msglog_core::write_record;
-use tokio::signal::unix::{signal, SignalKind};
 
 use super::config::{ExportConfig, ExportStart};
 use super::record::name_of;
@@ -166,14 +165,13 @@ async fn run(config: &ExportConfig, mut out: impl Write) -> Result<ExportSummary
         .messages()
         .await
         .map_err(|e| read_error(e.to_string()))?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(ExportError::Runtime)?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(ExportError::Runtime)?;
+    let stop = crate::platform::stop_signal().map_err(ExportError::Runtime)?;
+    tokio::pin!(stop);
     let mut buffer = Vec::with_capacity(2 * WRITE_AT);
     loop {
         let next = tokio::select! {
             next = messages.next() => next,
-            _ = interrupt.recv() => None,
-            _ = terminate.recv() => None,
+            () = &mut stop => None,
         };
         let Some(message) = next else {
             summary.interrupted = true;

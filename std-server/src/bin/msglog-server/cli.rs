@@ -59,6 +59,8 @@ messages.log.torn or transactions.log.torn, never deleted.
 Signals: SIGINT/SIGTERM stop accepting, let connections finish the
 transaction in progress for up to --grace, then exit 0 (a second signal stops
 at once); SIGHUP reopens both logs (for logrotate) and re-reads --users.
+On Windows, Ctrl-C, Ctrl-Break and closing the console stop as SIGTERM does,
+and `msglog-server reload --dir DIR` reloads (it sends SIGHUP on Unix).
 
 Raw mode (--raw): one client at a time. A client's connection is closed
 cleanly only after every byte it sent is written to stdout; it is reset if
@@ -113,6 +115,18 @@ pub enum Command {
     /// escaped as the server escapes them), from a sequence or a time, to
     /// stdout or --output; --follow keeps reading.
     Export(Box<ExportArgs>),
+    /// Ask the server logging to DIR to reopen its logs and re-read its
+    /// users file and TLS files, as SIGHUP does (the way to do it on
+    /// Windows, which has no SIGHUP). Exit 0 once asked, 1 if no server
+    /// runs there.
+    Reload(ReloadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReloadArgs {
+    /// The running server's --dir.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

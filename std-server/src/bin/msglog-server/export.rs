@@ -2,7 +2,6 @@
 
 use std::fs::OpenOptions;
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::process::ExitCode;
 
 use msglog_server::nats::{export, ExportError};
@@ -15,12 +14,7 @@ use crate::stderr_log;
 pub fn run(args: &ExportArgs) -> ExitCode {
     let config = args.config();
     let result = match &args.output {
-        Some(path) => match OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o644)
-            .open(path)
-        {
+        Some(path) => match OpenOptions::new().append(true).create(true).open(path) {
             Ok(file) => export(&config, io::BufWriter::new(file)),
             Err(e) => {
                 stderr_log::error(format_args!("cannot open {}: {e}", path.display()));

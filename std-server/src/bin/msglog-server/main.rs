@@ -34,6 +34,7 @@ fn main() -> ExitCode {
         Some(Command::HashPassword(args)) => return hash_password::run(args),
         Some(Command::Users(args)) => return users::run(&args.action),
         Some(Command::Check(args)) => return check::run(args),
+        Some(Command::Reload(args)) => return reload(&args.dir),
         Some(Command::Export(args)) => return export::run(args),
         None => {}
     }
@@ -47,6 +48,27 @@ fn main() -> ExitCode {
         Err(error) => {
             stderr_log::error(format_args!("{error}"));
             ExitCode::from(exit_code(&error))
+        }
+    }
+}
+
+/// `msglog-server reload --dir DIR`.
+fn reload(dir: &std::path::Path) -> ExitCode {
+    match msglog_server::request_reload(dir) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            stderr_log::error(format_args!(
+                "no msglog-server is running with --dir {}",
+                dir.display()
+            ));
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            stderr_log::error(format_args!(
+                "cannot ask the server in {} to reload: {e}",
+                dir.display()
+            ));
+            ExitCode::from(1)
         }
     }
 }
