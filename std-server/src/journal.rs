@@ -313,18 +313,24 @@ impl Journal {
                 )
             };
             // messages.log only if records were written since the last sync.
+            // The two files' fdatasyncs run at once: one after the other
+            // they took twice as long, halving --fsync's throughput.
             let started = Instant::now();
-            let result = match messages {
-                Some(messages) if records > records_before => {
-                    messages.sync_data().map_err(|e| (&self.messages_path, e))
-                }
-                _ => Ok(()),
-            }
-            .and_then(|()| {
-                transactions
-                    .sync_data()
-                    .map_err(|e| (&self.transactions_path, e))
+            let messages = messages.filter(|_| records > records_before);
+            let (messages_synced, transactions_synced) = std::thread::scope(|scope| {
+                let messages_synced = messages.map(|file| scope.spawn(move || file.sync_data()));
+                let transactions_synced = transactions.sync_data();
+                let messages_synced = messages_synced.map(|thread| {
+                    thread
+                        .join()
+                        .unwrap_or_else(|_| Err(io::Error::other("the fdatasync thread panicked")))
+                });
+                (messages_synced, transactions_synced)
             });
+            let result = messages_synced
+                .unwrap_or(Ok(()))
+                .map_err(|e| (&self.messages_path, e))
+                .and_then(|()| transactions_synced.map_err(|e| (&self.transactions_path, e)));
             let took = started.elapsed();
             state = lock(&self.sync);
             state.syncing = false;
