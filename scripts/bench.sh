@@ -698,7 +698,7 @@ client_runs() {
         mv "$input.tmp" "$input"
     fi
     cat "$input" >/dev/null
-    local window=64 client_rates=() bench_rates=() run
+    local window=256 client_rates=() bench_rates=() run
     note "msglog-client: $LINES lines, window $window, and msglog-bench -c 1 -w $window (${RUNS} runs)"
     for ((run = 1; run <= RUNS; run++)); do
         local dir status=0 t0 t1 records
