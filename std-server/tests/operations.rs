@@ -378,7 +378,7 @@ fn systemd_analyze_verify_accepts_the_units() {
         "ProtectSystem=strict",
         "NoNewPrivileges=yes",
         "StateDirectory=msglog",
-        "RestartPreventExitStatus=2 3 4 5 8 9 10 14",
+        "RestartPreventExitStatus=2 3 4 5 8 9 10 13 14",
     ] {
         assert!(unit.lines().any(|l| l == line), "{line}");
     }
