@@ -7,4 +7,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 exe="$1"
 shift
 put_shim_beside "$exe"
+# The programs the client library's tests start (MSGLOG_PREBUILT) need it too;
+# on a clean checkout nothing has put it there before these tests run.
+if [[ -n ${MSGLOG_PREBUILT:-} ]]; then
+    put_shim_beside "$MSGLOG_PREBUILT/msglog-server.exe"
+    put_shim_beside "$MSGLOG_PREBUILT/examples/deliver.exe"
+fi
 exec timeout --kill-after=10 "${WINE_TEST_TIMEOUT:-600}" "$WINE" "$exe" "$@"
