@@ -257,6 +257,39 @@ fn export_follow_writes_new_records_until_sigterm() {
     front.stop();
 }
 
+/// `export --since TIME` starts at the first record stored at or after
+/// TIME (RFC 3339, or a duration ago).
+#[test]
+fn export_since_starts_at_the_first_record_stored_at_or_after_a_time() {
+    let Some(bin) =
+        require_nats_server("export_since_starts_at_the_first_record_stored_at_or_after_a_time")
+    else {
+        return;
+    };
+    let nats = Nats::single(&bin);
+    nats.create_stream("msglog", "msglog", 1);
+    let urls = nats.urls();
+    let front = Server::start_with(options(&["--sink", &urls]));
+    session(front.addr, "early", &[b"before".to_vec()]);
+    // Acknowledged, so stored by JetStream (on this host's clock) before now.
+    let between = std::time::SystemTime::now();
+    session(front.addr, "late", &[b"after".to_vec(), b"again".to_vec()]);
+    let since = humantime::format_rfc3339_nanos(between).to_string();
+    let (code, out, stderr) = export(&["--nats", &urls, "--since", &since]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "[late]: after\r\n[late]: again\r\n",
+        "since {since}"
+    );
+    let (code, out, stderr) = export(&["--nats", &urls, "--since", "1h"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "[early]: before\r\n[late]: after\r\n[late]: again\r\n"
+    );
+}
+
 #[test]
 fn a_nats_sink_refuses_to_start_on_what_cannot_work() {
     let Some(bin) = require_nats_server("a_nats_sink_refuses_to_start_on_what_cannot_work") else {
