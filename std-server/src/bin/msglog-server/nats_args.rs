@@ -247,7 +247,7 @@ pub struct ExportArgs {
     #[arg(long)]
     pub follow: bool,
 
-    /// Append to FILE (created with mode 0644) instead of writing to stdout.
+    /// Append to FILE (created as a shell's `>>` would: mode 0666 less the umask) instead of writing to stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
