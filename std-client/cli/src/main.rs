@@ -36,8 +36,10 @@ mod watch;
 
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
+
 use args::Settings;
-use exit::say;
+use exit::{say, Exit};
 
 fn main() -> ExitCode {
     if let Some(kind) = msglog_std::Generate::requested() {
@@ -45,7 +47,19 @@ fn main() -> ExitCode {
     }
     let settings = match Settings::parse() {
         Ok(settings) => settings,
-        Err(error) => return msglog_std::exit_for_command_line("msglog-client", &error),
+        Err(error)
+            if matches!(
+                error.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+            ) =>
+        {
+            let _ = error.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            eprintln!("{}", msglog_std::usage_error("msglog-client", &error));
+            return Exit::Usage.code();
+        }
     };
     if let Some(kind) = settings.args.generate {
         return kind.print(<args::Args as clap::CommandFactory>::command());
