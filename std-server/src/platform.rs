@@ -352,6 +352,39 @@ mod imp {
         }
     }
 
+    /// Wake a reader of `socket` only once `bytes` have queued (or the
+    /// stream ends): `SO_RCVLOWAT`, on Linux; `Ok(false)` elsewhere, where
+    /// the mark also holds back non-blocking reads.
+    pub(crate) fn set_receive_low_water(
+        socket: &mio::net::TcpStream,
+        bytes: usize,
+    ) -> io::Result<bool> {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+            // SAFETY: an int and its size, for a descriptor the stream owns.
+            let result = unsafe {
+                libc::setsockopt(
+                    socket.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVLOWAT,
+                    (&value as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if result != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(true)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = (socket, bytes);
+            Ok(false)
+        }
+    }
+
     /// A mio stream as a blocking std one.
     pub(crate) fn into_std(stream: mio::net::TcpStream) -> std::net::TcpStream {
         std::net::TcpStream::from(OwnedFd::from(stream))
@@ -805,6 +838,14 @@ mod imp {
     /// No `/proc` on Windows: the process metrics are left out.
     pub(crate) fn clock_ticks_and_page_size() -> (i64, i64) {
         (0, 0)
+    }
+
+    /// No `SO_RCVLOWAT` for reads on Windows: nothing to do.
+    pub(crate) fn set_receive_low_water(
+        _socket: &mio::net::TcpStream,
+        _bytes: usize,
+    ) -> io::Result<bool> {
+        Ok(false)
     }
 
     /// A mio stream as a blocking std one.

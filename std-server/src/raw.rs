@@ -18,6 +18,7 @@
 //! the signal thread uses on SIGINT/SIGTERM; stdout is written with plain
 //! blocking writes.
 
+mod batching;
 mod pace;
 
 use std::fmt;
@@ -33,6 +34,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use msglog_core::{stream_copy, CopyError};
 use socket2::SockRef;
 
+use self::batching::Batching;
 pub(crate) use self::pace::Limits;
 use self::pace::{Breach, Pace};
 use crate::config::Tls;
@@ -46,6 +48,9 @@ use crate::tls::{self, Staging, TlsFailure, TlsLink};
 const BUFFER: usize = 1024 * 1024;
 /// TLS: ciphertext read from the socket at once.
 const STAGING: usize = 256 * 1024;
+/// A client streaming in bulk wakes the server once per this many bytes
+/// (see [`batching`]).
+const BATCH: usize = 256 * 1024;
 /// The exercise asks for at least 10.
 const BACKLOG: i32 = 128;
 
@@ -151,6 +156,7 @@ pub(crate) fn run(
             stream,
             staging: tls.as_ref().map(|_| Staging::new(STAGING)),
             tls,
+            batching: Batching::new(BATCH),
             peer,
             started: Instant::now(),
         };
@@ -276,6 +282,7 @@ struct Client {
     tls: Option<Box<TlsLink>>,
     /// TLS: ciphertext read ahead of rustls.
     staging: Option<Staging>,
+    batching: Batching,
     peer: SocketAddr,
     started: Instant,
 }
@@ -474,6 +481,7 @@ impl embedded_io::Read for Reader<'_> {
             match self.read_once(buf) {
                 Ok(n) => {
                     self.pace.received(n);
+                    self.client.batching.read(&self.client.stream, n);
                     return Ok(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -488,7 +496,11 @@ impl embedded_io::Read for Reader<'_> {
                 Err(e) => return Err(Cut::Io(e)),
             }
             let waiting = Instant::now();
-            wait(self.poll, self.events, Some(self.pace.next_check()));
+            let limit = self.client.batching.wait_limit(self.pace.next_check());
+            wait(self.poll, self.events, Some(limit));
+            if self.events.is_empty() {
+                self.client.batching.paused(&self.client.stream);
+            }
             self.pace.waited(waiting.elapsed()).map_err(Cut::Breach)?;
         }
     }

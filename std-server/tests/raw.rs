@@ -324,3 +324,32 @@ fn session_and_idle_limits_reset_the_client_and_say_why() {
         assert!(stderr.contains(why), "{stderr}");
     }
 }
+
+/// A client that streams in bulk and then pauses, its connection open, has
+/// its last bytes written at once: the server wakes only once per chunk
+/// while a stream comes in bulk (SO_RCVLOWAT), and a pause must end that,
+/// not the next limit check (600 s away here) or the client's close.
+#[test]
+fn bytes_after_a_bulk_burst_are_written_while_the_client_pauses() {
+    let mut server = Server::start_with(Options {
+        raw: true,
+        args: vec!["--raw-min-rate".into(), "0".into()],
+        ..Options::default()
+    });
+    let mut output = Output::new(server.stdout.take().expect("stdout pipe"));
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    for round in 0..3u64 {
+        let bulk = noise(4 << 20, 11 + round);
+        s.write_all(&bulk).unwrap();
+        assert_eq!(output.take(bulk.len()), bulk);
+        let typed = format!("typed after burst {round}\n");
+        s.write_all(typed.as_bytes()).unwrap();
+        // Within PATIENCE, far below any limit check of this server.
+        assert_eq!(output.take(typed.len()), typed.as_bytes());
+    }
+    s.shutdown(Shutdown::Write).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    assert_eq!(read_to_end(&mut s), b"");
+    output.assert_drained();
+    server.stop();
+}

@@ -697,3 +697,65 @@ except ConnectionResetError:
     assert_eq!(&out[..data.len()], &data[..], "socat's stream byte-exact");
     assert_eq!(&out[data.len()..], b"tail without close_notify");
 }
+
+/// A TLS client that streams in bulk, pauses, then ends with close_notify
+/// alone, no FIN, waiting for the server's (Python's `unwrap()`): the
+/// server answers at once, although the alert is far smaller than the
+/// chunk a bulk stream wakes it for (raw/batching.rs), and not at its next
+/// limit check (600 s away here).
+#[test]
+fn raw_mode_over_tls_answers_a_close_notify_that_comes_alone() {
+    let pki = Pki::new("msglog test CA");
+    let server_cert = pki.issue("server", &Leaf::server());
+    let mut args = tls_args(&server_cert);
+    args.extend_from_slice(&["--raw-min-rate", "0"]);
+    let mut server = Server::start_with(Options {
+        raw: true,
+        ..options(&args)
+    });
+    let mut stdout = server.stdout.take().unwrap();
+    let bulk: Vec<u8> = (0..=255u8).collect::<Vec<_>>().repeat(16384);
+    let (written, all_written) = std::sync::mpsc::channel();
+    let expected = bulk.len();
+    let reader = std::thread::spawn(move || {
+        let mut out = vec![0u8; expected];
+        stdout.read_exact(&mut out).unwrap();
+        written.send(()).unwrap();
+        stdout.read_to_end(&mut out).unwrap();
+        out
+    });
+    // The alert goes out only once the server has written the whole bulk.
+    let script = r#"
+import socket, ssl, sys
+context = ssl.create_default_context(cafile=sys.argv[2])
+s = context.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10), server_hostname="localhost")
+s.sendall(bytes(range(256)) * 16384)
+sys.stdin.readline()
+s.unwrap()
+print("confirmed")
+"#;
+    let mut python = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(server.addr.port().to_string())
+        .arg(pki.ca())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs (it is needed for this test)");
+    all_written
+        .recv_timeout(PATIENCE)
+        .expect("the bulk reaches stdout");
+    python.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let output = python.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "confirmed");
+    server.signal(libc::SIGTERM);
+    server.wait_exit(PATIENCE).expect("stopped");
+    assert_eq!(reader.join().unwrap(), bulk);
+}
