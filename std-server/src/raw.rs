@@ -48,8 +48,8 @@ use crate::tls::{self, Staging, TlsFailure, TlsLink};
 const BUFFER: usize = 1024 * 1024;
 /// TLS: ciphertext read from the socket at once.
 const STAGING: usize = 256 * 1024;
-/// A client streaming in bulk wakes the server once per this many bytes
-/// (see [`batching`]).
+/// TLS: a client streaming in bulk wakes the server once per this many
+/// bytes (see [`batching`]).
 const BATCH: usize = 256 * 1024;
 /// The exercise asks for at least 10.
 const BACKLOG: i32 = 128;
@@ -155,8 +155,8 @@ pub(crate) fn run(
         let mut client = Client {
             stream,
             staging: tls.as_ref().map(|_| Staging::new(STAGING)),
+            batching: tls.as_ref().map(|_| Batching::new(BATCH)),
             tls,
-            batching: Batching::new(BATCH),
             peer,
             started: Instant::now(),
         };
@@ -282,7 +282,8 @@ struct Client {
     tls: Option<Box<TlsLink>>,
     /// TLS: ciphertext read ahead of rustls.
     staging: Option<Staging>,
-    batching: Batching,
+    /// TLS: fewer wake-ups while the client streams in bulk.
+    batching: Option<Batching>,
     peer: SocketAddr,
     started: Instant,
 }
@@ -481,7 +482,9 @@ impl embedded_io::Read for Reader<'_> {
             match self.read_once(buf) {
                 Ok(n) => {
                     self.pace.received(n);
-                    self.client.batching.read(&self.client.stream, n);
+                    if let Some(batching) = &mut self.client.batching {
+                        batching.read(&self.client.stream, n);
+                    }
                     return Ok(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -496,10 +499,13 @@ impl embedded_io::Read for Reader<'_> {
                 Err(e) => return Err(Cut::Io(e)),
             }
             let waiting = Instant::now();
-            let limit = self.client.batching.wait_limit(self.pace.next_check());
+            let mut limit = self.pace.next_check();
+            if let Some(batching) = &self.client.batching {
+                limit = batching.wait_limit(limit);
+            }
             wait(self.poll, self.events, Some(limit));
-            if self.events.is_empty() {
-                self.client.batching.paused(&self.client.stream);
+            if let (Some(batching), true) = (&mut self.client.batching, self.events.is_empty()) {
+                batching.paused(&self.client.stream);
             }
             self.pace.waited(waiting.elapsed()).map_err(Cut::Breach)?;
         }

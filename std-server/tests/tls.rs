@@ -698,13 +698,14 @@ except ConnectionResetError:
     assert_eq!(&out[data.len()..], b"tail without close_notify");
 }
 
-/// A TLS client that streams in bulk, pauses, then ends with close_notify
-/// alone, no FIN, waiting for the server's (Python's `unwrap()`): the
-/// server answers at once, although the alert is far smaller than the
-/// chunk a bulk stream wakes it for (raw/batching.rs), and not at its next
-/// limit check (600 s away here).
+/// A TLS client that streams in bulk, pauses, sends a few bytes, pauses,
+/// then ends with close_notify alone, no FIN, waiting for the server's
+/// (Python's `unwrap()`): the few bytes are written while the client waits,
+/// and the close_notify answered at once, although both are far smaller
+/// than the chunk a bulk stream wakes the server for (raw/batching.rs),
+/// and not at the server's next limit check (600 s away here).
 #[test]
-fn raw_mode_over_tls_answers_a_close_notify_that_comes_alone() {
+fn raw_mode_over_tls_serves_a_pause_after_bulk_at_once() {
     let pki = Pki::new("msglog test CA");
     let server_cert = pki.issue("server", &Leaf::server());
     let mut args = tls_args(&server_cert);
@@ -715,21 +716,28 @@ fn raw_mode_over_tls_answers_a_close_notify_that_comes_alone() {
     });
     let mut stdout = server.stdout.take().unwrap();
     let bulk: Vec<u8> = (0..=255u8).collect::<Vec<_>>().repeat(16384);
-    let (written, all_written) = std::sync::mpsc::channel();
-    let expected = bulk.len();
+    let typed = b"typed after a pause\n";
+    let (written, arrived) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
-        let mut out = vec![0u8; expected];
-        stdout.read_exact(&mut out).unwrap();
-        written.send(()).unwrap();
+        let mut out = Vec::new();
+        for len in [bulk.len(), typed.len()] {
+            let mut part = vec![0u8; len];
+            stdout.read_exact(&mut part).unwrap();
+            out.extend_from_slice(&part);
+            written.send(()).unwrap();
+        }
         stdout.read_to_end(&mut out).unwrap();
         out
     });
-    // The alert goes out only once the server has written the whole bulk.
+    // Each step waits for the test's go, given once the server has written
+    // what came before.
     let script = r#"
 import socket, ssl, sys
 context = ssl.create_default_context(cafile=sys.argv[2])
 s = context.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10), server_hostname="localhost")
 s.sendall(bytes(range(256)) * 16384)
+sys.stdin.readline()
+s.sendall(b"typed after a pause\n")
 sys.stdin.readline()
 s.unwrap()
 print("confirmed")
@@ -744,10 +752,13 @@ print("confirmed")
         .stderr(Stdio::piped())
         .spawn()
         .expect("python3 runs (it is needed for this test)");
-    all_written
+    let mut go = python.stdin.take().unwrap();
+    arrived.recv_timeout(PATIENCE).expect("the bulk reaches stdout");
+    go.write_all(b"go\n").unwrap();
+    arrived
         .recv_timeout(PATIENCE)
-        .expect("the bulk reaches stdout");
-    python.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        .expect("the bytes after the pause reach stdout while the client waits");
+    go.write_all(b"go\n").unwrap();
     let output = python.wait_with_output().unwrap();
     assert!(
         output.status.success(),
@@ -757,5 +768,7 @@ print("confirmed")
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "confirmed");
     server.signal(libc::SIGTERM);
     server.wait_exit(PATIENCE).expect("stopped");
-    assert_eq!(reader.join().unwrap(), bulk);
+    let mut expected: Vec<u8> = (0..=255u8).collect::<Vec<_>>().repeat(16384);
+    expected.extend_from_slice(typed);
+    assert_eq!(reader.join().unwrap(), expected);
 }
