@@ -753,7 +753,9 @@ print("confirmed")
         .spawn()
         .expect("python3 runs (it is needed for this test)");
     let mut go = python.stdin.take().unwrap();
-    arrived.recv_timeout(PATIENCE).expect("the bulk reaches stdout");
+    arrived
+        .recv_timeout(PATIENCE)
+        .expect("the bulk reaches stdout");
     go.write_all(b"go\n").unwrap();
     arrived
         .recv_timeout(PATIENCE)
