@@ -708,7 +708,7 @@ reference_raw() {
             start_server --raw 0 --bind 127.0.0.1 "${server_args[@]}" >/dev/null
             status=0
             t0=$(now)
-            "$CLIENT" "${client_args[@]}" 127.0.0.1 "$SERVER_PORT" <"$RAW_FILE" || status=$?
+            "$CLIENT" -q "${client_args[@]}" 127.0.0.1 "$SERVER_PORT" <"$RAW_FILE" || status=$?
             t1=$(now)
             stop_server
             SERVER_BIN=
@@ -736,7 +736,9 @@ reference_runs() {
     local size
     size=$(python3 -c "b=$RAW_BYTES; print(f'{b / 2**30:g} GiB' if b >= 2**30 else f'{b / 2**20:g} MiB')")
     reference_raw "raw mode, $size file, \`msglog-client\` → \`msglog-server --raw\`" --
-    if "$REF_SERVER" --help | grep -q -- --tls-cert; then
+    local help
+    help=$("$REF_SERVER" --help)
+    if [[ $help == *--tls-cert* ]]; then
         reference_raw "raw mode over TLS, $size file, \`msglog-client --tls\` → \`msglog-server --raw --tls-cert\`" \
             "${TLS_SERVER[@]}" -- "${TLS_CLIENT[@]}" --tls-server-name localhost
     else

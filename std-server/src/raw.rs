@@ -483,7 +483,12 @@ impl embedded_io::Read for Reader<'_> {
                 Ok(n) => {
                     self.pace.received(n);
                     if let Some(batching) = &mut self.client.batching {
-                        batching.read(&self.client.stream, n);
+                        if batching.read(&self.client.stream, n) {
+                            verbose!(
+                                "client {}: streaming in bulk, woken per {BATCH} bytes",
+                                self.client.peer
+                            );
+                        }
                     }
                     return Ok(n);
                 }
@@ -504,8 +509,14 @@ impl embedded_io::Read for Reader<'_> {
                 limit = batching.wait_limit(limit);
             }
             wait(self.poll, self.events, Some(limit));
-            if let (Some(batching), true) = (&mut self.client.batching, self.events.is_empty()) {
-                batching.paused(&self.client.stream);
+            if let Some(batching) = &mut self.client.batching {
+                if self.events.is_empty() && batching.paused(&self.client.stream) {
+                    verbose!("client {}: paused, woken per byte again", self.client.peer);
+                    // Bytes may wait below the mark: they are read before
+                    // this wait (at most batching::LATENCY, once per bulk
+                    // read) could count against the client's pace.
+                    continue;
+                }
             }
             self.pace.waited(waiting.elapsed()).map_err(Cut::Breach)?;
         }

@@ -709,7 +709,7 @@ fn raw_mode_over_tls_serves_a_pause_after_bulk_at_once() {
     let pki = Pki::new("msglog test CA");
     let server_cert = pki.issue("server", &Leaf::server());
     let mut args = tls_args(&server_cert);
-    args.extend_from_slice(&["--raw-min-rate", "0"]);
+    args.extend_from_slice(&["--raw-min-rate", "0", "-v"]);
     let mut server = Server::start_with(Options {
         raw: true,
         ..options(&args)
@@ -753,14 +753,20 @@ print("confirmed")
         .spawn()
         .expect("python3 runs (it is needed for this test)");
     let mut go = python.stdin.take().unwrap();
-    arrived
-        .recv_timeout(PATIENCE)
-        .expect("the bulk reaches stdout");
-    go.write_all(b"go\n").unwrap();
-    arrived
-        .recv_timeout(PATIENCE)
-        .expect("the bytes after the pause reach stdout while the client waits");
-    go.write_all(b"go\n").unwrap();
+    for step in [
+        "the bulk reaches stdout while the client waits",
+        "the bytes after the pause reach stdout while the client waits",
+    ] {
+        if arrived.recv_timeout(PATIENCE).is_err() {
+            let _ = python.kill();
+            let output = python.wait_with_output().unwrap();
+            panic!(
+                "{step}: no; python: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        go.write_all(b"go\n").unwrap();
+    }
     let output = python.wait_with_output().unwrap();
     assert!(
         output.status.success(),
@@ -768,6 +774,14 @@ print("confirmed")
         String::from_utf8_lossy(&output.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "confirmed");
+    // The bulk did raise the mark (so the steps above ran with it up), and
+    // the pause lowered it.
+    server
+        .wait_stderr(|t| {
+            t.contains("streaming in bulk, woken per 262144 bytes")
+                && t.contains("paused, woken per byte again")
+        })
+        .expect("the mark raised and lowered");
     server.signal(libc::SIGTERM);
     server.wait_exit(PATIENCE).expect("stopped");
     let mut expected: Vec<u8> = (0..=255u8).collect::<Vec<_>>().repeat(16384);

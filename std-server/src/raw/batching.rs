@@ -43,17 +43,18 @@ impl Batching {
         }
     }
 
-    /// After a read of `bytes`: a chunk at once means bulk.
-    pub(crate) fn read(&mut self, socket: &TcpStream, bytes: usize) {
+    /// After a read of `bytes`: a chunk at once means bulk. Whether this
+    /// raised the mark.
+    pub(crate) fn read(&mut self, socket: &TcpStream, bytes: usize) -> bool {
         if self.raised || bytes < self.chunk {
-            return;
+            return false;
         }
         match set_receive_low_water(socket, self.chunk) {
-            Ok(true) => self.raised = true,
-            Ok(false) => {}
+            Ok(raised) => self.raised = raised,
             // Never fatal: the stream goes on with a wake-up per segment.
             Err(e) => verbose!("cannot set SO_RCVLOWAT: {e}"),
         }
+        self.raised
     }
 
     /// The longest the next wait may last, given the caller's own `limit`.
@@ -67,15 +68,17 @@ impl Batching {
 
     /// After a wait that ended with no event: the stream paused, so bytes
     /// below the mark are read now and the next ones wake the server.
-    pub(crate) fn paused(&mut self, socket: &TcpStream) {
+    /// Whether this lowered the mark (at most once per raise).
+    pub(crate) fn paused(&mut self, socket: &TcpStream) -> bool {
         if !self.raised {
-            return;
+            return false;
         }
         match set_receive_low_water(socket, 1) {
             Ok(_) => self.raised = false,
             // Still raised: waits stay short, so nothing is held for long.
             Err(e) => verbose!("cannot reset SO_RCVLOWAT: {e}"),
         }
+        !self.raised
     }
 
     /// Whether the mark is raised now.
@@ -101,7 +104,7 @@ mod tests {
     fn small_reads_leave_the_mark_alone_and_waits_unbounded() {
         let (_client, server) = pair();
         let mut batching = Batching::new(64 * 1024);
-        batching.read(&server, 64 * 1024 - 1);
+        assert!(!batching.read(&server, 64 * 1024 - 1));
         assert!(!batching.raised());
         assert_eq!(
             batching.wait_limit(Duration::from_secs(30)),
@@ -116,8 +119,9 @@ mod tests {
 
         let (mut client, mut server) = pair();
         let mut batching = Batching::new(64 * 1024);
-        batching.read(&server, 64 * 1024);
+        assert!(batching.read(&server, 64 * 1024));
         assert!(batching.raised());
+        assert!(!batching.read(&server, 64 * 1024), "raised once");
         assert_eq!(batching.wait_limit(Duration::from_secs(30)), LATENCY);
 
         // Below the mark, the kernel holds the wake-up...
@@ -133,8 +137,9 @@ mod tests {
         // ...but a read takes the bytes all the same, and a pause lowers it.
         let mut buffer = [0u8; 16];
         assert_eq!((&server).read(&mut buffer).unwrap(), 4);
-        batching.paused(&server);
+        assert!(batching.paused(&server));
         assert!(!batching.raised());
+        assert!(!batching.paused(&server), "lowered once");
         client.write_all(b"x").unwrap();
         poll.poll(&mut events, Some(Duration::from_secs(10)))
             .unwrap();
