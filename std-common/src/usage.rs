@@ -28,6 +28,22 @@ pub fn usage_error(program: &str, error: &clap::Error) -> String {
     format!("{program}: {message} (try --help)")
 }
 
+/// The exit code of a command line clap refused: `--help` and `--version`
+/// are printed as clap prints them (success); any other error is
+/// [`usage_error`]'s one line on stderr and exit code 2, in every program.
+pub fn exit_for_command_line(program: &str, error: &clap::Error) -> std::process::ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) {
+        let _ = error.print();
+        return std::process::ExitCode::SUCCESS;
+    }
+    eprintln!("{}", usage_error(program, error));
+    std::process::ExitCode::from(2)
+}
+
 #[cfg(test)]
 mod tests {
     use clap::{Arg, Command};

@@ -38,14 +38,11 @@ mod tls;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 
-use clap::error::ErrorKind;
-
 use args::Args;
 
 /// Exit codes: the run finished but a message was not acknowledged or an error happened.
 const EXIT_FAILED_RUN: u8 = 1;
-/// Exit code: a usage error.
-const EXIT_USAGE: u8 = 2;
+/// (Exit code 2, a usage error, is `msglog_std::exit_for_command_line`'s.)
 /// Exit code: the benchmark could not start (address, login, event loop, threads).
 const EXIT_SETUP: u8 = 3;
 
@@ -55,19 +52,7 @@ fn main() -> ExitCode {
     }
     let args = match Args::from_command_line() {
         Ok(args) => args,
-        Err(error)
-            if matches!(
-                error.kind(),
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
-            ) =>
-        {
-            let _ = error.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(error) => {
-            eprintln!("{}", msglog_std::usage_error("msglog-bench", &error));
-            return ExitCode::from(EXIT_USAGE);
-        }
+        Err(error) => return msglog_std::exit_for_command_line("msglog-bench", &error),
     };
     if let Some(kind) = args.generate {
         return kind.print(<Args as clap::CommandFactory>::command());

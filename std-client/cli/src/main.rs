@@ -36,10 +36,8 @@ mod watch;
 
 use std::process::ExitCode;
 
-use clap::error::ErrorKind;
-
 use args::Settings;
-use exit::{say, Exit};
+use exit::say;
 
 fn main() -> ExitCode {
     if let Some(kind) = msglog_std::Generate::requested() {
@@ -47,19 +45,7 @@ fn main() -> ExitCode {
     }
     let settings = match Settings::parse() {
         Ok(settings) => settings,
-        Err(error)
-            if matches!(
-                error.kind(),
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
-            ) =>
-        {
-            let _ = error.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(error) => {
-            eprintln!("{}", msglog_std::usage_error("msglog-client", &error));
-            return Exit::Usage.code();
-        }
+        Err(error) => return msglog_std::exit_for_command_line("msglog-client", &error),
     };
     if let Some(kind) = settings.args.generate {
         return kind.print(<args::Args as clap::CommandFactory>::command());

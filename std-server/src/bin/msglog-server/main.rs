@@ -23,7 +23,7 @@ use crate::cli::{Cli, Command};
 fn main() -> ExitCode {
     let cli = match Cli::try_parse().and_then(|cli| cli.check().map(|()| cli)) {
         Ok(cli) => cli,
-        Err(e) => return usage_error(e),
+        Err(e) => return msglog_std::exit_for_command_line("msglog-server", &e),
     };
     if let Some(kind) = cli.generate {
         return kind.print(Cli::command());
@@ -105,19 +105,6 @@ pub fn nats_exit_code(error: &NatsError) -> u8 {
         NatsError::Stream { .. } => 15,
         _ => 1,
     }
-}
-
-/// `--help` and `--version` as clap prints them; any other command-line
-/// error as one line that says `try --help` (the style of every msglog
-/// program), exit code 2.
-fn usage_error(e: clap::Error) -> ExitCode {
-    use clap::error::ErrorKind;
-    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-        let _ = e.print();
-        return ExitCode::SUCCESS;
-    }
-    eprintln!("{}", msglog_std::usage_error("msglog-server", &e));
-    ExitCode::from(2)
 }
 
 #[cfg(test)]
