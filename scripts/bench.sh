@@ -691,10 +691,12 @@ reference_one() {
     REF_ROWS+=("| $name | $(python3 -c "print(f'{int($h):,}')") | $(python3 -c "print(f'{int($t):,}')") | $(python3 -c "print(f'{($h / max($t, 1) - 1) * 100:+.1f} %')") | $(printf '%s/' "${here[@]}" | sed 's,/$,,') vs $(printf '%s/' "${there[@]}" | sed 's,/$,,') |")
 }
 
-# reference_raw NAME SERVER_ARGS -- CLIENT_ARGS: msglog-client sends the raw
-# input file to this commit's `msglog-server --raw` and the reference's.
+# reference_raw NAME SENDER SERVER_ARGS -- CLIENT_ARGS: to this commit's
+# `msglog-server --raw` and the reference's, SENDER `client` sends the raw
+# input file with msglog-client, `bench` as many bytes from memory with
+# `msglog-bench --raw`.
 reference_raw() {
-    local name=$1; shift
+    local name=$1 sender=$2; shift 2
     local server_args=() client_args=()
     while [[ $1 != -- ]]; do server_args+=("$1"); shift; done
     shift
@@ -707,13 +709,18 @@ reference_raw() {
             [[ $which == there ]] && SERVER_BIN=$REF_SERVER
             start_server --raw 0 --bind 127.0.0.1 "${server_args[@]}" >/dev/null
             status=0
-            t0=$(now)
-            "$CLIENT" -q "${client_args[@]}" 127.0.0.1 "$SERVER_PORT" <"$RAW_FILE" || status=$?
-            t1=$(now)
+            if [[ $sender == bench ]]; then
+                "$BENCH" -p "$SERVER_PORT" --raw --bytes "$RAW_BYTES" --timeout 60s --json >"$WORK/raw.json" || status=$?
+                rate=$(json "$WORK/raw.json" '"%.2f" % r["gb_per_s"]')
+            else
+                t0=$(now)
+                "$CLIENT" -q "${client_args[@]}" 127.0.0.1 "$SERVER_PORT" <"$RAW_FILE" || status=$?
+                t1=$(now)
+                rate=$(python3 -c "print(f'{$RAW_BYTES / ($t1 - $t0) / 1e9:.2f}')")
+            fi
             stop_server
             SERVER_BIN=
-            [[ $status == 0 ]] || fail "reference $name ($which) run $run: msglog-client exited $status"
-            rate=$(python3 -c "print(f'{$RAW_BYTES / ($t1 - $t0) / 1e9:.2f}')")
+            [[ $status == 0 ]] || fail "reference $name ($which) run $run: the $sender exited $status"
             if [[ $which == here ]]; then here+=("$rate"); else there+=("$rate"); fi
         done
         note "  run $run: this commit ${here[-1]} GB/s, $REF_COMMIT ${there[-1]} GB/s"
@@ -735,11 +742,12 @@ reference_runs() {
     tls_certs
     local size
     size=$(python3 -c "b=$RAW_BYTES; print(f'{b / 2**30:g} GiB' if b >= 2**30 else f'{b / 2**20:g} MiB')")
-    reference_raw "raw mode, $size file, \`msglog-client\` → \`msglog-server --raw\`" --
+    reference_raw "raw mode, $size file, \`msglog-client\` → \`msglog-server --raw\`" client --
+    reference_raw "raw mode, $size from memory, \`msglog-bench --raw\` → \`msglog-server --raw\`" bench --
     local help
     help=$("$REF_SERVER" --help)
     if [[ $help == *--tls-cert* ]]; then
-        reference_raw "raw mode over TLS, $size file, \`msglog-client --tls\` → \`msglog-server --raw --tls-cert\`" \
+        reference_raw "raw mode over TLS, $size file, \`msglog-client --tls\` → \`msglog-server --raw --tls-cert\`" client \
             "${TLS_SERVER[@]}" -- "${TLS_CLIENT[@]}" --tls-server-name localhost
     else
         note "reference $REF_COMMIT has no TLS: raw mode over TLS not compared"

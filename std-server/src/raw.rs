@@ -48,8 +48,8 @@ use crate::tls::{self, Staging, TlsFailure, TlsLink};
 const BUFFER: usize = 1024 * 1024;
 /// TLS: ciphertext read from the socket at once.
 const STAGING: usize = 256 * 1024;
-/// TLS: a client streaming in bulk wakes the server once per this many
-/// bytes (see [`batching`]).
+/// A client streaming in bulk wakes the server once per this many bytes
+/// (see [`batching`]).
 const BATCH: usize = 256 * 1024;
 /// The exercise asks for at least 10.
 const BACKLOG: i32 = 128;
@@ -155,7 +155,7 @@ pub(crate) fn run(
         let mut client = Client {
             stream,
             staging: tls.as_ref().map(|_| Staging::new(STAGING)),
-            batching: tls.as_ref().map(|_| Batching::new(BATCH)),
+            batching: Batching::new(BATCH),
             tls,
             peer,
             started: Instant::now(),
@@ -282,8 +282,8 @@ struct Client {
     tls: Option<Box<TlsLink>>,
     /// TLS: ciphertext read ahead of rustls.
     staging: Option<Staging>,
-    /// TLS: fewer wake-ups while the client streams in bulk.
-    batching: Option<Batching>,
+    /// Fewer wake-ups while the client streams in bulk.
+    batching: Batching,
     peer: SocketAddr,
     started: Instant,
 }
@@ -482,13 +482,11 @@ impl embedded_io::Read for Reader<'_> {
             match self.read_once(buf) {
                 Ok(n) => {
                     self.pace.received(n);
-                    if let Some(batching) = &mut self.client.batching {
-                        if batching.read(&self.client.stream, n) {
-                            verbose!(
-                                "client {}: streaming in bulk, woken per {BATCH} bytes",
-                                self.client.peer
-                            );
-                        }
+                    if self.client.batching.read(&self.client.stream, n) {
+                        verbose!(
+                            "client {}: streaming in bulk, woken per {BATCH} bytes",
+                            self.client.peer
+                        );
                     }
                     return Ok(n);
                 }
@@ -504,19 +502,14 @@ impl embedded_io::Read for Reader<'_> {
                 Err(e) => return Err(Cut::Io(e)),
             }
             let waiting = Instant::now();
-            let mut limit = self.pace.next_check();
-            if let Some(batching) = &self.client.batching {
-                limit = batching.wait_limit(limit);
-            }
+            let limit = self.client.batching.wait_limit(self.pace.next_check());
             wait(self.poll, self.events, Some(limit));
-            if let Some(batching) = &mut self.client.batching {
-                if self.events.is_empty() && batching.paused(&self.client.stream) {
-                    verbose!("client {}: paused, woken per byte again", self.client.peer);
-                    // Bytes may wait below the mark: they are read before
-                    // this wait (at most batching::LATENCY, once per bulk
-                    // read) could count against the client's pace.
-                    continue;
-                }
+            if self.events.is_empty() && self.client.batching.paused(&self.client.stream) {
+                verbose!("client {}: paused, woken per byte again", self.client.peer);
+                // Bytes may wait below the mark: they are read before this
+                // wait (at most batching::LATENCY, once per bulk read) could
+                // count against the client's pace.
+                continue;
             }
             self.pace.waited(waiting.elapsed()).map_err(Cut::Breach)?;
         }

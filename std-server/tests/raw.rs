@@ -326,14 +326,15 @@ fn session_and_idle_limits_reset_the_client_and_say_why() {
 }
 
 /// A client that streams in bulk and then pauses, its connection open, has
-/// its last bytes written at once, not at the next limit check (600 s away
-/// here) or at the client's close, whatever raw mode does to have fewer
-/// wake-ups (over TLS it batches them: tls.rs tests the same for it).
+/// its last bytes written at once: the server wakes only once per chunk
+/// while a stream comes in bulk (SO_RCVLOWAT, raw/batching.rs), and a pause
+/// must end that, not the next limit check (600 s away here) or the
+/// client's close. tls.rs tests the same over TLS.
 #[test]
 fn bytes_after_a_bulk_burst_are_written_while_the_client_pauses() {
     let mut server = Server::start_with(Options {
         raw: true,
-        args: vec!["--raw-min-rate".into(), "0".into()],
+        args: vec!["--raw-min-rate".into(), "0".into(), "-v".into()],
         ..Options::default()
     });
     let mut output = Output::new(server.stdout.take().expect("stdout pipe"));
@@ -351,5 +352,12 @@ fn bytes_after_a_bulk_burst_are_written_while_the_client_pauses() {
     s.set_read_timeout(Some(PATIENCE)).unwrap();
     assert_eq!(read_to_end(&mut s), b"");
     output.assert_drained();
+    // The bursts did raise the mark, and the pauses lowered it.
+    server
+        .wait_stderr(|t| {
+            t.contains("streaming in bulk, woken per 262144 bytes")
+                && t.contains("paused, woken per byte again")
+        })
+        .expect("the mark raised and lowered");
     server.stop();
 }
