@@ -30,7 +30,8 @@
 #                      against it and this commit's server in alternation, on
 #                      the same machine in the same run
 #   BENCH_FRAMED="KEYS" only these framed scenarios, in the framed group and the
-#                      reference (w1 w16 w16m 1k 10k fsync; default: all)
+#                      reference (w1 w16 w16m 1k 10k fsync; default: all; a key
+#                      that names none, e.g. `none`, runs none of them)
 #
 # Exit status: 0 when every run completed without errors and every framed
 # run's messages.log held exactly the acknowledged records; 1 otherwise.
@@ -645,6 +646,15 @@ reference_server() {
     REF_SERVER=$BENCH_DIR/reference-$REF_COMMIT/msglog-server
 }
 
+# start_which here|there ARGS: start_server with this commit's server or
+# the reference's.
+start_which() {
+    local bin=$SERVER
+    [[ $1 == there ]] && bin=$REF_SERVER
+    shift
+    SERVER_BIN=$bin start_server "$@"
+}
+
 # Which server goes first in run RUN: on the 2-core VM the first of a pair
 # measured 5-10 % slower in raw mode, whichever server it was, so the order
 # alternates.
@@ -668,13 +678,10 @@ reference_one() {
         for which in $(run_order "$run"); do
             dir=$(mktemp -d "$WORK/logs.XXXXXX")
             out=$dir/bench.json
-            SERVER_BIN=
-            [[ $which == there ]] && SERVER_BIN=$REF_SERVER
-            start_server 0 --bind 127.0.0.1 --dir "$dir" "${server_args[@]}" >/dev/null
+            start_which "$which" 0 --bind 127.0.0.1 --dir "$dir" "${server_args[@]}" >/dev/null
             status=0
             "$BENCH" -p "$SERVER_PORT" --timeout 60s "${THREADS_ARGS[@]}" "${bench_args[@]}" --json >"$out" || status=$?
             stop_server
-            SERVER_BIN=
             acked=$(json "$out" 'r["acknowledged"]')
             records=$(tr -cd '\n' <"$dir/messages.log" | wc -c)
             rate=$(json "$out" 'round(r["msgs_per_s"])')
@@ -705,9 +712,7 @@ reference_raw() {
     note "reference $REF_COMMIT vs this commit: $name (${RUNS} runs each, alternating)"
     for ((run = 1; run <= RUNS; run++)); do
         for which in $(run_order "$run"); do
-            SERVER_BIN=
-            [[ $which == there ]] && SERVER_BIN=$REF_SERVER
-            start_server --raw 0 --bind 127.0.0.1 "${server_args[@]}" >/dev/null
+            start_which "$which" --raw 0 --bind 127.0.0.1 "${server_args[@]}" >/dev/null
             status=0
             if [[ $sender == bench ]]; then
                 "$BENCH" -p "$SERVER_PORT" --raw --bytes "$RAW_BYTES" --timeout 60s --json >"$WORK/raw.json" || status=$?
@@ -719,7 +724,6 @@ reference_raw() {
                 rate=$(python3 -c "print(f'{$RAW_BYTES / ($t1 - $t0) / 1e9:.2f}')")
             fi
             stop_server
-            SERVER_BIN=
             [[ $status == 0 ]] || fail "reference $name ($which) run $run: the $sender exited $status"
             if [[ $which == here ]]; then here+=("$rate"); else there+=("$rate"); fi
         done

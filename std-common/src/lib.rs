@@ -6,7 +6,7 @@
 //! | `duration` | `parse_duration`: `250ms`, `2s`, `5m`, `1h` or a bare number of seconds, on every command line (feature `duration`) |
 //! | `password` | [`read_password_file`]: a password file as the client programs read it |
 //! | `limits` | `raise_fd_limit`: the soft descriptor limit raised to the hard one (feature `fd-limit`) |
-//! | `usage` | `usage_error`, `exit_for_command_line`: a command-line error as one line that says `try --help` once and exit code 2, the same in every program (feature `clap`) |
+//! | `usage` | `usage_error`, `exit_for_command_line`, `USAGE_EXIT_CODE`: a command-line error as one line that says `try --help` once and exit code 2, the same in every program (feature `clap`) |
 //! | `generate` | `Generate`: every program's `--generate`, shell completions and a man page from its clap definition (feature `clap`) |
 //!
 //! The modules do not use one another. `duration` and `fd-limit` are
@@ -32,4 +32,4 @@ pub use io::{retry_interrupted, Std};
 pub use limits::raise_fd_limit;
 pub use password::read_password_file;
 #[cfg(feature = "clap")]
-pub use usage::{exit_for_command_line, usage_error};
+pub use usage::{exit_for_command_line, usage_error, USAGE_EXIT_CODE};

@@ -28,9 +28,13 @@ pub fn usage_error(program: &str, error: &clap::Error) -> String {
     format!("{program}: {message} (try --help)")
 }
 
+/// The exit code of a usage error, in every msglog program.
+pub const USAGE_EXIT_CODE: u8 = 2;
+
 /// The exit code of a command line clap refused: `--help` and `--version`
 /// are printed as clap prints them (success); any other error is
-/// [`usage_error`]'s one line on stderr and exit code 2, in every program.
+/// [`usage_error`]'s one line on stderr and [`USAGE_EXIT_CODE`], in every
+/// program.
 pub fn exit_for_command_line(program: &str, error: &clap::Error) -> std::process::ExitCode {
     use clap::error::ErrorKind;
     if matches!(
@@ -41,7 +45,7 @@ pub fn exit_for_command_line(program: &str, error: &clap::Error) -> std::process
         return std::process::ExitCode::SUCCESS;
     }
     eprintln!("{}", usage_error(program, error));
-    std::process::ExitCode::from(2)
+    std::process::ExitCode::from(USAGE_EXIT_CODE)
 }
 
 #[cfg(test)]

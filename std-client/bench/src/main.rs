@@ -42,7 +42,7 @@ use args::Args;
 
 /// Exit codes: the run finished but a message was not acknowledged or an error happened.
 const EXIT_FAILED_RUN: u8 = 1;
-/// (Exit code 2, a usage error, is `msglog_std::exit_for_command_line`'s.)
+// Exit code 2, a usage error, is msglog_std::USAGE_EXIT_CODE.
 /// Exit code: the benchmark could not start (address, login, event loop, threads).
 const EXIT_SETUP: u8 = 3;
 

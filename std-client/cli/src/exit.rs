@@ -7,7 +7,7 @@ use std::process::ExitCode;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// Bad arguments, or an invalid user name.
-    Usage = 2,
+    Usage = msglog_std::USAGE_EXIT_CODE as isize,
     /// No password, or the password file cannot be read or is unusable.
     Password = 3,
     /// HOST cannot be resolved.

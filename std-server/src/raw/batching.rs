@@ -6,8 +6,8 @@
 //! bulk, the server sets `SO_RCVLOWAT` to a chunk and is woken once per
 //! chunk instead of once per segment. Measured against the server without
 //! it, alternating runs: raw mode over TLS +22 % (there the sender is the
-//! bottleneck), `msglog-bench --raw` +50 %, `msglog-client` reading a file
-//! within the spread of runs. The kernel still wakes the server at once
+//! bottleneck), `msglog-bench --raw` +37 %, `msglog-client` reading a file
+//! within the spread of runs (README.md, "Performance"). The kernel still wakes the server at once
 //! for the end of the stream, an error, or a receive window about to close.
 //!
 //! Bytes below the mark must not wait for more that may never come (a
